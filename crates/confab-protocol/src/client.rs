@@ -1,0 +1,297 @@
+//! Frames a client sends (spec §2.3) and the one way to decode them.
+
+use crate::error::ErrorCode;
+use crate::ids::{ReqId, de_id, de_id_list, de_opt_id};
+use crate::model::{Location, MessageType};
+use serde::{Deserialize, Serialize};
+
+/// Every frame a client may send on the unified endpoint, tagged by `type`.
+///
+/// Ids accept strings or numbers; unknown extra fields are ignored so that
+/// newer clients keep working against this server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Authenticate a connection that gave no token at the handshake.
+    Auth {
+        /// The JWT.
+        token: String,
+    },
+    /// Replace the connection's token with a later one before it expires.
+    RefreshToken {
+        /// The new JWT (same user).
+        token: String,
+    },
+    /// Start receiving a room's live events, optionally replaying missed messages.
+    SubscribeRoom {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// Replay every stored message with a greater `seq` first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_seq: Option<i64>,
+    },
+    /// Stop receiving a room's live events.
+    UnsubscribeRoom {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+    },
+    /// Store a message in a room and fan it out.
+    SendMessage(SendMessage),
+    /// Move the caller's read marker forward.
+    MarkRead {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// Everything up to and including this `seq` is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up_to_seq: Option<i64>,
+        /// These messages are read (the marker moves to the highest of them).
+        #[serde(
+            default,
+            deserialize_with = "de_id_list",
+            skip_serializing_if = "Option::is_none"
+        )]
+        message_ids: Option<Vec<String>>,
+    },
+    /// The caller is typing (or, with `is_typing: false`, stopped).
+    Typing {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// `false` means the same as `stop_typing`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_typing: Option<bool>,
+    },
+    /// The caller stopped typing.
+    StopTyping {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+    },
+    /// List the caller's rooms, newest activity first.
+    GetRoomList {
+        /// Page size (default 50, max 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// `next_cursor` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
+    /// Read a page of a room's stored messages.
+    GetHistory {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// Only messages with a smaller `seq` (the newest `limit` of them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_seq: Option<i64>,
+        /// Only messages with a greater `seq` (the oldest `limit` of them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<i64>,
+        /// Page size (default 50, max 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Who in the room is online.
+    GetPresence {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+    },
+    /// Liveness check at the application level.
+    Ping {},
+}
+
+/// The fields of `send_message`, shared with `POST /rooms/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SendMessage {
+    /// The room (taken from the path on REST).
+    #[serde(default, deserialize_with = "de_id")]
+    pub room_id: String,
+    /// The text. May be empty only for `location`, `image` and `file` messages.
+    #[serde(default)]
+    pub content: String,
+    /// Defaults to `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<MessageType>,
+    /// A message of the same room this one answers.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reply_to: Option<String>,
+    /// The client's own id for this send, making retries idempotent (spec §5.4).
+    #[serde(
+        default,
+        deserialize_with = "de_opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_msg_id: Option<String>,
+    /// Free-form JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// An upload for `image`/`file` messages.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attachment_id: Option<String>,
+    /// The point for `location` messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// A decoded client frame with the `req_id` it carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Echoed on every direct reply.
+    pub req_id: Option<ReqId>,
+    /// The frame itself.
+    pub frame: ClientFrame,
+}
+
+/// Why a text could not be decoded into a [`ClientFrame`].
+///
+/// Carries what the `error` reply needs: the code, a human message, and the
+/// `req_id` / `room_id` when they could still be read from the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    /// `invalid_json`, `unknown_type` or `invalid_field`.
+    pub code: ErrorCode,
+    /// What was wrong, for people.
+    pub message: String,
+    /// The frame's `req_id`, if it had a readable one.
+    pub req_id: Option<ReqId>,
+    /// The frame's `room_id`, if it had a readable one.
+    pub room_id: Option<String>,
+}
+
+/// Every `type` a client may send, for telling `unknown_type` from `invalid_field`.
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "auth",
+    "refresh_token",
+    "subscribe_room",
+    "unsubscribe_room",
+    "send_message",
+    "mark_read",
+    "typing",
+    "stop_typing",
+    "get_room_list",
+    "get_history",
+    "get_presence",
+    "ping",
+];
+
+/// Decodes one text frame. Never panics; every failure is a [`DecodeError`]
+/// with the contract code the server answers with.
+pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {
+        code: ErrorCode::InvalidJson,
+        message: format!("not valid JSON: {e}"),
+        req_id: None,
+        room_id: None,
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(DecodeError {
+            code: ErrorCode::InvalidJson,
+            message: "a frame must be a JSON object".into(),
+            req_id: None,
+            room_id: None,
+        });
+    };
+    let req_id = object.get("req_id").and_then(ReqId::from_json);
+    let room_id = object.get("room_id").and_then(|v| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let fail = |code, message: String| DecodeError {
+        code,
+        message,
+        req_id: req_id.clone(),
+        room_id: room_id.clone(),
+    };
+    let kind = match object.get("type") {
+        Some(serde_json::Value::String(kind)) => kind.as_str(),
+        Some(_) => return Err(fail(ErrorCode::InvalidField, "`type` must be a string".into())),
+        None => return Err(fail(ErrorCode::InvalidField, "missing field `type`".into())),
+    };
+    if !CLIENT_FRAME_TYPES.contains(&kind) {
+        return Err(fail(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {kind:?}"),
+        ));
+    }
+    match ClientFrame::deserialize(&value) {
+        Ok(frame) => Ok(Envelope { req_id, frame }),
+        Err(e) => Err(fail(ErrorCode::InvalidField, format!("{kind}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_ids_and_req_id_is_kept() {
+        let env =
+            decode_client_frame(r#"{"type":"subscribe_room","room_id":45,"req_id":7}"#).unwrap();
+        assert_eq!(env.req_id, Some(ReqId::Number(7)));
+        assert_eq!(
+            env.frame,
+            ClientFrame::SubscribeRoom {
+                room_id: "45".into(),
+                since_seq: None
+            }
+        );
+    }
+
+    #[test]
+    fn message_type_is_case_insensitive() {
+        let env =
+            decode_client_frame(r#"{"type":"send_message","room_id":"r","content":"hi","message_type":"TEXT"}"#)
+                .unwrap();
+        let ClientFrame::SendMessage(send) = env.frame else {
+            panic!("wrong frame")
+        };
+        assert_eq!(send.message_type, Some(MessageType::Text));
+    }
+
+    #[test]
+    fn each_failure_has_its_code() {
+        let code = |t: &str| decode_client_frame(t).unwrap_err().code;
+        assert_eq!(code("{nope"), ErrorCode::InvalidJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"room_id":"r"}"#), ErrorCode::InvalidField);
+        assert_eq!(code(r#"{"type":"subscribe_room"}"#), ErrorCode::InvalidField);
+        assert_eq!(
+            code(r#"{"type":"subscribe_room","room_id":{"a":1}}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"send_message","room_id":"r","content":5}"#),
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn errors_keep_req_id_and_room_id() {
+        let err = decode_client_frame(r#"{"type":"get_history","room_id":9,"limit":"x","req_id":"a"}"#)
+            .unwrap_err();
+        assert_eq!(err.req_id, Some(ReqId::Text("a".into())));
+        assert_eq!(err.room_id.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn every_listed_type_decodes() {
+        for kind in CLIENT_FRAME_TYPES {
+            let text = format!(r#"{{"type":"{kind}","room_id":"r","token":"t","content":"c"}}"#);
+            assert!(decode_client_frame(&text).is_ok(), "{kind} did not decode");
+        }
+    }
+}

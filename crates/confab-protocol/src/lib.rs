@@ -1,0 +1,33 @@
+//! confab's wire contract (`shared/spec/protocol.md`), as Rust types.
+//!
+//! This crate holds only what travels on the wire: one enum of frames a client
+//! sends ([`ClientFrame`]), one enum of frames the server sends
+//! ([`ServerFrame`]), the message and room objects they carry, and the error
+//! codes. It does no I/O, so the server, the tests, the load generator and the
+//! fuzz targets all decode and encode a frame with exactly the same code.
+//!
+//! # Layout
+//! - [`client`]: client → server frames and [`decode_client_frame`], which turns
+//!   any text into either a frame or a typed [`DecodeError`] (never a panic).
+//! - [`server`]: server → client frames.
+//! - [`model`]: the objects frames carry (message, room summary, sender, …).
+//! - [`error`]: the contract's error codes and WebSocket close codes.
+//! - [`ids`]: ids that clients may send as strings or numbers, and `req_id`.
+//! - [`time`]: RFC 3339 UTC timestamps with milliseconds.
+
+pub mod client;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod server;
+pub mod time;
+
+pub use client::{ClientFrame, DecodeError, Envelope, decode_client_frame};
+pub use error::{CloseCode, ErrorCode};
+pub use ids::ReqId;
+pub use model::*;
+pub use server::ServerFrame;
+pub use time::Timestamp;
+
+/// The protocol version announced in `connection_established`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,341 @@
+//! Configuration: one immutable, typed struct built once at start-up.
+//!
+//! Layers, weakest first (spec §0): built-in defaults, a TOML file, `CONFAB_*`
+//! environment variables (`section.key` = `CONFAB_SECTION__KEY`), then
+//! command-line flags. Every field is documented here and in
+//! `docs/configuration.md`; a test checks the two agree.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `host:port` to listen on; port 0 picks a free one (printed on stdout).
+    pub listen: String,
+    /// Folder for the SQLite file, uploads and the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://DATA_DIR/confab.db`.
+    pub database_url: String,
+    /// `memory`, `redis://…` or `nats://…`.
+    pub broker_url: String,
+    /// HS256 secret; empty means generated once and kept in `DATA_DIR/jwt_secret`.
+    pub jwt_secret: String,
+    /// Server key for trusted back-ends; empty means server-key calls are refused.
+    pub api_key: String,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Per-user rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Size limits.
+    pub limits: LimitsConfig,
+    /// Connection handling.
+    pub server: ServerConfig,
+}
+
+/// `[auth]`: how connections prove who they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Let connections without a token in as fresh `anon-…` users.
+    pub allow_anonymous: bool,
+    /// Refuse (close 4002) tokens of users not created ahead of time with the server key.
+    pub require_existing_users: bool,
+    /// Seconds of clock skew tolerated on `exp` (the contract allows at most 30).
+    pub leeway_s: u64,
+    /// Seconds a connection without a handshake token has to send its `auth` frame.
+    pub auth_timeout_s: u64,
+}
+
+/// `[rate_limit]`: how fast one user may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained messages per minute per user.
+    pub messages_per_minute: u32,
+    /// Messages a user may send at once above the sustained rate.
+    pub burst: u32,
+}
+
+/// `[limits]`: sizes of what clients send and receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Characters per message.
+    pub max_message_length: usize,
+    /// Largest accepted WebSocket frame in bytes (larger closes with 1009).
+    pub max_frame_bytes: usize,
+    /// Largest `metadata` object in bytes (as JSON).
+    pub max_metadata_bytes: usize,
+    /// Largest `since_seq` replay sent after `subscribe_room`; the rest is paged.
+    pub max_catch_up: u32,
+}
+
+/// `[server]`: connection handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How often the server pings each WebSocket, announced in `connection_established`.
+    pub heartbeat_ms: u64,
+    /// Frames queued for one connection before it counts as a slow consumer (4008).
+    pub outbound_queue_frames: usize,
+    /// Seconds to wait for connections to drain on shutdown.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("confab-data"),
+            database_url: String::new(),
+            broker_url: "memory".into(),
+            jwt_secret: String::new(),
+            api_key: String::new(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            limits: LimitsConfig::default(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_anonymous: false,
+            require_existing_users: false,
+            leeway_s: 30,
+            auth_timeout_s: 5,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            messages_per_minute: 60,
+            burst: 10,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_length: 2000,
+            max_frame_bytes: 64 * 1024,
+            max_metadata_bytes: 8 * 1024,
+            max_catch_up: 1000,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            heartbeat_ms: 25_000,
+            outbound_queue_frames: 1024,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+/// Why the configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer had a bad key or value.
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value parsed but makes no sense.
+    #[error("configuration: {0}")]
+    Value(String),
+    /// The data dir or the secret file could not be used.
+    #[error("data dir {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from every layer: defaults, the TOML file
+    /// (`file`, else `./confab.toml` if present), `CONFAB_*` env, then `flags`.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("confab.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("confab.toml"))
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CONFAB_").split("__"))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::Value(format!("listen {:?}: {e}", self.listen)))?;
+        if self.limits.max_message_length == 0 {
+            return Err(ConfigError::Value("limits.max_message_length must be > 0".into()));
+        }
+        if self.server.outbound_queue_frames == 0 {
+            return Err(ConfigError::Value("server.outbound_queue_frames must be > 0".into()));
+        }
+        if self.auth.leeway_s > 30 {
+            return Err(ConfigError::Value("auth.leeway_s must be at most 30".into()));
+        }
+        if self.broker_url != "memory" {
+            return Err(ConfigError::Value(format!(
+                "broker_url {:?}: only `memory` is supported by this build",
+                self.broker_url
+            )));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("confab.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The JWT secret: the configured one, else the one kept in the data dir,
+    /// generated (random, 256 bits) and written there on first use so that
+    /// `confab token` and `confab serve` on the same data dir agree.
+    pub fn resolve_jwt_secret(&self) -> Result<String, ConfigError> {
+        if !self.jwt_secret.is_empty() {
+            return Ok(self.jwt_secret.clone());
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ConfigError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.data_dir).map_err(io(&self.data_dir))?;
+        let path = self.data_dir.join("jwt_secret");
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+        let bytes: [u8; 32] = rand::random();
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, &secret).map_err(io(&path))?;
+        Ok(secret)
+    }
+}
+
+/// Writes a file readable only by its owner (where the OS has such modes).
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => file.write_all(contents.as_bytes()),
+        // Another process (say `confab token` beside `confab serve`) won the race:
+        // its secret is the one to keep.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_weakest_first() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "confab.toml",
+                "listen = \"127.0.0.1:9000\"\n[limits]\nmax_message_length = 10\n",
+            )?;
+            jail.set_env("CONFAB_LIMITS__MAX_MESSAGE_LENGTH", "20");
+            jail.set_env("CONFAB_RATE_LIMIT__MESSAGES_PER_MINUTE", "5");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:9000");
+            assert_eq!(config.limits.max_message_length, 20);
+            assert_eq!(config.rate_limit.messages_per_minute, 5);
+            let flags = Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            };
+            jail.set_env("CONFAB_LISTEN", "127.0.0.1:7000");
+            let config = Config::load(None, &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:0");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn numeric_looking_secrets_stay_strings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_JWT_SECRET", "12345");
+            jail.set_env("CONFAB_API_KEY", "true");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.jwt_secret, "12345");
+            assert_eq!(config.api_key, "true");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("confab.toml", "[limits]\nmax_mesage_length = 10\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.create_file("confab.toml", "listen = \"nowhere\"\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn generated_secret_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let first = config.resolve_jwt_secret().unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(config.resolve_jwt_secret().unwrap(), first);
+    }
+}

@@ -1,0 +1,20 @@
+//! The confab chat server.
+//!
+//! # Layout
+//! The folders follow the layers a frame passes through:
+//! - [`transport`]: HTTP and WebSocket — routes, the unified `/ws` session,
+//!   REST handlers, error bodies. Knows sockets and bytes; knows no SQL.
+//! - [`core`]: what chat means — validation, permissions, rooms, messages,
+//!   read state. Talks to storage and the hub through their interfaces.
+//! - [`store`]: the room log and everything persisted, behind one trait.
+//! - [`hub`]: this node's live state — connections, room subscriptions,
+//!   typing — and the local fan-out of pre-serialized frames.
+//! - [`auth`]: tokens and callers.
+//! - [`config`]: the typed configuration.
+//! - [`app`]: builds all of the above from a [`Config`] and serves it on a
+//!   listener until a shutdown future resolves.
+
+pub mod config;
+pub mod store;
+
+pub use config::Config;

@@ -1,0 +1,421 @@
+//! Storage: the room log and everything persisted beside it.
+//!
+//! One trait, [`Store`], with one implementation per backend (SQLite now,
+//! PostgreSQL with the scale-out work). Core talks only to the trait, so the
+//! backend is picked once at start-up from `database_url`.
+//!
+//! The contract every implementation keeps:
+//! - a message's `seq` is assigned in the same transaction as its insert, so a
+//!   room's seqs are 1, 2, 3 … with no gap and no repeat, even under concurrent
+//!   senders; an append that fails stores nothing and uses no seq;
+//! - `append_message` returns only after the transaction committed (spec §5.1);
+//! - a repeated `(sender, room, client_msg_id)` stores nothing and returns the
+//!   original message as [`AppendOutcome::Duplicate`] (spec §5.4);
+//! - unread counts come from per-member read markers, never from per-message
+//!   per-user rows.
+//!
+//! Methods are listed in the same order, with the same meaning, in every
+//! implementation: users, rooms, members, messages, read state, health.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use confab_protocol::{Location, MessageType, Timestamp};
+use std::sync::Arc;
+
+/// Why a storage call failed. Core maps these to contract error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The room, user or message does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A row with this id already exists (e.g. `POST /rooms` with a taken `id`).
+    #[error("already exists")]
+    AlreadyExists,
+    /// The backend failed (I/O, constraint we did not expect, lost connection).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The writer task is gone (the store is shutting down).
+    #[error("store closed")]
+    Closed,
+}
+
+/// Result of every storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A shared handle to whichever backend is configured.
+pub type DynStore = Arc<dyn Store>;
+
+/// Global role of a user (claim `role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GlobalRole {
+    /// May do anything, including `/api/v1/stats`.
+    Admin,
+    /// The default.
+    #[default]
+    Member,
+    /// Read-only everywhere.
+    Viewer,
+}
+
+impl GlobalRole {
+    /// The role as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GlobalRole::Admin => "admin",
+            GlobalRole::Member => "member",
+            GlobalRole::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored or claimed role name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "admin" => Some(GlobalRole::Admin),
+            "member" | "user" => Some(GlobalRole::Member),
+            "viewer" => Some(GlobalRole::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// Role of a member inside one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum RoomRole {
+    /// Read-only in this room.
+    Viewer,
+    /// The default.
+    #[default]
+    Member,
+    /// May manage members and messages.
+    Admin,
+    /// Created the room; as admin.
+    Owner,
+}
+
+impl RoomRole {
+    /// The role as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomRole::Owner => "owner",
+            RoomRole::Admin => "admin",
+            RoomRole::Member => "member",
+            RoomRole::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored or requested role name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "owner" => Some(RoomRole::Owner),
+            "admin" => Some(RoomRole::Admin),
+            "member" => Some(RoomRole::Member),
+            "viewer" => Some(RoomRole::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// The JWT `sub`.
+    pub id: String,
+    /// The handle (defaults to the id).
+    pub username: String,
+    /// The display name.
+    pub name: Option<String>,
+    /// Global role.
+    pub role: GlobalRole,
+    /// Disabled users are refused (close 4002).
+    pub disabled: bool,
+    /// First seen.
+    pub created_at: Timestamp,
+}
+
+/// What to create or change about a user. `None` fields are left as they are
+/// (or take their default when the user is new).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserUpsert {
+    /// The user id.
+    pub id: String,
+    /// New handle.
+    pub username: Option<String>,
+    /// New display name.
+    pub name: Option<String>,
+    /// New global role.
+    pub role: Option<GlobalRole>,
+    /// New disabled flag.
+    pub disabled: Option<bool>,
+}
+
+/// A stored room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomRecord {
+    /// The room id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// `direct`, `group`, `assistant`, or an app word.
+    pub room_type: String,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Closed rooms accept no messages.
+    pub closed: bool,
+    /// The newest message's seq (0 when empty).
+    pub last_seq: i64,
+    /// Time of the newest message, or creation.
+    pub last_activity: Timestamp,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// For `direct` rooms: the two member ids sorted and joined by `\n`, unique
+    /// among direct rooms so that creating one twice yields the same room.
+    pub direct_key: Option<String>,
+}
+
+/// A room to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRoom {
+    /// The room id (generated by core when the caller gave none).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Room type.
+    pub room_type: String,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Set for `direct` rooms (see [`RoomRecord::direct_key`]).
+    pub direct_key: Option<String>,
+    /// Initial members and their roles. Every user must already exist.
+    pub members: Vec<(String, RoomRole)>,
+}
+
+/// What happened on `create_room`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    /// A new room was stored.
+    Created(RoomRecord),
+    /// A `direct` room with the same `direct_key` already existed; nothing was stored.
+    ExistingDirect(RoomRecord),
+}
+
+/// A user's membership in a room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRecord {
+    /// The room.
+    pub room_id: String,
+    /// The member.
+    pub user_id: String,
+    /// Room role.
+    pub role: RoomRole,
+    /// Every message with `seq <=` this is read by the member.
+    pub last_read_seq: i64,
+    /// When they joined.
+    pub joined_at: Timestamp,
+}
+
+/// A member with their user's display fields, for member lists and participants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberWithUser {
+    /// The membership.
+    pub member: MemberRecord,
+    /// The user's handle.
+    pub username: String,
+    /// The user's display name.
+    pub name: Option<String>,
+}
+
+/// A stored message (the sender's display fields joined in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// Globally unique id (UUIDv7 text).
+    pub id: String,
+    /// The room.
+    pub room_id: String,
+    /// Position in the room.
+    pub seq: i64,
+    /// Sender's user id.
+    pub sender_id: String,
+    /// Sender's handle at read time.
+    pub sender_username: String,
+    /// Sender's display name at read time.
+    pub sender_name: Option<String>,
+    /// Text (empty once deleted).
+    pub content: String,
+    /// Kind.
+    pub message_type: MessageType,
+    /// Id of the message this answers.
+    pub reply_to: Option<String>,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Upload id for image/file messages.
+    pub attachment_id: Option<String>,
+    /// Point for location messages.
+    pub location: Option<Location>,
+    /// The sender's idempotency key.
+    pub client_msg_id: Option<String>,
+    /// When stored.
+    pub created_at: Timestamp,
+    /// When last edited.
+    pub edited_at: Option<Timestamp>,
+    /// Deleted messages keep their seq.
+    pub deleted: bool,
+}
+
+/// A message to append. Core has validated it (length, type, permissions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Generated by core (UUIDv7), so the id is known before the commit.
+    pub id: String,
+    /// The room; must exist and be open.
+    pub room_id: String,
+    /// Sender's user id; must exist.
+    pub sender_id: String,
+    /// Text.
+    pub content: String,
+    /// Kind.
+    pub message_type: MessageType,
+    /// Id of a message in the same room.
+    pub reply_to: Option<String>,
+    /// Free-form JSON object.
+    pub metadata: serde_json::Value,
+    /// Upload id.
+    pub attachment_id: Option<String>,
+    /// Point.
+    pub location: Option<Location>,
+    /// Idempotency key, unique per (sender, room).
+    pub client_msg_id: Option<String>,
+    /// Storage time, chosen by core.
+    pub created_at: Timestamp,
+}
+
+/// What happened on `append_message`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendOutcome {
+    /// Stored with a fresh seq.
+    Stored(MessageRecord),
+    /// The `client_msg_id` was already stored: this is the original message.
+    Duplicate(MessageRecord),
+}
+
+/// Which page of history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// The newest `limit` messages.
+    Latest,
+    /// The newest `limit` messages with `seq < n`.
+    Before(i64),
+    /// The oldest `limit` messages with `seq > n`.
+    After(i64),
+}
+
+/// One page of a user's room list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomListEntry {
+    /// The room.
+    pub room: RoomRecord,
+    /// The caller's membership.
+    pub member: MemberRecord,
+    /// The message with `seq == room.last_seq`, if any.
+    pub last_message: Option<MessageRecord>,
+    /// The caller's unread count.
+    pub unread_count: i64,
+}
+
+/// The storage interface core uses. See the module docs for the guarantees.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users ----
+
+    /// Creates the user if new, else applies the `Some` fields. Returns the row.
+    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord>;
+
+    /// The user, if stored.
+    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+
+    // ---- rooms ----
+
+    /// Stores a room and its initial members in one transaction. A taken id is
+    /// [`StoreError::AlreadyExists`]; a `direct_key` already used returns the
+    /// existing room as [`CreateOutcome::ExistingDirect`] (race-free).
+    async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome>;
+
+    /// The room, if stored.
+    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
+
+    /// Renames and/or replaces the metadata. [`StoreError::NotFound`] if absent.
+    async fn update_room(
+        &self,
+        id: &str,
+        name: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> StoreResult<RoomRecord>;
+
+    /// Marks the room closed (idempotent). [`StoreError::NotFound`] if absent.
+    async fn close_room(&self, id: &str) -> StoreResult<RoomRecord>;
+
+    /// The caller's rooms, newest `last_activity` first (ties by id), at most
+    /// `limit`, starting after `after` = `(last_activity, room_id)` of the
+    /// previous page's last entry.
+    async fn list_user_rooms(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(Timestamp, String)>,
+    ) -> StoreResult<Vec<RoomListEntry>>;
+
+    // ---- members ----
+
+    /// The membership, if the user is a member.
+    async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>>;
+
+    /// All members with their display fields, by join time.
+    async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>>;
+
+    /// Adds the member, or changes the role of an existing one. The user must
+    /// exist. A new member starts with everything before now read
+    /// (`last_read_seq = room.last_seq`).
+    async fn add_member(&self, room_id: &str, user_id: &str, role: RoomRole) -> StoreResult<MemberRecord>;
+
+    /// Removes the member. Returns whether they were one.
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
+
+    // ---- messages ----
+
+    /// Appends a message with the room's next seq, or returns the original on a
+    /// repeated `client_msg_id`. Returns after commit.
+    async fn append_message(&self, message: NewMessage) -> StoreResult<AppendOutcome>;
+
+    /// The message, if it is in this room.
+    async fn get_message(&self, room_id: &str, message_id: &str) -> StoreResult<Option<MessageRecord>>;
+
+    /// A page of messages in ascending seq, and whether more exist beyond it in
+    /// the direction of the page (older for `Latest`/`Before`, newer for `After`).
+    async fn history(
+        &self,
+        room_id: &str,
+        page: HistoryPage,
+        limit: u32,
+    ) -> StoreResult<(Vec<MessageRecord>, bool)>;
+
+    // ---- read state ----
+
+    /// Moves the member's read marker forward to `min(up_to_seq, last_seq)`
+    /// (never backward). Returns the marker after the call.
+    /// [`StoreError::NotFound`] if not a member.
+    async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64>;
+
+    /// Messages with seq above the member's marker, not sent by them, not deleted.
+    async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64>;
+
+    // ---- health ----
+
+    /// Cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Finishes pending writes and closes the backend (shutdown).
+    async fn close(&self);
+}
