@@ -104,6 +104,26 @@ pub enum ClientFrame {
     Ping {},
 }
 
+impl ClientFrame {
+    /// The room the frame names, if any (echoed on `error` replies).
+    pub fn room_id(&self) -> Option<&str> {
+        match self {
+            ClientFrame::SubscribeRoom { room_id, .. }
+            | ClientFrame::UnsubscribeRoom { room_id }
+            | ClientFrame::MarkRead { room_id, .. }
+            | ClientFrame::Typing { room_id, .. }
+            | ClientFrame::StopTyping { room_id }
+            | ClientFrame::GetHistory { room_id, .. }
+            | ClientFrame::GetPresence { room_id } => Some(room_id),
+            ClientFrame::SendMessage(send) => Some(&send.room_id),
+            ClientFrame::Auth { .. }
+            | ClientFrame::RefreshToken { .. }
+            | ClientFrame::GetRoomList { .. }
+            | ClientFrame::Ping {} => None,
+        }
+    }
+}
+
 /// The fields of `send_message`, shared with `POST /rooms/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SendMessage {

@@ -123,6 +123,18 @@ pub enum ServerFrame {
         /// Only the fields that changed.
         updates: serde_json::Value,
     },
+    /// The user was added to a room (by a back-end, an admin, or at creation).
+    RoomAdded {
+        /// The room.
+        room_id: String,
+        /// The room as the user sees it.
+        room: RoomSummary,
+    },
+    /// The user left or was removed from a room; its live events stop.
+    RoomRemoved {
+        /// The room.
+        room_id: String,
+    },
     /// Who in a room is online.
     Presence {
         /// The room.
@@ -203,6 +215,8 @@ impl ServerFrame {
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::RoomList { .. } => "room_list",
             ServerFrame::RoomUpdated { .. } => "room_updated",
+            ServerFrame::RoomAdded { .. } => "room_added",
+            ServerFrame::RoomRemoved { .. } => "room_removed",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::History { .. } => "history",
             ServerFrame::Pong { .. } => "pong",

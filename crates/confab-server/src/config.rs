@@ -41,8 +41,6 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Let connections without a token in as fresh `anon-…` users.
-    pub allow_anonymous: bool,
     /// Refuse (close 4002) tokens of users not created ahead of time with the server key.
     pub require_existing_users: bool,
     /// Seconds of clock skew tolerated on `exp` (the contract allows at most 30).
@@ -107,7 +105,6 @@ impl Default for Config {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            allow_anonymous: false,
             require_existing_users: false,
             leeway_s: 30,
             auth_timeout_s: 5,

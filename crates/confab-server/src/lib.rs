@@ -9,12 +9,18 @@
 //! - [`store`]: the room log and everything persisted, behind one trait.
 //! - [`hub`]: this node's live state — connections, room subscriptions,
 //!   typing — and the local fan-out of pre-serialized frames.
-//! - [`auth`]: tokens and callers.
+//! - [`auth`]: tokens and the server key.
 //! - [`config`]: the typed configuration.
 //! - [`app`]: builds all of the above from a [`Config`] and serves it on a
 //!   listener until a shutdown future resolves.
 
+pub mod app;
+pub mod auth;
 pub mod config;
+pub mod core;
+pub mod hub;
 pub mod store;
+pub mod transport;
 
+pub use app::App;
 pub use config::Config;

@@ -1,0 +1,135 @@
+//! Building the server from a [`Config`] and serving it on a listener until a
+//! shutdown future resolves. No globals: a test binds `127.0.0.1:0`, builds an
+//! [`App`] and serves it in a task.
+
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError};
+use crate::core::Chat;
+use crate::hub::Hub;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{DynStore, StoreError};
+use confab_protocol::CloseCode;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every handler shares: the chat service and the shutdown machinery.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat service.
+    pub chat: Arc<Chat>,
+    /// Cancelled when the server stops; every connection selects on it.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, awaited on shutdown (axum's graceful shutdown
+    /// does not wait for upgraded connections).
+    pub tracker: TaskTracker,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built server, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+/// Opens (and migrates) the configured storage backend.
+pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(&url).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(ConfigError::Value(format!(
+            "database_url {url:?}: this build supports sqlite:// URLs"
+        ))
+        .into())
+    }
+}
+
+impl App {
+    /// Opens storage (running migrations), resolves the JWT secret and wires
+    /// core, hub and transport together.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let secret = config.resolve_jwt_secret()?;
+        let store = open_store(&config).await?;
+        let auth = Authenticator::new(&secret, &config.api_key, config.auth.leeway_s);
+        let hub = Arc::new(Hub::new(config.server.outbound_queue_frames));
+        let chat = Chat {
+            store,
+            hub,
+            auth,
+            config: Arc::new(config),
+        };
+        Ok(App {
+            state: AppState {
+                chat: Arc::new(chat),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            },
+        })
+    }
+
+    /// The shared state (tests use it to reach the hub and store directly).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes every
+    /// WebSocket with 1012 after its queued frames, waits for the sessions
+    /// (at most `server.shutdown_grace_s`), and closes storage.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let state = self.state;
+        let token = state.shutdown.clone();
+        let router = crate::transport::router(state.clone());
+        let signal = {
+            let token = token.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = token.cancelled() => {}
+                }
+                token.cancel();
+            }
+        };
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await;
+        token.cancel();
+        state.chat.hub.close_all(CloseCode::Restarting);
+        state.tracker.close();
+        let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
+        if tokio::time::timeout(grace, state.tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within the grace period");
+        }
+        state.chat.store.close().await;
+        served?;
+        Ok(())
+    }
+}
+
+/// `confab migrate`: opens storage, applies migrations, closes.
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
+    let store = open_store(config).await?;
+    store.close().await;
+    Ok(())
+}

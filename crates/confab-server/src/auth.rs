@@ -1,0 +1,251 @@
+//! Tokens: verifying and minting JWTs, and recognising the server key.
+//!
+//! This module only answers "who does this credential claim to be?". Turning
+//! that into a stored user (created on first sight, refused when disabled) is
+//! core's job, in [`crate::core::Chat::authenticate`].
+
+use crate::store::GlobalRole;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why a credential was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credential at all (close 4001, HTTP 401).
+    #[error("no token given")]
+    Missing,
+    /// Bad signature, malformed, wrong algorithm, no subject (close 4003, HTTP 401).
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// `exp` is in the past, beyond the leeway (close 4003, HTTP 401).
+    #[error("token expired")]
+    Expired,
+}
+
+/// The claims confab reads. `sub` is the user id; `user_id` is accepted too,
+/// because Django REST framework SimpleJWT tokens carry the id there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id (string or number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<serde_json::Value>,
+    /// SimpleJWT's user id claim, used when `sub` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<serde_json::Value>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Global role: `admin`, `member` or `viewer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+/// Who a verified token says the caller is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The user id.
+    pub user_id: String,
+    /// Handle from the token, if any.
+    pub username: Option<String>,
+    /// Display name from the token, if any.
+    pub name: Option<String>,
+    /// Role from the token, if any.
+    pub role: Option<GlobalRole>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// What `confab token` asks for.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The user id (`sub`).
+    pub user_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Global role.
+    pub role: Option<GlobalRole>,
+    /// How long the token is valid.
+    pub ttl: Duration,
+}
+
+/// Verifies user tokens and the server key. Built once from the configuration.
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+    api_key: Option<String>,
+}
+
+impl Authenticator {
+    /// `secret` is the HS256 key; `api_key` empty means no server key exists.
+    pub fn new(secret: &str, api_key: &str, leeway_s: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = leeway_s;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp"]);
+        Authenticator {
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            validation,
+            api_key: (!api_key.is_empty()).then(|| api_key.to_owned()),
+        }
+    }
+
+    /// Whether `token` is the server key (compared in constant time).
+    pub fn is_server_key(&self, token: &str) -> bool {
+        let Some(key) = &self.api_key else {
+            return false;
+        };
+        let (a, b) = (key.as_bytes(), token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// Verifies a user JWT: signature, algorithm, `exp` (with leeway), subject.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            })?;
+        let claims = data.claims;
+        let user_id = claims
+            .sub
+            .as_ref()
+            .or(claims.user_id.as_ref())
+            .and_then(claim_id)
+            .ok_or_else(|| AuthError::Invalid("no `sub` (or `user_id`) claim".into()))?;
+        let role = match claims.role.as_deref() {
+            None => None,
+            Some(name) => Some(
+                GlobalRole::parse(name)
+                    .ok_or_else(|| AuthError::Invalid(format!("unknown role {name:?}")))?,
+            ),
+        };
+        Ok(Identity {
+            user_id,
+            username: claims.username,
+            name: claims.name,
+            role,
+            exp: claims.exp,
+        })
+    }
+
+    /// Mints an HS256 token, for `confab token` and tests.
+    pub fn mint(&self, request: &TokenRequest) -> Result<String, AuthError> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: Some(serde_json::Value::String(request.user_id.clone())),
+            user_id: None,
+            name: request.name.clone(),
+            username: None,
+            role: request.role.map(|r| r.as_str().to_owned()),
+            exp: now + request.ttl.as_secs(),
+            iat: Some(now),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A user id claim as a string: strings as they are, integers in decimal.
+fn claim_id(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Extracts a bearer token from an `Authorization` header value.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Authenticator {
+        Authenticator::new("secret", "server-key", 0)
+    }
+
+    #[test]
+    fn minted_tokens_verify() {
+        let a = auth();
+        let token = a
+            .mint(&TokenRequest {
+                user_id: "alice".into(),
+                name: Some("Alice".into()),
+                role: Some(GlobalRole::Viewer),
+                ttl: Duration::from_secs(60),
+            })
+            .unwrap();
+        let id = a.verify(&token).unwrap();
+        assert_eq!(id.user_id, "alice");
+        assert_eq!(id.name.as_deref(), Some("Alice"));
+        assert_eq!(id.role, Some(GlobalRole::Viewer));
+    }
+
+    #[test]
+    fn expired_wrong_key_and_no_subject_are_refused() {
+        let a = auth();
+        let header = Header::new(Algorithm::HS256);
+        let key = EncodingKey::from_secret(b"secret");
+        let past = serde_json::json!({"sub": "a", "exp": unix_now() - 120});
+        let token = jsonwebtoken::encode(&header, &past, &key).unwrap();
+        assert_eq!(a.verify(&token), Err(AuthError::Expired));
+
+        let other = Authenticator::new("other", "", 0);
+        let token = other
+            .mint(&TokenRequest {
+                user_id: "a".into(),
+                name: None,
+                role: None,
+                ttl: Duration::from_secs(60),
+            })
+            .unwrap();
+        assert!(matches!(a.verify(&token), Err(AuthError::Invalid(_))));
+
+        let nosub = serde_json::json!({"exp": unix_now() + 60});
+        let token = jsonwebtoken::encode(&header, &nosub, &key).unwrap();
+        assert!(matches!(a.verify(&token), Err(AuthError::Invalid(_))));
+        assert!(matches!(a.verify("garbage"), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn simplejwt_user_id_claim_is_accepted() {
+        let key = EncodingKey::from_secret(b"secret");
+        let claims = serde_json::json!({"user_id": 42, "exp": unix_now() + 60, "token_type": "access"});
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        assert_eq!(auth().verify(&token).unwrap().user_id, "42");
+    }
+
+    #[test]
+    fn server_key_and_bearer() {
+        let a = auth();
+        assert!(a.is_server_key("server-key"));
+        assert!(!a.is_server_key("server-kez"));
+        assert!(!Authenticator::new("s", "", 0).is_server_key(""));
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+    }
+}

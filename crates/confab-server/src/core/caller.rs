@@ -1,0 +1,152 @@
+//! Who is asking: a user from a verified token, or a trusted back-end with the
+//! server key (acting as itself or as a user named in `X-Confab-User`).
+
+use super::{Chat, ChatError, ChatResult};
+use crate::auth::{AuthError, Identity};
+use crate::store::{GlobalRole, UserRecord, UserUpsert};
+
+/// The user id the server key acts as when it names no user; the sender of
+/// messages a back-end posts as itself.
+pub const SYSTEM_USER: &str = "system";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The stored user (the system user for the bare server key).
+    pub user: UserRecord,
+    /// Authenticated with the server key: may do anything.
+    pub server_key: bool,
+    /// The token's expiry (seconds since the epoch); `None` for the server key.
+    pub exp: Option<u64>,
+}
+
+impl Caller {
+    /// The user id.
+    pub fn id(&self) -> &str {
+        &self.user.id
+    }
+
+    /// Server key or global `admin`: passes room membership and role checks.
+    pub fn is_admin(&self) -> bool {
+        self.server_key || self.user.role == GlobalRole::Admin
+    }
+
+    /// Global `viewer`s are read-only everywhere.
+    pub fn can_write(&self) -> bool {
+        self.server_key || self.user.role != GlobalRole::Viewer
+    }
+}
+
+impl Chat {
+    /// Resolves a bearer credential (a user JWT or the server key) into a
+    /// caller, creating users on first sight from their claims. `act_as` is
+    /// the `X-Confab-User` header, honoured only with the server key.
+    pub async fn authenticate(&self, token: &str, act_as: Option<&str>) -> ChatResult<Caller> {
+        if self.auth.is_server_key(token) {
+            let user_id = act_as.unwrap_or(SYSTEM_USER);
+            super::validate_id("X-Confab-User", user_id)?;
+            let user = match self.store.get_user(user_id).await? {
+                Some(user) => user,
+                None => {
+                    let is_system = user_id == SYSTEM_USER;
+                    self.store
+                        .upsert_user(UserUpsert {
+                            id: user_id.to_owned(),
+                            name: is_system.then(|| "System".to_owned()),
+                            role: is_system.then_some(GlobalRole::Admin),
+                            ..UserUpsert::default()
+                        })
+                        .await?
+                }
+            };
+            return Ok(Caller {
+                user,
+                server_key: true,
+                exp: None,
+            });
+        }
+        let identity = self.auth.verify(token)?;
+        let exp = identity.exp;
+        let user = self.user_from_identity(identity).await?;
+        Ok(Caller {
+            user,
+            server_key: false,
+            exp: Some(exp),
+        })
+    }
+
+    /// Re-verifies a `refresh_token` for a live connection: it must name the
+    /// same user. Returns the new expiry.
+    pub fn refresh(&self, caller: &Caller, token: &str) -> ChatResult<u64> {
+        let identity = self.auth.verify(token)?;
+        if identity.user_id != caller.user.id {
+            return Err(ChatError::Auth(AuthError::Invalid(
+                "the new token names another user".into(),
+            )));
+        }
+        Ok(identity.exp)
+    }
+
+    /// The stored user for a verified token: created on first sight, updated
+    /// when the token carries a changed name, handle or role, refused when
+    /// disabled (or unknown with `auth.require_existing_users`).
+    async fn user_from_identity(&self, identity: Identity) -> ChatResult<UserRecord> {
+        let existing = self.store.get_user(&identity.user_id).await?;
+        let user = match existing {
+            None if self.config.auth.require_existing_users => return Err(ChatError::UserRefused),
+            None => {
+                self.store
+                    .upsert_user(UserUpsert {
+                        id: identity.user_id,
+                        username: identity.username,
+                        name: identity.name,
+                        role: identity.role,
+                        disabled: None,
+                    })
+                    .await?
+            }
+            Some(user) => {
+                let changed = identity.username.as_ref().is_some_and(|u| *u != user.username)
+                    || identity.name.is_some() && identity.name != user.name
+                    || identity.role.is_some_and(|r| r != user.role);
+                if changed {
+                    self.store
+                        .upsert_user(UserUpsert {
+                            id: identity.user_id,
+                            username: identity.username,
+                            name: identity.name,
+                            role: identity.role,
+                            disabled: None,
+                        })
+                        .await?
+                } else {
+                    user
+                }
+            }
+        };
+        if user.disabled {
+            return Err(ChatError::UserRefused);
+        }
+        Ok(user)
+    }
+
+    /// Makes sure users named by a back-end (room members) exist, creating bare
+    /// rows unless `auth.require_existing_users` is on.
+    pub async fn ensure_users(&self, ids: &[String]) -> ChatResult<()> {
+        for id in ids {
+            super::validate_id("user id", id)?;
+            if self.store.get_user(id).await?.is_none() {
+                if self.config.auth.require_existing_users {
+                    return Err(ChatError::NotFound("user"));
+                }
+                self.store
+                    .upsert_user(UserUpsert {
+                        id: id.clone(),
+                        ..UserUpsert::default()
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

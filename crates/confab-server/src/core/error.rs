@@ -1,0 +1,89 @@
+//! Core's error type and its mapping to contract codes — the one place where a
+//! failure becomes an `error.code` (spec §2.4) or a close code (spec §2.1).
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+use confab_protocol::{CloseCode, ErrorCode};
+
+/// Why a chat operation was refused. The `Display` text is safe to show the
+/// client; internal causes are logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// A field is missing, malformed or out of range.
+    #[error("{0}")]
+    InvalidField(String),
+    /// The content is empty.
+    #[error("message content is empty")]
+    EmptyMessage,
+    /// The content is longer than allowed.
+    #[error("message is longer than {max} characters")]
+    MessageTooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// The named thing does not exist (or is not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The connection is not subscribed to the room.
+    #[error("not subscribed to this room")]
+    NotSubscribed,
+    /// The credential was missing or refused.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// The user is disabled, or unknown where users must pre-exist.
+    #[error("user is disabled or unknown")]
+    UserRefused,
+    /// Something with this id already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// Storage failed; nothing was stored.
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+impl ChatError {
+    /// The contract code clients branch on.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ChatError::InvalidField(_) | ChatError::AlreadyExists(_) => ErrorCode::InvalidField,
+            ChatError::EmptyMessage => ErrorCode::EmptyMessage,
+            ChatError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
+            ChatError::NotFound(_) | ChatError::Store(StoreError::NotFound) => ErrorCode::NotFound,
+            ChatError::Forbidden(_) | ChatError::UserRefused => ErrorCode::Forbidden,
+            ChatError::NotSubscribed => ErrorCode::NotSubscribed,
+            ChatError::Auth(_) => ErrorCode::Unauthorized,
+            ChatError::Store(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The close code for a refusal that ends a WebSocket before it starts.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ChatError::Auth(AuthError::Missing) => CloseCode::NoToken,
+            ChatError::Auth(_) => CloseCode::BadToken,
+            ChatError::UserRefused => CloseCode::UserRefused,
+            ChatError::Forbidden(_) | ChatError::NotFound(_) => CloseCode::NotMember,
+            _ => CloseCode::Restarting,
+        }
+    }
+
+    /// The text sent to the client. Internal causes stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            ChatError::Store(StoreError::NotFound) => "not found".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether this is the server's fault (logged at error level) rather than
+    /// the client's (logged at debug level).
+    pub fn is_internal(&self) -> bool {
+        self.code() == ErrorCode::Internal
+    }
+}
+
+/// Result of every core operation.
+pub type ChatResult<T> = Result<T, ChatError>;

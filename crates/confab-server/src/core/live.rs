@@ -1,0 +1,203 @@
+//! Live state of a connection: subscriptions with gap-free replay, typing,
+//! presence, and the clean-up when a connection leaves.
+
+use super::{Caller, Chat, ChatError, ChatResult, encode, wire};
+use crate::hub::{ConnId, Hub, Outbox, RoomEvent, TypingCheck};
+use crate::store::HistoryPage;
+use confab_protocol::{ReqId, ServerFrame, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a `typing` lasts without a refresh (spec §2.4).
+pub const TYPING_TTL: Duration = Duration::from_secs(6);
+
+/// Rows read per query while replaying a backlog.
+const REPLAY_PAGE: u32 = 200;
+
+impl Chat {
+    /// Subscribes a connection to a room: queues `subscribed`, then (with
+    /// `since_seq`) every stored message after it as `new_message`, then live
+    /// events — with no gap and no duplicate (spec §5.2). A backlog larger than
+    /// `limits.max_catch_up` is cut after its oldest part; the client pages the
+    /// rest with `get_history` up to `subscribed.last_seq`.
+    pub async fn subscribe(
+        &self,
+        caller: &Caller,
+        conn: ConnId,
+        outbox: &Outbox,
+        room_id: &str,
+        since_seq: Option<i64>,
+        req_id: Option<ReqId>,
+    ) -> ChatResult<()> {
+        if since_seq.is_some_and(|s| s < 0) {
+            return Err(ChatError::InvalidField("since_seq must be ≥ 0".into()));
+        }
+        self.room_access(caller, room_id).await?;
+        // Hold live events from here on, so that nothing published between the
+        // snapshot below and the end of the replay is lost or doubled.
+        self.hub.subscribe(conn, room_id, true);
+        let snapshot = async {
+            let room = self
+                .store
+                .get_room(room_id)
+                .await?
+                .ok_or(ChatError::NotFound("room"))?;
+            let unread = self.store.unread_count(room_id, caller.id()).await?;
+            Ok::<_, ChatError>((room.last_seq, unread))
+        };
+        let (last_seq, unread_count) = match snapshot.await {
+            Ok(v) => v,
+            Err(e) => {
+                self.hub.unsubscribe(conn, room_id);
+                return Err(e);
+            }
+        };
+        outbox.send(&ServerFrame::Subscribed {
+            room_id: room_id.to_owned(),
+            last_seq,
+            unread_count,
+            timestamp: Timestamp::now(),
+            req_id,
+        });
+        let delivered = match since_seq {
+            Some(since) => match self.replay(outbox, room_id, since, last_seq).await {
+                Ok(delivered) => delivered,
+                Err(e) => {
+                    self.hub.unsubscribe(conn, room_id);
+                    return Err(e);
+                }
+            },
+            None => last_seq,
+        };
+        self.hub.activate(conn, room_id, delivered);
+        Ok(())
+    }
+
+    /// Queues stored messages with `seq > since` (at most `max_catch_up`).
+    /// Returns the seq up to which the client now has everything it will get
+    /// from the replay: the last replayed seq, or `last_seq` when the backlog
+    /// was cut (the client pages the gap itself).
+    async fn replay(&self, outbox: &Outbox, room_id: &str, since: i64, last_seq: i64) -> ChatResult<i64> {
+        let cap = i64::from(self.config.limits.max_catch_up.max(50));
+        let mut cursor = since;
+        let mut sent = 0i64;
+        while cursor < last_seq && sent < cap {
+            let limit = REPLAY_PAGE.min(u32::try_from(cap - sent).unwrap_or(REPLAY_PAGE));
+            let (records, _) = self
+                .store
+                .history(room_id, HistoryPage::After(cursor), limit)
+                .await?;
+            if records.is_empty() {
+                break;
+            }
+            for record in records {
+                cursor = record.seq;
+                sent += 1;
+                let frame = ServerFrame::NewMessage {
+                    room_id: room_id.to_owned(),
+                    message: wire::message(record),
+                    timestamp: Timestamp::now(),
+                };
+                if !outbox.send(&frame) {
+                    return Ok(cursor);
+                }
+            }
+        }
+        Ok(if cursor < last_seq { last_seq } else { cursor })
+    }
+
+    /// Ends a subscription; `not_subscribed` if there was none.
+    pub fn unsubscribe(&self, caller: &Caller, conn: ConnId, room_id: &str) -> ChatResult<()> {
+        if !self.hub.unsubscribe(conn, room_id) {
+            return Err(ChatError::NotSubscribed);
+        }
+        self.stop_typing_silently(room_id, caller);
+        Ok(())
+    }
+
+    /// Starts (or refreshes) or stops the caller's typing indicator in a room
+    /// this connection is subscribed to. Others see it; the typist never does.
+    pub fn typing(&self, caller: &Caller, conn: ConnId, room_id: &str, is_typing: bool) -> ChatResult<()> {
+        if !self.hub.is_subscribed(conn, room_id) {
+            return Err(ChatError::NotSubscribed);
+        }
+        if is_typing {
+            let started = self
+                .hub
+                .set_typing(room_id, caller.id(), Instant::now() + TYPING_TTL);
+            publish_typing(&self.hub, room_id, caller, true);
+            if started {
+                spawn_typing_expiry(self.hub.clone(), room_id.to_owned(), caller.clone());
+            }
+        } else if self.hub.clear_typing(room_id, caller.id()) {
+            publish_typing(&self.hub, room_id, caller, false);
+        }
+        Ok(())
+    }
+
+    /// Clears the caller's typing indicator if set, telling the room (used when
+    /// they send a message, unsubscribe or disconnect).
+    pub fn stop_typing_silently(&self, room_id: &str, caller: &Caller) {
+        if self.hub.clear_typing(room_id, caller.id()) {
+            publish_typing(&self.hub, room_id, caller, false);
+        }
+    }
+
+    /// The members of a room who are online on this node.
+    pub async fn presence(&self, caller: &Caller, room_id: &str) -> ChatResult<Vec<String>> {
+        self.room_access(caller, room_id).await?;
+        let members = self.store.list_members(room_id).await?;
+        Ok(members
+            .into_iter()
+            .map(|m| m.member.user_id)
+            .filter(|id| self.hub.is_online(id))
+            .collect())
+    }
+
+    /// Forgets a closed connection: its subscriptions, and its typing
+    /// indicators when it was the user's last connection in those rooms.
+    pub fn disconnect(&self, caller: &Caller, conn: ConnId) {
+        let departure = self.hub.unregister(conn);
+        for room_id in &departure.rooms {
+            self.stop_typing_silently(room_id, caller);
+        }
+    }
+}
+
+fn publish_typing(hub: &Hub, room_id: &str, caller: &Caller, is_typing: bool) {
+    let frame = ServerFrame::Typing {
+        room_id: room_id.to_owned(),
+        user_id: caller.user.id.clone(),
+        username: caller.user.username.clone(),
+        is_typing,
+        timestamp: Timestamp::now(),
+    };
+    hub.publish(
+        room_id,
+        &RoomEvent {
+            seq: None,
+            bytes: encode(&frame),
+            except_user: Some(Arc::from(caller.id())),
+        },
+    );
+}
+
+/// One timer per (room, typist): sleeps until the indicator's deadline,
+/// follows refreshes, and announces `is_typing: false` when it lapses.
+fn spawn_typing_expiry(hub: Arc<Hub>, room_id: String, caller: Caller) {
+    tokio::spawn(async move {
+        let mut until = Instant::now() + TYPING_TTL;
+        loop {
+            tokio::time::sleep_until(until).await;
+            match hub.typing_deadline(&room_id, caller.id(), Instant::now()) {
+                TypingCheck::Until(next) => until = next,
+                TypingCheck::Lapsed => {
+                    publish_typing(&hub, &room_id, &caller, false);
+                    return;
+                }
+                TypingCheck::Cleared => return,
+            }
+        }
+    });
+}

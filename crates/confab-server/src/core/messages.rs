@@ -1,0 +1,187 @@
+//! Sending messages and reading history.
+
+use super::{Caller, Chat, ChatError, ChatResult, validate_metadata, wire};
+use crate::store::{AppendOutcome, HistoryPage, NewMessage, RoomRole};
+use confab_protocol::client::SendMessage;
+use confab_protocol::{Message, MessageType, ServerFrame, Timestamp};
+
+/// Default and largest page of history.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
+/// See [`HISTORY_DEFAULT_LIMIT`].
+pub const HISTORY_MAX_LIMIT: u32 = 100;
+
+/// A stored message and whether it was stored by an earlier send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The stored message.
+    pub message: Message,
+    /// The sender's idempotency key, echoed in `message_ack`.
+    pub client_msg_id: Option<String>,
+    /// The `client_msg_id` was already stored; nothing new was.
+    pub duplicate: bool,
+}
+
+impl Chat {
+    /// Validates, stores and fans out a message.
+    ///
+    /// `on_stored` runs after the commit and before the fan-out: the WebSocket
+    /// session queues its `message_ack` there, so the sender's connection sees
+    /// the ack before its own `new_message` (spec §7). A duplicate send is
+    /// answered but not fanned out again.
+    pub async fn send_message(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+        on_stored: impl FnOnce(&Sent),
+    ) -> ChatResult<Sent> {
+        let (room, member) = self.room_access(caller, &request.room_id).await?;
+        if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
+            return Err(ChatError::Forbidden("read-only users cannot send".into()));
+        }
+        if room.closed {
+            return Err(ChatError::Forbidden("the room is closed".into()));
+        }
+        let new = self.validate_send(caller, request).await?;
+        let (record, duplicate) = match self.store.append_message(new).await? {
+            AppendOutcome::Stored(record) => (record, false),
+            AppendOutcome::Duplicate(record) => (record, true),
+        };
+        let seq = record.seq;
+        let sent = Sent {
+            client_msg_id: record.client_msg_id.clone(),
+            message: wire::message(record),
+            duplicate,
+        };
+        on_stored(&sent);
+        if !duplicate {
+            self.publish(
+                &room.id,
+                &ServerFrame::NewMessage {
+                    room_id: room.id.clone(),
+                    message: sent.message.clone(),
+                    timestamp: Timestamp::now(),
+                },
+                Some(seq),
+            );
+            self.stop_typing_silently(&room.id, caller);
+        }
+        Ok(sent)
+    }
+
+    /// Turns a request into a storable message, or says what is wrong with it.
+    async fn validate_send(&self, caller: &Caller, request: SendMessage) -> ChatResult<NewMessage> {
+        let limits = &self.config.limits;
+        let message_type = request.message_type.unwrap_or_default();
+        if message_type == MessageType::System && !caller.server_key {
+            return Err(ChatError::Forbidden(
+                "system messages can only be sent with the server key".into(),
+            ));
+        }
+        let content_optional = matches!(
+            message_type,
+            MessageType::Location | MessageType::Image | MessageType::File
+        );
+        if request.content.trim().is_empty() && !content_optional {
+            return Err(ChatError::EmptyMessage);
+        }
+        if request.content.chars().count() > limits.max_message_length {
+            return Err(ChatError::MessageTooLong {
+                max: limits.max_message_length,
+            });
+        }
+        let location = match (message_type, request.location) {
+            (MessageType::Location, Some(loc)) => {
+                let valid = (-90.0..=90.0).contains(&loc.lat) && (-180.0..=180.0).contains(&loc.lng);
+                if !valid {
+                    return Err(ChatError::InvalidField(
+                        "location needs lat in −90..90 and lng in −180..180".into(),
+                    ));
+                }
+                Some(loc)
+            }
+            (MessageType::Location, None) => {
+                return Err(ChatError::InvalidField("a location message needs `location`".into()));
+            }
+            (_, Some(_)) => {
+                return Err(ChatError::InvalidField(
+                    "`location` is only for message_type location".into(),
+                ));
+            }
+            (_, None) => None,
+        };
+        if matches!(message_type, MessageType::Image | MessageType::File) {
+            // Uploads are referenced by id; no upload by that id exists until the
+            // attachment API stores one.
+            return match request.attachment_id {
+                None => Err(ChatError::InvalidField(format!(
+                    "a {} message needs `attachment_id`",
+                    message_type.as_str()
+                ))),
+                Some(_) => Err(ChatError::NotFound("attachment")),
+            };
+        }
+        let metadata = request.metadata.unwrap_or_else(|| serde_json::json!({}));
+        validate_metadata(&metadata, limits.max_metadata_bytes)?;
+        if let Some(id) = &request.client_msg_id {
+            if id.is_empty() || id.len() > 128 {
+                return Err(ChatError::InvalidField("client_msg_id must be 1–128 characters".into()));
+            }
+        }
+        if let Some(reply_to) = &request.reply_to {
+            if self.store.get_message(&request.room_id, reply_to).await?.is_none() {
+                return Err(ChatError::InvalidField(
+                    "reply_to must name a message of the same room".into(),
+                ));
+            }
+        }
+        Ok(NewMessage {
+            id: uuid::Uuid::now_v7().to_string(),
+            room_id: request.room_id,
+            sender_id: caller.id().to_owned(),
+            content: request.content,
+            message_type,
+            reply_to: request.reply_to,
+            metadata,
+            attachment_id: None,
+            location,
+            client_msg_id: request.client_msg_id,
+            created_at: Timestamp::now(),
+        })
+    }
+
+    /// A page of a room's history, ascending `seq`, and whether there is more.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: Option<u32>,
+    ) -> ChatResult<(Vec<Message>, bool)> {
+        self.room_access(caller, room_id).await?;
+        let page = match (before_seq, after_seq) {
+            (Some(_), Some(_)) => {
+                return Err(ChatError::InvalidField(
+                    "give before_seq or after_seq, not both".into(),
+                ));
+            }
+            (Some(n), None) if n < 0 => return Err(ChatError::InvalidField("before_seq must be ≥ 0".into())),
+            (None, Some(n)) if n < 0 => return Err(ChatError::InvalidField("after_seq must be ≥ 0".into())),
+            (Some(n), None) => HistoryPage::Before(n),
+            (None, Some(n)) => HistoryPage::After(n),
+            (None, None) => HistoryPage::Latest,
+        };
+        let limit = page_limit(limit)?;
+        let (records, has_more) = self.store.history(room_id, page, limit).await?;
+        Ok((records.into_iter().map(wire::message).collect(), has_more))
+    }
+}
+
+/// Applies the default page size and caps it at [`HISTORY_MAX_LIMIT`].
+pub fn page_limit(limit: Option<u32>) -> ChatResult<u32> {
+    match limit {
+        None => Ok(HISTORY_DEFAULT_LIMIT),
+        Some(0) => Err(ChatError::InvalidField("limit must be ≥ 1".into())),
+        Some(n) => Ok(n.min(HISTORY_MAX_LIMIT)),
+    }
+}

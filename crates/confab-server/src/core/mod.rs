@@ -1,0 +1,158 @@
+//! What chat means: callers, permissions, validation, rooms, messages, read
+//! state, typing. Shared by every transport (the unified WebSocket, REST, and
+//! later the room-scoped dialects), so a rule is written once.
+//!
+//! Core talks to storage through [`crate::store::Store`] and to live
+//! connections through the [`Hub`]; it never sees a socket.
+//!
+//! # Layout
+//! - [`error`]: [`ChatError`] and its mapping to contract codes.
+//! - [`caller`]: who is asking, from a token or the server key.
+//! - [`messages`]: sending (validation, storage, fan-out) and history.
+//! - [`rooms`]: rooms, members, room lists, read markers.
+//! - [`live`]: subscriptions with gap-free replay, typing, presence.
+//! - [`wire`]: stored records → wire objects.
+
+pub mod caller;
+pub mod error;
+pub mod live;
+pub mod messages;
+pub mod rooms;
+pub mod wire;
+
+pub use caller::Caller;
+pub use error::{ChatError, ChatResult};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::hub::{Hub, RoomEvent};
+use crate::store::{DynStore, MemberRecord, RoomRecord, RoomRole};
+use axum::extract::ws::Utf8Bytes;
+use confab_protocol::ServerFrame;
+use std::sync::Arc;
+
+/// The chat service: everything a transport needs, shared by all connections.
+pub struct Chat {
+    /// The room log.
+    pub store: DynStore,
+    /// This node's live connections.
+    pub hub: Arc<Hub>,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// The configuration, fixed at start-up.
+    pub config: Arc<Config>,
+}
+
+/// Serializes a frame once, for fan-out to any number of connections.
+pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(frame.to_json())
+}
+
+impl Chat {
+    /// Loads a room and the caller's membership, refusing unknown rooms
+    /// (`not_found`) and non-members (`forbidden`). Admins and the server key
+    /// pass without membership.
+    pub async fn room_access(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+    ) -> ChatResult<(RoomRecord, Option<MemberRecord>)> {
+        let room = self
+            .store
+            .get_room(room_id)
+            .await?
+            .ok_or(ChatError::NotFound("room"))?;
+        let member = self.store.get_member(room_id, caller.id()).await?;
+        if member.is_none() && !caller.is_admin() {
+            return Err(ChatError::Forbidden("not a member of this room".into()));
+        }
+        Ok((room, member))
+    }
+
+    /// Like [`Chat::room_access`], and also requires the caller to manage the
+    /// room (room owner/admin, global admin, or the server key).
+    pub async fn room_admin_access(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+    ) -> ChatResult<(RoomRecord, Option<MemberRecord>)> {
+        let (room, member) = self.room_access(caller, room_id).await?;
+        let manages = caller.is_admin() || member.as_ref().is_some_and(|m| m.role >= RoomRole::Admin);
+        if !manages {
+            return Err(ChatError::Forbidden("only a room owner or admin may do this".into()));
+        }
+        Ok((room, member))
+    }
+
+    /// Publishes a frame to the room's subscribers on this node.
+    pub fn publish(&self, room_id: &str, frame: &ServerFrame, seq: Option<i64>) {
+        self.hub.publish(
+            room_id,
+            &RoomEvent {
+                seq,
+                bytes: encode(frame),
+                except_user: None,
+            },
+        );
+    }
+
+    /// Sends a frame to every connection of each listed user on this node.
+    pub fn notify_users<'a>(&self, users: impl IntoIterator<Item = &'a str>, frame: &ServerFrame) {
+        let bytes = encode(frame);
+        for user in users {
+            self.hub.send_to_user(user, &bytes);
+        }
+    }
+}
+
+/// Checks an id a client chose (room ids appear in URL paths, so no `/`,
+/// whitespace or control characters).
+pub fn validate_id(what: &str, id: &str) -> ChatResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '/' && c != '?' && c != '#');
+    if ok {
+        Ok(())
+    } else {
+        Err(ChatError::InvalidField(format!(
+            "{what} must be 1–128 characters without spaces, '/', '?' or '#'"
+        )))
+    }
+}
+
+/// Checks that metadata is a JSON object within the size limit.
+pub fn validate_metadata(value: &serde_json::Value, max_bytes: usize) -> ChatResult<()> {
+    if !value.is_object() {
+        return Err(ChatError::InvalidField("metadata must be a JSON object".into()));
+    }
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(ChatError::InvalidField(format!(
+            "metadata is larger than {max_bytes} bytes"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_path_characters() {
+        assert!(validate_id("id", "job-45").is_ok());
+        assert!(validate_id("id", "").is_err());
+        assert!(validate_id("id", "a/b").is_err());
+        assert!(validate_id("id", "a b").is_err());
+        assert!(validate_id("id", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_a_small_object() {
+        assert!(validate_metadata(&serde_json::json!({"a": 1}), 100).is_ok());
+        assert!(validate_metadata(&serde_json::json!([1]), 100).is_err());
+        assert!(validate_metadata(&serde_json::json!({"a": "x".repeat(200)}), 100).is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! This node's live state: connections, room subscriptions, typing.
+//!
+//! The hub never touches storage or sockets. It maps rooms and users to the
+//! [`Outbox`]es of local connections and pushes already-serialized bytes into
+//! them, so a fan-out serializes a frame once however many recipients it has.
+//! Pushing never blocks: a full outbox closes that one connection (4008).
+//!
+//! A subscription with `since_seq` starts *pending*: live room events are held
+//! in a small buffer while the session replays stored messages, then
+//! [`Hub::activate`] releases the buffered events whose `seq` the replay did
+//! not already deliver. That stitch is what makes resume gap- and duplicate-free
+//! (spec §5.2).
+
+mod outbox;
+
+pub use outbox::{Outbound, Outbox, OutboxReceiver, outbox};
+
+use axum::extract::ws::Utf8Bytes;
+use confab_protocol::CloseCode;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::time::Instant;
+
+/// A connection's id, unique within this process.
+pub type ConnId = u64;
+
+/// A room event ready to fan out.
+#[derive(Debug, Clone)]
+pub struct RoomEvent {
+    /// The message seq this event is about, for events that stitch onto a
+    /// replay (`new_message`); `None` for events that are never replayed.
+    pub seq: Option<i64>,
+    /// The serialized frame.
+    pub bytes: Utf8Bytes,
+    /// A user whose connections must not get it (the typist, for `typing`).
+    pub except_user: Option<Arc<str>>,
+}
+
+struct Conn {
+    user_id: Arc<str>,
+    outbox: Outbox,
+}
+
+struct Sub {
+    user_id: Arc<str>,
+    outbox: Outbox,
+    /// `Some` while the session replays stored messages.
+    pending: Option<Vec<(Option<i64>, Utf8Bytes)>>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<String, HashMap<ConnId, Sub>>,
+    users: HashMap<Arc<str>, Vec<ConnId>>,
+    /// (room, user) → when their typing indicator lapses.
+    typing: HashMap<(String, Arc<str>), Instant>,
+}
+
+/// What [`Hub::unregister`] found when a connection left.
+#[derive(Debug, Default)]
+pub struct Departure {
+    /// Rooms the connection was subscribed to.
+    pub rooms: Vec<String>,
+    /// The user has no other connection on this node.
+    pub user_gone: bool,
+}
+
+/// This node's live state. One per process, shared by every session.
+pub struct Hub {
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    pending_limit: usize,
+}
+
+impl Hub {
+    /// `pending_limit` bounds the events held per pending subscription; past it
+    /// the connection is a slow consumer.
+    pub fn new(pending_limit: usize) -> Self {
+        Hub {
+            state: Mutex::new(State::default()),
+            next_id: AtomicU64::new(1),
+            pending_limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a
+        // way that matters more than losing the whole node: keep serving.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a connection of `user_id`.
+    pub fn register(&self, user_id: &str, outbox: Outbox) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        let user_id: Arc<str> = match state.users.get_key_value(user_id) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(user_id),
+        };
+        state.users.entry(user_id.clone()).or_default().push(id);
+        state.conns.insert(id, Conn { user_id, outbox });
+        id
+    }
+
+    /// Removes a connection and all its subscriptions.
+    pub fn unregister(&self, conn: ConnId) -> Departure {
+        let mut state = self.lock();
+        let Some(gone) = state.conns.remove(&conn) else {
+            return Departure::default();
+        };
+        let mut rooms = Vec::new();
+        state.rooms.retain(|room, subs| {
+            if subs.remove(&conn).is_some() {
+                rooms.push(room.clone());
+            }
+            !subs.is_empty()
+        });
+        let user_gone = match state.users.get_mut(&gone.user_id) {
+            Some(list) => {
+                list.retain(|c| *c != conn);
+                list.is_empty()
+            }
+            None => true,
+        };
+        if user_gone {
+            state.users.remove(&gone.user_id);
+        }
+        Departure { rooms, user_gone }
+    }
+
+    /// Subscribes a connection to a room. With `pending`, live events are held
+    /// until [`Hub::activate`]. Returns false if the connection is unknown.
+    pub fn subscribe(&self, conn: ConnId, room_id: &str, pending: bool) -> bool {
+        let mut state = self.lock();
+        let Some(c) = state.conns.get(&conn) else {
+            return false;
+        };
+        let sub = Sub {
+            user_id: c.user_id.clone(),
+            outbox: c.outbox.clone(),
+            pending: pending.then(Vec::new),
+        };
+        state
+            .rooms
+            .entry(room_id.to_owned())
+            .or_default()
+            .insert(conn, sub);
+        true
+    }
+
+    /// Ends the pending phase: queues the held events not already delivered by
+    /// the replay (those with `seq > delivered_up_to`, and every event without
+    /// a seq), then delivers live.
+    pub fn activate(&self, conn: ConnId, room_id: &str, delivered_up_to: i64) {
+        let mut state = self.lock();
+        let Some(sub) = state.rooms.get_mut(room_id).and_then(|s| s.get_mut(&conn)) else {
+            return;
+        };
+        for (seq, bytes) in sub.pending.take().unwrap_or_default() {
+            if seq.is_none_or(|s| s > delivered_up_to) && !sub.outbox.push(bytes) {
+                break;
+            }
+        }
+    }
+
+    /// Removes one subscription. Returns whether it existed.
+    pub fn unsubscribe(&self, conn: ConnId, room_id: &str) -> bool {
+        let mut state = self.lock();
+        let Entry::Occupied(mut subs) = state.rooms.entry(room_id.to_owned()) else {
+            return false;
+        };
+        let existed = subs.get_mut().remove(&conn).is_some();
+        if subs.get().is_empty() {
+            subs.remove();
+        }
+        existed
+    }
+
+    /// Whether the connection is subscribed to the room.
+    pub fn is_subscribed(&self, conn: ConnId, room_id: &str) -> bool {
+        self.lock()
+            .rooms
+            .get(room_id)
+            .is_some_and(|subs| subs.contains_key(&conn))
+    }
+
+    /// Drops every subscription of `user_id`'s connections to a room (the user
+    /// left or was removed). Returns how many there were.
+    pub fn drop_user_from_room(&self, user_id: &str, room_id: &str) -> usize {
+        let mut state = self.lock();
+        let Some(subs) = state.rooms.get_mut(room_id) else {
+            return 0;
+        };
+        let before = subs.len();
+        subs.retain(|_, sub| &*sub.user_id != user_id);
+        let dropped = before - subs.len();
+        if subs.is_empty() {
+            state.rooms.remove(room_id);
+        }
+        dropped
+    }
+
+    /// Pushes an event to every local subscriber of the room.
+    pub fn publish(&self, room_id: &str, event: &RoomEvent) {
+        let mut state = self.lock();
+        let Some(subs) = state.rooms.get_mut(room_id) else {
+            return;
+        };
+        for sub in subs.values_mut() {
+            if event.except_user.as_deref() == Some(&*sub.user_id) {
+                continue;
+            }
+            match &mut sub.pending {
+                Some(held) if held.len() < self.pending_limit => {
+                    held.push((event.seq, event.bytes.clone()))
+                }
+                Some(_) => sub.outbox.kill_with(CloseCode::SlowConsumer),
+                None => {
+                    sub.outbox.push(event.bytes.clone());
+                }
+            }
+        }
+    }
+
+    /// Pushes bytes to every local connection of a user.
+    pub fn send_to_user(&self, user_id: &str, bytes: &Utf8Bytes) {
+        let state = self.lock();
+        for conn in state.users.get(user_id).into_iter().flatten() {
+            if let Some(c) = state.conns.get(conn) {
+                c.outbox.push(bytes.clone());
+            }
+        }
+    }
+
+    /// Closes every local connection of a user at once with `code`.
+    pub fn close_user(&self, user_id: &str, code: CloseCode) {
+        let state = self.lock();
+        for conn in state.users.get(user_id).into_iter().flatten() {
+            if let Some(c) = state.conns.get(conn) {
+                c.outbox.kill_with(code);
+            }
+        }
+    }
+
+    /// Whether the user has a connection on this node.
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.lock().users.contains_key(user_id)
+    }
+
+    /// Open connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Marks `user_id` typing in a room until `until`. Returns true if they were
+    /// not typing before (the caller then starts the expiry timer).
+    pub fn set_typing(&self, room_id: &str, user_id: &str, until: Instant) -> bool {
+        let mut state = self.lock();
+        let user: Arc<str> = Arc::from(user_id);
+        state
+            .typing
+            .insert((room_id.to_owned(), user), until)
+            .is_none()
+    }
+
+    /// Clears a typing indicator. Returns whether there was one.
+    pub fn clear_typing(&self, room_id: &str, user_id: &str) -> bool {
+        self.lock()
+            .typing
+            .remove(&(room_id.to_owned(), Arc::from(user_id)))
+            .is_some()
+    }
+
+    /// For the expiry timer: the indicator's deadline if it is still set and in
+    /// the future (sleep again), or `None` after clearing a lapsed one or finding
+    /// none. `lapsed` tells which: true when this call cleared it.
+    pub fn typing_deadline(&self, room_id: &str, user_id: &str, now: Instant) -> TypingCheck {
+        let mut state = self.lock();
+        let key = (room_id.to_owned(), Arc::from(user_id));
+        match state.typing.get(&key) {
+            Some(until) if *until > now => TypingCheck::Until(*until),
+            Some(_) => {
+                state.typing.remove(&key);
+                TypingCheck::Lapsed
+            }
+            None => TypingCheck::Cleared,
+        }
+    }
+
+    /// Queues a close with `code` on every connection (shutdown).
+    pub fn close_all(&self, code: CloseCode) {
+        for conn in self.lock().conns.values() {
+            conn.outbox.close(code);
+        }
+    }
+}
+
+/// What the typing expiry timer should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypingCheck {
+    /// Refreshed: sleep until this deadline and check again.
+    Until(Instant),
+    /// Lapsed just now and cleared: announce `is_typing: false`.
+    Lapsed,
+    /// Already cleared by a stop, a send or a disconnect: nothing to do.
+    Cleared,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Frame(b)) = rx.rx.try_recv() {
+            out.push(b.to_string());
+        }
+        out
+    }
+
+    fn event(seq: Option<i64>, text: &str) -> RoomEvent {
+        RoomEvent {
+            seq,
+            bytes: text.into(),
+            except_user: None,
+        }
+    }
+
+    #[test]
+    fn pending_subscriptions_stitch_without_duplicates() {
+        let hub = Hub::new(16);
+        let (out, mut rx) = outbox(16);
+        let conn = hub.register("a", out);
+        hub.subscribe(conn, "r", true);
+        hub.publish("r", &event(Some(5), "m5"));
+        hub.publish("r", &event(None, "typing"));
+        hub.publish("r", &event(Some(6), "m6"));
+        assert!(drain(&mut rx).is_empty(), "nothing leaks before activate");
+        hub.activate(conn, "r", 5);
+        assert_eq!(drain(&mut rx), ["typing", "m6"]);
+        hub.publish("r", &event(Some(7), "m7"));
+        assert_eq!(drain(&mut rx), ["m7"]);
+    }
+
+    #[test]
+    fn except_user_and_departure() {
+        let hub = Hub::new(16);
+        let (a1, mut ra1) = outbox(4);
+        let (a2, _ra2) = outbox(4);
+        let (b, mut rb) = outbox(4);
+        let c1 = hub.register("a", a1);
+        let c2 = hub.register("a", a2);
+        let c3 = hub.register("b", b);
+        for c in [c1, c3] {
+            hub.subscribe(c, "r", false);
+        }
+        hub.publish(
+            "r",
+            &RoomEvent {
+                seq: None,
+                bytes: "t".into(),
+                except_user: Some(Arc::from("a")),
+            },
+        );
+        assert!(drain(&mut ra1).is_empty());
+        assert_eq!(drain(&mut rb), ["t"]);
+        let d = hub.unregister(c1);
+        assert_eq!(d.rooms, ["r"]);
+        assert!(!d.user_gone);
+        assert!(hub.unregister(c2).user_gone);
+        assert!(!hub.is_online("a"));
+        assert!(hub.is_online("b"));
+    }
+}

@@ -1,0 +1,103 @@
+//! REST error bodies: the one place where a [`ChatError`] becomes an HTTP
+//! status and `{"error": {"code", "message"}}`.
+
+use crate::core::ChatError;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use confab_protocol::ErrorCode;
+use serde_json::json;
+
+/// An error answered over HTTP.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The contract code.
+    pub code: ErrorCode,
+    /// Text for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with an explicit status.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The HTTP status for each contract code.
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidJson => StatusCode::BAD_REQUEST,
+        ErrorCode::UnknownType
+        | ErrorCode::InvalidField
+        | ErrorCode::EmptyMessage
+        | ErrorCode::MessageTooLong => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Forbidden | ErrorCode::NotSubscribed => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        if error.is_internal() {
+            tracing::error!(error = ?error, "request failed");
+        } else {
+            tracing::debug!(error = %error, "request refused");
+        }
+        let status = match &error {
+            ChatError::AlreadyExists(_) => StatusCode::CONFLICT,
+            other => status_for(other.code()),
+        };
+        ApiError::new(status, error.code(), error.public_message())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        // The rejection's own status is right (400, 413 for an oversized body,
+        // 415 without a JSON content type, 422 for a body of the wrong shape).
+        let status = rejection.status();
+        let code = match &rejection {
+            JsonRejection::JsonDataError(_) => ErrorCode::InvalidField,
+            _ => ErrorCode::InvalidJson,
+        };
+        tracing::debug!(%rejection, "bad JSON body");
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidField,
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Result of a REST handler.
+pub type ApiResult<T> = Result<T, ApiError>;

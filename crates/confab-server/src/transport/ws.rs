@@ -1,0 +1,488 @@
+//! The unified WebSocket endpoint, `/ws` and `/ws/chat/` (spec §2).
+//!
+//! A connection is two tasks: the session (this module's reader loop), which
+//! decodes one frame at a time into a [`ClientFrame`] and calls core, and a
+//! writer, which drains the connection's bounded [`Outbox`] into the socket,
+//! batching whatever is queued into one flush. Replies and fanned-out frames
+//! share the outbox, so a client sees them in the order they were queued.
+
+use crate::app::AppState;
+use crate::auth::{AuthError, bearer, unix_now};
+use crate::core::{Caller, ChatError};
+use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use confab_protocol::{
+    ClientFrame, CloseCode, DecodeError, ErrorCode, Limits, PROTOCOL_VERSION, ReqId, ServerFrame, Timestamp,
+    decode_client_frame,
+};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::error::ApiError;
+use super::extract::ACT_AS_HEADER;
+
+/// The subprotocol browsers offer: `Sec-WebSocket-Protocol: confab.v1, bearer.T`.
+const SUBPROTOCOL: &str = "confab.v1";
+/// Frames written per flush at most, so one busy connection cannot hog its writer.
+const WRITE_BATCH: usize = 64;
+
+/// Query parameters of the upgrade request.
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// `GET /ws`: upgrades, then authenticates (handshake token, or an `auth`
+/// first frame) and runs the session.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, rejection.body_text())
+                .into_response();
+        }
+    };
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    // Preference order of spec §1: header, subprotocol, (first frame), query.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .map(str::to_owned)
+        .or_else(|| {
+            offered
+                .iter()
+                .find_map(|p| p.strip_prefix("bearer."))
+                .map(str::to_owned)
+        })
+        .or_else(|| query.ok().and_then(|Query(q)| q.token).filter(|t| !t.is_empty()));
+    let act_as = headers
+        .get(ACT_AS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let max = state.chat.config.limits.max_frame_bytes;
+    let mut ws = ws.max_message_size(max).max_frame_size(max);
+    if offered.iter().any(|p| p == SUBPROTOCOL) {
+        ws = ws.protocols([SUBPROTOCOL]);
+    }
+    let shutdown = state.shutdown.clone();
+    let tracker = state.tracker.clone();
+    ws.on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            run(state, socket, token, act_as).await;
+        })
+    })
+}
+
+/// Runs one connection from authentication to close.
+async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
+    let caller = match token {
+        Some(token) => state.chat.authenticate(&token, act_as.as_deref()).await,
+        None => first_frame_auth(&state, &mut stream, auth_timeout).await,
+    };
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::debug!(%error, "websocket refused");
+            let _ = sink.send(close_message(error.close_code().code(), error.close_code().reason())).await;
+            return;
+        }
+    };
+    let config = &state.chat.config;
+    let (outbox, receiver) = outbox(config.server.outbound_queue_frames);
+    let conn = state.chat.hub.register(caller.id(), outbox.clone());
+    let span = tracing::info_span!("conn", conn, user = %caller.id());
+    outbox.send(&ServerFrame::ConnectionEstablished {
+        user_id: caller.user.id.clone(),
+        username: caller.user.username.clone(),
+        connection_id: conn.to_string(),
+        protocol: PROTOCOL_VERSION,
+        heartbeat_ms: config.server.heartbeat_ms,
+        limits: Limits {
+            max_message_length: config.limits.max_message_length,
+            messages_per_minute: config.rate_limit.messages_per_minute,
+            max_frame_bytes: config.limits.max_frame_bytes,
+        },
+        timestamp: Timestamp::now(),
+    });
+    let heartbeat = Duration::from_millis(config.server.heartbeat_ms.max(1000));
+    let writer = tokio::spawn(
+        write_loop(sink, receiver, state.shutdown.clone(), heartbeat).instrument(span.clone()),
+    );
+    let mut session = Session {
+        state: &state,
+        caller,
+        conn,
+        outbox,
+    };
+    session.read_loop(&mut stream).instrument(span).await;
+    state.chat.disconnect(&session.caller, conn);
+    // Closing our own handle ends the writer once the queue is drained; a
+    // writer stuck on a dead socket is given the shutdown grace at most.
+    session.outbox.close(CloseCode::Normal);
+    drop(session);
+    let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
+    let _ = tokio::time::timeout(grace, writer).await;
+}
+
+/// Waits for an `auth` frame when the handshake carried no token.
+async fn first_frame_auth(
+    state: &AppState,
+    stream: &mut SplitStream<WebSocket>,
+    timeout: Duration,
+) -> Result<Caller, ChatError> {
+    let first = tokio::time::timeout(timeout, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(text)) = first else {
+        return Err(AuthError::Missing.into());
+    };
+    match decode_client_frame(&text) {
+        Ok(envelope) => match envelope.frame {
+            ClientFrame::Auth { token } => state.chat.authenticate(&token, None).await,
+            _ => Err(AuthError::Missing.into()),
+        },
+        Err(_) => Err(AuthError::Missing.into()),
+    }
+}
+
+/// One authenticated connection's request handling.
+struct Session<'a> {
+    state: &'a AppState,
+    caller: Caller,
+    conn: ConnId,
+    outbox: Outbox,
+}
+
+impl Session<'_> {
+    /// Reads frames until the client leaves, the token expires, the connection
+    /// is killed, or the server shuts down.
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
+        let kill = self.outbox_kill();
+        let shutdown = self.state.shutdown.clone();
+        let mut expiry = Box::pin(tokio::time::sleep_until(self.expiry_deadline()));
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.handle_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => self.reply_error(
+                        ErrorCode::InvalidJson,
+                        "binary frames are not supported; send JSON text".into(),
+                        None,
+                        None,
+                    ),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Err(error)) => {
+                        if is_too_big(&error) {
+                            tracing::debug!("frame over the size limit");
+                            self.outbox.kill_with(CloseCode::TooBig);
+                        } else {
+                            tracing::debug!(%error, "websocket read failed");
+                        }
+                        return;
+                    }
+                },
+                () = &mut expiry => {
+                    tracing::debug!("token expired");
+                    self.outbox.kill_with(CloseCode::BadToken);
+                    return;
+                }
+                () = kill.cancelled() => return,
+                () = shutdown.cancelled() => return,
+            }
+            if self.caller.exp.is_some() {
+                reset_expiry(&mut expiry, self.expiry_deadline());
+            }
+        }
+    }
+
+    fn outbox_kill(&self) -> CancellationToken {
+        self.outbox.kill_token()
+    }
+
+    /// When the connection's token stops being valid (far future for the
+    /// server key).
+    fn expiry_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        match self.caller.exp {
+            None => far,
+            Some(exp) => {
+                let leeway = self.state.chat.config.auth.leeway_s;
+                let left = (exp + leeway).saturating_sub(unix_now());
+                Instant::now() + Duration::from_secs(left)
+            }
+        }
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        match decode_client_frame(text) {
+            Err(DecodeError {
+                code,
+                message,
+                req_id,
+                room_id,
+            }) => {
+                tracing::debug!(%code, %message, "bad frame");
+                self.reply_error(code, message, req_id, room_id);
+            }
+            Ok(envelope) => {
+                let room_id = envelope.frame.room_id().map(str::to_owned);
+                let req_id = envelope.req_id;
+                if let Err(error) = self.dispatch(envelope.frame, req_id.clone()).await {
+                    if error.is_internal() {
+                        tracing::error!(error = ?error, "request failed");
+                    } else {
+                        tracing::debug!(%error, "request refused");
+                    }
+                    self.reply_error(error.code(), error.public_message(), req_id, room_id);
+                }
+            }
+        }
+    }
+
+    fn reply_error(&self, code: ErrorCode, message: String, req_id: Option<ReqId>, room_id: Option<String>) {
+        self.outbox.send(&ServerFrame::Error {
+            code,
+            message,
+            room_id,
+            req_id,
+            retry_after_ms: None,
+        });
+    }
+
+    /// One request → one core call → its direct answer.
+    async fn dispatch(&mut self, frame: ClientFrame, req_id: Option<ReqId>) -> Result<(), ChatError> {
+        let chat = &self.state.chat;
+        let caller = &self.caller;
+        let reply = match frame {
+            ClientFrame::Auth { .. } => {
+                return Err(ChatError::InvalidField(
+                    "already authenticated; use refresh_token to replace the token".into(),
+                ));
+            }
+            ClientFrame::RefreshToken { token } => {
+                let exp = chat.refresh(caller, &token)?;
+                self.caller.exp = Some(exp);
+                ServerFrame::Ack { req_id }
+            }
+            ClientFrame::SubscribeRoom { room_id, since_seq } => {
+                return chat
+                    .subscribe(caller, self.conn, &self.outbox, &room_id, since_seq, req_id)
+                    .await;
+            }
+            ClientFrame::UnsubscribeRoom { room_id } => {
+                chat.unsubscribe(caller, self.conn, &room_id)?;
+                ServerFrame::Unsubscribed { room_id, req_id }
+            }
+            ClientFrame::SendMessage(request) => {
+                let outbox = &self.outbox;
+                chat.send_message(caller, request, |sent| {
+                    outbox.send(&ServerFrame::MessageAck {
+                        room_id: sent.message.room_id.clone(),
+                        client_msg_id: sent.client_msg_id.clone(),
+                        message_id: sent.message.id.clone(),
+                        seq: sent.message.seq,
+                        timestamp: sent.message.timestamp,
+                        duplicate: sent.duplicate,
+                        req_id: req_id.clone(),
+                    });
+                })
+                .await?;
+                return Ok(());
+            }
+            ClientFrame::MarkRead {
+                room_id,
+                up_to_seq,
+                message_ids,
+            } => {
+                chat.mark_read(caller, &room_id, up_to_seq, message_ids).await?;
+                if req_id.is_none() {
+                    return Ok(());
+                }
+                ServerFrame::Ack { req_id }
+            }
+            ClientFrame::Typing { room_id, is_typing } => {
+                return chat.typing(caller, self.conn, &room_id, is_typing.unwrap_or(true));
+            }
+            ClientFrame::StopTyping { room_id } => {
+                return chat.typing(caller, self.conn, &room_id, false);
+            }
+            ClientFrame::GetRoomList { limit, cursor } => {
+                let (rooms, next_cursor) = chat.room_list(caller, limit, cursor.as_deref()).await?;
+                ServerFrame::RoomList {
+                    rooms,
+                    next_cursor,
+                    req_id,
+                }
+            }
+            ClientFrame::GetHistory {
+                room_id,
+                before_seq,
+                after_seq,
+                limit,
+            } => {
+                let (messages, has_more) = chat
+                    .history(caller, &room_id, before_seq, after_seq, limit)
+                    .await?;
+                ServerFrame::History {
+                    room_id,
+                    messages,
+                    has_more,
+                    req_id,
+                }
+            }
+            ClientFrame::GetPresence { room_id } => {
+                let online = chat.presence(caller, &room_id).await?;
+                ServerFrame::Presence {
+                    room_id,
+                    online,
+                    req_id,
+                }
+            }
+            ClientFrame::Ping {} => ServerFrame::Pong {
+                timestamp: Timestamp::now(),
+                req_id,
+            },
+        };
+        self.outbox.send(&reply);
+        Ok(())
+    }
+}
+
+fn reset_expiry(expiry: &mut std::pin::Pin<Box<Sleep>>, deadline: Instant) {
+    if expiry.deadline() != deadline {
+        expiry.as_mut().reset(deadline);
+    }
+}
+
+/// Whether a read error is tungstenite refusing a frame over the size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Drains the outbox into the socket: everything queued is written, then
+/// flushed once. Sends heartbeat pings; on shutdown writes what is queued and
+/// closes with 1012.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: OutboxReceiver,
+    shutdown: CancellationToken,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    let kill = outbox.kill.clone();
+    let close = loop {
+        tokio::select! {
+            biased;
+            () = kill.cancelled() => break Some(outbox.close_code()),
+            item = outbox.rx.recv() => match item {
+                Some(Outbound::Frame(bytes)) => {
+                    match write_batch(&mut sink, &mut outbox, bytes).await {
+                        Ok(None) => {}
+                        Ok(Some(code)) => break Some(code),
+                        Err(()) => break None,
+                    }
+                }
+                Some(Outbound::Close(code)) => break Some(code.code()),
+                None => break Some(CloseCode::Normal.code()),
+            },
+            () = shutdown.cancelled() => {
+                while let Ok(item) = outbox.rx.try_recv() {
+                    let Outbound::Frame(bytes) = item else { break };
+                    if sink.feed(Message::Text(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                break Some(CloseCode::Restarting.code());
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(code) = close {
+        let reason = match code {
+            1009 => CloseCode::TooBig.reason(),
+            1012 => CloseCode::Restarting.reason(),
+            4002 => CloseCode::UserRefused.reason(),
+            4003 => CloseCode::BadToken.reason(),
+            4008 => CloseCode::SlowConsumer.reason(),
+            _ => CloseCode::Normal.reason(),
+        };
+        let _ = sink.send(close_message(code, reason)).await;
+    }
+    let _ = sink.close().await;
+}
+
+/// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`]), then
+/// flushes once. Returns a close code if a queued close was reached.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbox: &mut OutboxReceiver,
+    first: Utf8Bytes,
+) -> Result<Option<u16>, ()> {
+    sink.feed(Message::Text(first)).await.map_err(drop)?;
+    let mut close = None;
+    for _ in 1..WRITE_BATCH {
+        match outbox.rx.try_recv() {
+            Ok(Outbound::Frame(bytes)) => sink.feed(Message::Text(bytes)).await.map_err(drop)?,
+            Ok(Outbound::Close(code)) => {
+                close = Some(code.code());
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    sink.flush().await.map_err(drop)?;
+    Ok(close)
+}

@@ -1,0 +1,423 @@
+//! The one shared test helper: a real confab server on a free port with a
+//! temporary data dir, and real WebSocket and HTTP clients to drive it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use confab_protocol::ServerFrame;
+use confab_server::auth::{Authenticator, TokenRequest};
+use confab_server::store::GlobalRole;
+use confab_server::{App, Config};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The server key every test server accepts.
+pub const API_KEY: &str = "test-server-key";
+/// How long a test waits for a frame that must come.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server. Dropping it without [`TestServer::stop`] aborts it.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://addr`.
+    pub base: String,
+    /// The data dir (kept for restarts when the test owns it).
+    pub data_dir: PathBuf,
+    /// The configuration it was started with.
+    pub config: Config,
+    secret: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+impl TestServer {
+    /// A server with default settings in a fresh temp dir.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server in a fresh temp dir, with `tweak` applied to the config.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(tmp.path(), tweak).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// A server on an existing data dir (to test restarts).
+    pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.to_path_buf(),
+            api_key: API_KEY.into(),
+            ..Config::default()
+        };
+        config.server.shutdown_grace_s = 3;
+        tweak(&mut config);
+        let secret = config.resolve_jwt_secret().unwrap();
+        let app = App::build(config.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            config,
+            secret,
+            shutdown: Some(tx),
+            task: Some(task),
+            _tmp: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server did not stop in time")
+                .unwrap();
+        }
+    }
+
+    /// Takes the temp dir out, so that it outlives this server (restart tests).
+    pub fn keep_data_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+
+    /// A one-hour token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        self.token_with(user, None, None, Duration::from_secs(3600))
+    }
+
+    /// A token with a name, role and lifetime.
+    pub fn token_with(&self, user: &str, name: Option<&str>, role: Option<GlobalRole>, ttl: Duration) -> String {
+        Authenticator::new(&self.secret, "", 0)
+            .mint(&TokenRequest {
+                user_id: user.into(),
+                name: name.map(Into::into),
+                role,
+                ttl,
+            })
+            .unwrap()
+    }
+
+    /// A token signed with raw claims (for expired or malformed tokens).
+    pub fn token_from_claims(&self, claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// The WebSocket URL of `path` (e.g. `/ws`).
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Connects to `/ws` as `user` (bearer header) and reads `connection_established`.
+    pub async fn ws(&self, user: &str) -> WsClient {
+        self.ws_at("/ws", user).await
+    }
+
+    /// Connects to `path` as `user` and reads `connection_established`.
+    pub async fn ws_at(&self, path: &str, user: &str) -> WsClient {
+        let mut client = self
+            .ws_raw(path, &[("authorization", format!("Bearer {}", self.token(user)))])
+            .await;
+        match client.recv().await {
+            ServerFrame::ConnectionEstablished { user_id, .. } => assert_eq!(user_id, user),
+            other => panic!("expected connection_established, got {other:?}"),
+        }
+        client
+    }
+
+    /// Connects to `path` with the given headers and reads nothing.
+    pub async fn ws_raw(&self, path: &str, headers: &[(&str, String)]) -> WsClient {
+        let mut request = self.ws_url(path).into_client_request().unwrap();
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        let (stream, _response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        WsClient { stream }
+    }
+
+    /// A REST client acting as `user` (with a JWT).
+    pub fn api(&self, user: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: Some(self.token(user)),
+            act_as: None,
+        }
+    }
+
+    /// A REST client with the server key (acting as itself).
+    pub fn server_api(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: Some(API_KEY.into()),
+            act_as: None,
+        }
+    }
+
+    /// A REST client with no credentials.
+    pub fn anonymous_api(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: None,
+            act_as: None,
+        }
+    }
+
+    /// Creates a room over REST as `owner` with `members`; returns its id.
+    pub async fn room(&self, owner: &str, members: &[&str]) -> String {
+        let (status, body) = self
+            .api(owner)
+            .post("/api/v1/rooms", json!({"name": "test room", "members": members}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A REST client.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<String>,
+    act_as: Option<String>,
+}
+
+impl Api {
+    /// The same client, acting for `user` (server key only).
+    pub fn acting_as(mut self, user: &str) -> Self {
+        self.act_as = Some(user.into());
+        self
+    }
+
+    /// Sends a request; returns the status and the JSON body (`null` if none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        if let Some(user) = &self.act_as {
+            request = request.header("x-confab-user", user);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, json)
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn call_raw(&self, method: reqwest::Method, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET`.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT` with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `PATCH` with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// `DELETE`.
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// A WebSocket client speaking the unified protocol.
+pub struct WsClient {
+    /// The raw stream, for tests that need it.
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// A close frame with this code.
+    Closed(u16),
+    /// The stream ended without a close frame.
+    Dropped,
+}
+
+impl WsClient {
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.unwrap();
+    }
+
+    /// The next frame as JSON; panics after [`WAIT`] or on close.
+    pub async fn recv_json(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("read failed");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, typed.
+    pub async fn recv(&mut self) -> ServerFrame {
+        let value = self.recv_json().await;
+        serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("bad server frame {value}: {e}"))
+    }
+
+    /// Skips frames until one of type `kind` arrives; returns it as JSON.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.recv_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Sends `frame` with `req_id` and returns the first frame echoing it.
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        let req_id = format!("r{}", rand_id());
+        frame["req_id"] = json!(req_id);
+        self.send(frame).await;
+        loop {
+            let reply = self.recv_json().await;
+            if reply["req_id"] == json!(req_id) {
+                return reply;
+            }
+        }
+    }
+
+    /// Subscribes to a room and returns the `subscribed` frame.
+    pub async fn subscribe(&mut self, room_id: &str) -> Value {
+        let reply = self
+            .request(json!({"type": "subscribe_room", "room_id": room_id}))
+            .await;
+        assert_eq!(reply["type"], "subscribed", "{reply}");
+        reply
+    }
+
+    /// Sends a text message and returns its `message_ack`.
+    pub async fn send_message(&mut self, room_id: &str, content: &str) -> Value {
+        let reply = self
+            .request(json!({"type": "send_message", "room_id": room_id, "content": content}))
+            .await;
+        assert_eq!(reply["type"], "message_ack", "{reply}");
+        reply
+    }
+
+    /// Asserts that no frame (other than pings) arrives within `duration`.
+    pub async fn expect_silence(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the connection ends; returns how.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("connection did not end in time");
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => return Ended::Closed(frame.code.into()),
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Ended::Dropped,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

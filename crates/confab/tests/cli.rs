@@ -1,0 +1,196 @@
+//! The binary as an operator runs it: a real `confab` process, its stdout,
+//! its data dir, signals and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const KEY: &str = "cli-test-key";
+
+/// A `confab serve` child process.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    /// Starts `confab serve` in `cwd` with the given env, and waits for the
+    /// first stdout line, which must be `listening on http://HOST:PORT`.
+    fn start(cwd: &Path, env: &[(&str, &str)]) -> Served {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
+        command
+            .arg("serve")
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .env("CONFAB_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Served { child, base }
+    }
+
+    fn ws_url(&self) -> String {
+        self.base.replace("http://", "ws://") + "/ws"
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("confab did not exit within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn confab(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "confab {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn call(method: reqwest::Method, url: String, auth: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url).bearer_auth(auth);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn no_config_serves_with_a_data_dir_and_token_works() {
+    let cwd = tempfile::tempdir().unwrap();
+    let served = Served::start(cwd.path(), &[]);
+    assert!(cwd.path().join("confab-data/confab.db").exists());
+    assert!(cwd.path().join("confab-data/jwt_secret").exists());
+    let token = confab(cwd.path(), &["token", "--user", "alice", "--name", "Alice"]);
+    let (status, me) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/me", served.base),
+        token.trim(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["id"], "alice");
+    assert_eq!(me["name"], "Alice");
+    assert!(served.terminate().success());
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    confab(cwd.path(), &["migrate", "--data-dir", "elsewhere"]);
+    assert!(cwd.path().join("elsewhere/confab.db").exists());
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1012_exits_0_and_history_survives_restart() {
+    let cwd = tempfile::tempdir().unwrap();
+    let env = [("CONFAB_API_KEY", KEY)];
+    let served = Served::start(cwd.path(), &env);
+    let (status, room) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/rooms", served.base),
+        KEY,
+        Some(json!({"id": "job-45", "name": "Deep clean", "room_type": "job", "members": ["u1"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    for text in ["first", "second"] {
+        let (status, sent) = call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/rooms/job-45/messages", served.base),
+            KEY,
+            Some(json!({"content": text, "message_type": "system"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{sent}");
+    }
+
+    let token = confab(cwd.path(), &["token", "--user", "u1"]);
+    let mut request = served.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", token.trim())).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("connection_established"));
+
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut close_code = None;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        if let Message::Close(frame) = message {
+            close_code = frame.map(|f| u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(close_code, Some(1012));
+
+    let served = Served::start(cwd.path(), &env);
+    let (status, page) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/rooms/job-45/messages", served.base),
+        token.trim(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["first", "second"]);
+    assert_eq!(page["messages"][1]["seq"], 2);
+    assert!(served.terminate().success());
+}
