@@ -1,0 +1,2186 @@
+//! The SQLite backend: one file, one writer task, a pool of readers.
+//!
+//! # How writes work
+//! SQLite lets one connection write at a time, so every write goes through a
+//! single writer task that owns the only writing connection. Store methods
+//! send it a job (a small async closure over `&mut SqliteConnection`) on a
+//! bounded channel and wait for the answer on a oneshot.
+//!
+//! The writer takes the first job, then whatever else is already queued (up
+//! to 256), and runs them all in one `BEGIN IMMEDIATE` transaction,
+//! each inside its own `SAVEPOINT`, so one job's failure (a missing room, a
+//! constraint) is rolled back alone. It then commits once and only after the
+//! commit succeeded answers each job: an ack is never sent for something that
+//! is not stored, and a burst of messages costs one fsync (group commit). If
+//! the commit fails, every job of the batch gets the error.
+//!
+//! Because there is one writer, "look, then write" inside a job is race-free:
+//! seq assignment, `client_msg_id` dedupe and `direct_key` dedupe need no
+//! retry loop.
+//!
+//! # How reads work
+//! Reads use a separate pool. In WAL mode readers see the last committed state
+//! and never wait for the writer, and a commit is visible to every read that
+//! starts after the writer answered.
+
+use super::{
+    AppendOutcome, CreateOutcome, GlobalRole, HistoryPage, MemberRecord, MemberWithUser,
+    MessageRecord, NewMessage, NewRoom, RoomListEntry, RoomRecord, RoomRole, Store, StoreError,
+    StoreResult, UserRecord, UserUpsert,
+};
+use async_trait::async_trait;
+use confab_protocol::{Location, MessageType, Timestamp};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Executor, Row, SqliteExecutor};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// The schema, embedded in the binary so that it needs no files beside it.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Most jobs run in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 256;
+
+/// Jobs that may wait for the writer; a full queue makes callers wait (backpressure).
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Read connections. Each one is a thread in sqlx; the machine is small.
+const READERS: u32 = 4;
+
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite implementation of [`Store`].
+///
+/// Open it with [`SqliteStore::open`], apply the schema with
+/// [`SqliteStore::migrate`], share it as a [`super::DynStore`], and call
+/// [`Store::close`] on shutdown so that queued writes are committed.
+pub struct SqliteStore {
+    /// The writer's queue; `None` once [`Store::close`] started.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The writer task, awaited by [`Store::close`].
+    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Read-only (`query_only`) connections.
+    readers: SqlitePool,
+    /// Counters the writer keeps, for tests and diagnostics.
+    stats: Arc<WriterStats>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("readers", &self.readers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its folder) the database named by a
+    /// `sqlite://PATH` or `sqlite:PATH` URL, in WAL mode with
+    /// `synchronous=NORMAL` and foreign keys on, and starts the writer task.
+    ///
+    /// Must be called inside a tokio runtime. In-memory databases are refused:
+    /// the writer and the readers are separate connections and must share a
+    /// file.
+    pub async fn open(database_url: &str) -> StoreResult<SqliteStore> {
+        let options = parse_url(database_url)?;
+
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(sqlx::Error::Io)?;
+        }
+
+        let writer_options = options
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let conn = SqliteConnection::connect_with(&writer_options).await?;
+
+        // Readers open the file read-write but with `query_only`, so that the
+        // last connection to close can still checkpoint and remove the WAL.
+        let reader_options = options
+            .create_if_missing(false)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("query_only", "ON");
+        let readers = match SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(1)
+            .connect_with(reader_options)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(e.into());
+            }
+        };
+
+        let stats = Arc::new(WriterStats::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = tokio::spawn(run_writer(conn, receiver, stats.clone()));
+
+        Ok(SqliteStore {
+            jobs: Mutex::new(Some(sender)),
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            readers,
+            stats,
+        })
+    }
+
+    /// Applies the embedded migrations that are not applied yet (idempotent).
+    /// Runs on the writer's connection, between batches.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        self.submit(Mode::Alone, |conn| Box::pin(migrate_job(conn)))
+            .await
+    }
+
+    /// What the writer has done so far, to see group commit at work
+    /// (`jobs / commits` is the mean batch size).
+    pub fn write_stats(&self) -> WriteStats {
+        WriteStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            jobs: self.stats.committed_jobs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends `work` to the writer and waits for its answer, which comes only
+    /// after the transaction it ran in committed.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        self.submit(Mode::Batched, work).await
+    }
+
+    /// Queues a job of either mode and waits for its answer.
+    async fn submit<T, F>(&self, mode: Mode, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(PendingJob { work, reply });
+        sender
+            .send(Job { mode, job })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        drop(sender);
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Counters of the writer, from [`SqliteStore::write_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Transactions committed since the store opened.
+    pub commits: u64,
+    /// Write jobs (successful or rolled back to their savepoint) in those
+    /// transactions.
+    pub jobs: u64,
+}
+
+/// Checks the scheme and refuses in-memory databases.
+fn parse_url(database_url: &str) -> StoreResult<SqliteConnectOptions> {
+    let config = |msg: String| StoreError::Database(sqlx::Error::Configuration(msg.into()));
+    let Some(rest) = database_url.strip_prefix("sqlite:") else {
+        return Err(config(format!(
+            "not a SQLite URL (expected sqlite://PATH): {database_url}"
+        )));
+    };
+    if rest.contains(":memory:")
+        || rest.contains("mode=memory")
+        || rest.trim_matches('/').is_empty()
+    {
+        return Err(config(format!(
+            "the SQLite store needs a file, not {database_url}"
+        )));
+    }
+    Ok(SqliteConnectOptions::from_str(database_url)?)
+}
+
+// ---------------------------------------------------------------------------
+// The writer task
+// ---------------------------------------------------------------------------
+
+/// Whether a job may share a transaction with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Runs in the batch's transaction, in its own savepoint.
+    Batched,
+    /// Runs alone, outside any transaction (migrations manage their own).
+    Alone,
+}
+
+/// One queued unit of work.
+struct Job {
+    mode: Mode,
+    job: Box<dyn WriteJob>,
+}
+
+/// A job with its type erased, so that jobs of every result type share a queue.
+trait WriteJob: Send {
+    /// Runs the work; the result waits in the returned [`Settle`] for the commit.
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Settle>>;
+
+    /// Answers with `error` without running (the transaction could not start).
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+/// A job that ran and whose answer waits for the batch's fate.
+trait Settle: Send {
+    /// Whether the work succeeded (its savepoint is kept, not rolled back).
+    fn succeeded(&self) -> bool;
+
+    /// Sends the answer: the work's own result if the commit succeeded or the
+    /// work failed anyway, else the commit's error.
+    fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>);
+}
+
+/// A job before it runs.
+struct PendingJob<T, F> {
+    work: F,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+/// A job after it ran.
+struct Finished<T> {
+    result: StoreResult<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> WriteJob for PendingJob<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+{
+    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Settle>> {
+        let PendingJob { work, reply } = *self;
+        Box::pin(async move {
+            // A panicking job fails alone (its savepoint is rolled back)
+            // instead of taking the writer, and every later write, with it.
+            let result = match AssertUnwindSafe(work(conn)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!("a SQLite write job panicked");
+                    Err(StoreError::Database(sqlx::Error::Protocol(
+                        "the write job panicked".to_owned(),
+                    )))
+                }
+            };
+            Box::new(Finished { result, reply }) as Box<dyn Settle>
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        // The caller may have given up waiting; nothing to do then.
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send> Settle for Finished<T> {
+    fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>) {
+        let answer = match (self.result, commit) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(e)) => Err(batch_error(e)),
+            (Err(e), _) => Err(e),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Counters the writer keeps.
+#[derive(Debug, Default)]
+struct WriterStats {
+    /// Transactions committed.
+    commits: AtomicU64,
+    /// Batched jobs that were part of a committed transaction.
+    committed_jobs: AtomicU64,
+}
+
+/// The writer: owns the only writing connection until the queue closes.
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut receiver: mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+) {
+    let mut incoming = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Returns 0 only once every sender is gone and the queue is empty.
+    while receiver.recv_many(&mut incoming, MAX_BATCH).await > 0 {
+        for Job { mode, job } in incoming.drain(..) {
+            match mode {
+                Mode::Batched => batch.push(job),
+                Mode::Alone => {
+                    // Keep the queue's order: what came before runs first.
+                    if !batch.is_empty() {
+                        run_batch(&mut conn, std::mem::take(&mut batch), &stats).await;
+                    }
+                    let finished = job.run(&mut conn).await;
+                    finished.settle(Ok(()));
+                }
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&mut conn, std::mem::take(&mut batch), &stats).await;
+        }
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+    }
+}
+
+/// Runs jobs in as few transactions as possible (one unless something breaks
+/// the transaction itself), each in a savepoint, and answers after commit.
+async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Box<dyn WriteJob>>, stats: &WriterStats) {
+    let mut queue: VecDeque<Box<dyn WriteJob>> = jobs.into();
+    while !queue.is_empty() {
+        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+            tracing::error!(error = %e, jobs = queue.len(), "SQLite writer could not begin a transaction");
+            for job in queue.drain(..) {
+                job.fail(batch_error(&e));
+            }
+            return;
+        }
+
+        let mut ran: Vec<Box<dyn Settle>> = Vec::with_capacity(queue.len());
+        let mut broken = None;
+        while let Some(job) = queue.pop_front() {
+            if let Err(e) = conn.execute("SAVEPOINT job").await {
+                job.fail(batch_error(&e));
+                broken = Some(e);
+                break;
+            }
+            let finished = job.run(conn).await;
+            let closed = if finished.succeeded() {
+                conn.execute("RELEASE SAVEPOINT job").await.map(|_| ())
+            } else {
+                match conn.execute("ROLLBACK TO SAVEPOINT job").await {
+                    Ok(_) => conn.execute("RELEASE SAVEPOINT job").await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            };
+            ran.push(finished);
+            if let Err(e) = closed {
+                // SQLite rolled the whole transaction back (disk full, I/O
+                // error…): what ran in it is lost; the rest gets a new one.
+                broken = Some(e);
+                break;
+            }
+        }
+
+        if let Some(e) = broken {
+            tracing::error!(error = %e, "SQLite writer lost a transaction");
+            let _ = conn.execute("ROLLBACK").await;
+            for finished in ran {
+                finished.settle(Err(&e));
+            }
+            continue;
+        }
+
+        match conn.execute("COMMIT").await {
+            Ok(_) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .committed_jobs
+                    .fetch_add(ran.len() as u64, Ordering::Relaxed);
+                for finished in ran {
+                    finished.settle(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = ran.len(), "SQLite writer could not commit");
+                let _ = conn.execute("ROLLBACK").await;
+                for finished in ran {
+                    finished.settle(Err(&e));
+                }
+            }
+        }
+    }
+}
+
+/// The error each job of a failed transaction gets (`sqlx::Error` is not `Clone`).
+fn batch_error(e: &sqlx::Error) -> StoreError {
+    StoreError::Database(match e {
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(format!("the write transaction failed: {other}")),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Errors and row decoding
+// ---------------------------------------------------------------------------
+
+/// Maps a read's error: a closed pool means the store is shutting down.
+fn read_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolClosed => StoreError::Closed,
+        other => StoreError::Database(other),
+    }
+}
+
+/// Translates constraint violations where they happen: a missing referenced
+/// row is `NotFound`, a taken unique key is `AlreadyExists`.
+fn on_constraint(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::ForeignKeyViolation => return StoreError::NotFound,
+            ErrorKind::UniqueViolation => return StoreError::AlreadyExists,
+            _ => {}
+        }
+    }
+    StoreError::Database(e)
+}
+
+/// JSON as stored: `null` becomes `{}`.
+fn json_text(value: &serde_json::Value) -> String {
+    if value.is_null() {
+        "{}".to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
+/// JSON as read: missing or unreadable becomes `{}`.
+fn json_value(text: Option<String>) -> serde_json::Value {
+    let empty = || serde_json::Value::Object(serde_json::Map::new());
+    match text {
+        Some(text) if !text.is_empty() => serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable JSON in the database; using {{}}");
+            empty()
+        }),
+        _ => empty(),
+    }
+}
+
+/// The columns [`user_from_row`] reads.
+const USER_COLUMNS: &str = "id, username, name, role, disabled, created_at";
+
+fn user_from_row(row: &SqliteRow) -> sqlx::Result<UserRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        role: GlobalRole::parse(&role).unwrap_or_default(),
+        disabled: row.try_get("disabled")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+/// The columns [`room_from_row`] reads.
+const ROOM_COLUMNS: &str =
+    "id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key";
+
+fn room_from_row(row: &SqliteRow) -> sqlx::Result<RoomRecord> {
+    Ok(RoomRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        room_type: row.try_get("room_type")?,
+        metadata: json_value(row.try_get("metadata")?),
+        closed: row.try_get("closed")?,
+        last_seq: row.try_get("last_seq")?,
+        last_activity: Timestamp(row.try_get("last_activity")?),
+        created_at: Timestamp(row.try_get("created_at")?),
+        direct_key: row.try_get("direct_key")?,
+    })
+}
+
+/// The columns [`member_from_row`] reads.
+const MEMBER_COLUMNS: &str = "room_id, user_id, role, last_read_seq, joined_at";
+
+fn member_from_row(row: &SqliteRow) -> sqlx::Result<MemberRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(MemberRecord {
+        room_id: row.try_get("room_id")?,
+        user_id: row.try_get("user_id")?,
+        role: RoomRole::parse(&role).unwrap_or_default(),
+        last_read_seq: row.try_get("last_read_seq")?,
+        joined_at: Timestamp(row.try_get("joined_at")?),
+    })
+}
+
+/// `SELECT` of a message with its sender's display fields, as [`message_from_row`]
+/// reads it (columns without prefix).
+macro_rules! message_select {
+    () => {
+        "SELECT m.id, m.room_id, m.seq, m.sender_id, \
+                COALESCE(u.username, m.sender_id) AS sender_username, u.name AS sender_name, \
+                m.content, m.message_type, m.reply_to, m.metadata, m.attachment_id, \
+                m.lat, m.lng, m.client_msg_id, m.created_at, m.edited_at, m.deleted \
+         FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+    };
+}
+
+/// Reads a message whose columns carry `prefix` (`""` or `"lm_"`).
+fn message_from_row(row: &SqliteRow, prefix: &str) -> sqlx::Result<MessageRecord> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let message_type: String = row.try_get(&*col("message_type"))?;
+    let lat: Option<f64> = row.try_get(&*col("lat"))?;
+    let lng: Option<f64> = row.try_get(&*col("lng"))?;
+    let edited_at: Option<i64> = row.try_get(&*col("edited_at"))?;
+    Ok(MessageRecord {
+        id: row.try_get(&*col("id"))?,
+        room_id: row.try_get(&*col("room_id"))?,
+        seq: row.try_get(&*col("seq"))?,
+        sender_id: row.try_get(&*col("sender_id"))?,
+        sender_username: row.try_get(&*col("sender_username"))?,
+        sender_name: row.try_get(&*col("sender_name"))?,
+        content: row.try_get(&*col("content"))?,
+        message_type: MessageType::parse(&message_type).unwrap_or_default(),
+        reply_to: row.try_get(&*col("reply_to"))?,
+        metadata: json_value(row.try_get(&*col("metadata"))?),
+        attachment_id: row.try_get(&*col("attachment_id"))?,
+        location: lat.zip(lng).map(|(lat, lng)| Location { lat, lng }),
+        client_msg_id: row.try_get(&*col("client_msg_id"))?,
+        created_at: Timestamp(row.try_get(&*col("created_at"))?),
+        edited_at: edited_at.map(Timestamp),
+        deleted: row.try_get(&*col("deleted"))?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Queries shared by the writer and the readers
+// ---------------------------------------------------------------------------
+
+async fn fetch_user<'e>(ex: impl SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<UserRecord>> {
+    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+}
+
+async fn fetch_room<'e>(ex: impl SqliteExecutor<'e>, id: &str) -> sqlx::Result<Option<RoomRecord>> {
+    sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(room_from_row)
+        .transpose()
+}
+
+async fn fetch_member<'e>(
+    ex: impl SqliteExecutor<'e>,
+    room_id: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<MemberRecord>> {
+    sqlx::query(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE room_id = ?1 AND user_id = ?2"
+    ))
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await?
+    .as_ref()
+    .map(member_from_row)
+    .transpose()
+}
+
+async fn fetch_message<'e>(
+    ex: impl SqliteExecutor<'e>,
+    room_id: &str,
+    message_id: &str,
+) -> sqlx::Result<Option<MessageRecord>> {
+    sqlx::query(concat!(
+        message_select!(),
+        "WHERE m.id = ?1 AND m.room_id = ?2"
+    ))
+    .bind(message_id)
+    .bind(room_id)
+    .fetch_optional(ex)
+    .await?
+    .as_ref()
+    .map(|row| message_from_row(row, ""))
+    .transpose()
+}
+
+// ---------------------------------------------------------------------------
+// Write jobs (run on the writer's connection, inside a savepoint)
+// ---------------------------------------------------------------------------
+
+async fn migrate_job(conn: &mut SqliteConnection) -> StoreResult<()> {
+    // `run` takes an `Acquire`, whose lifetime cannot be proven general enough
+    // inside the writer's higher-ranked job closure; `run_direct` is the same
+    // code on a plain connection, public (though hidden) for exactly this.
+    MIGRATOR.run_direct(conn).await?;
+    Ok(())
+}
+
+async fn upsert_user_job(conn: &mut SqliteConnection, user: UserUpsert) -> StoreResult<UserRecord> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO users (id, username, name, role, disabled, created_at) \
+         VALUES (?1, COALESCE(?2, ?1), ?3, COALESCE(?4, 'member'), COALESCE(?5, 0), ?6) \
+         ON CONFLICT (id) DO UPDATE SET \
+             username = COALESCE(?2, username), \
+             name = COALESCE(?3, name), \
+             role = COALESCE(?4, role), \
+             disabled = COALESCE(?5, disabled) \
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(&user.id)
+    .bind(&user.username)
+    .bind(&user.name)
+    .bind(user.role.map(GlobalRole::as_str))
+    .bind(user.disabled)
+    .bind(Timestamp::now().millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(on_constraint)?;
+    Ok(user_from_row(&row)?)
+}
+
+async fn create_room_job(conn: &mut SqliteConnection, room: NewRoom) -> StoreResult<CreateOutcome> {
+    if let Some(key) = &room.direct_key {
+        let existing = sqlx::query(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = ?1"
+        ))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(CreateOutcome::ExistingDirect(room_from_row(&row)?));
+        }
+    }
+    if fetch_room(&mut *conn, &room.id).await?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+
+    let now = Timestamp::now().millis();
+    let row = sqlx::query(&format!(
+        "INSERT INTO rooms (id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key) \
+         VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6) \
+         RETURNING {ROOM_COLUMNS}"
+    ))
+    .bind(&room.id)
+    .bind(&room.name)
+    .bind(&room.room_type)
+    .bind(json_text(&room.metadata))
+    .bind(now)
+    .bind(&room.direct_key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(on_constraint)?;
+    let record = room_from_row(&row)?;
+
+    for (user_id, role) in &room.members {
+        // A new room has last_seq 0, so new members start with nothing unread.
+        // A user listed twice keeps the last role given.
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
+             VALUES (?1, ?2, ?3, 0, ?4) \
+             ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(&room.id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(on_constraint)?;
+    }
+    Ok(CreateOutcome::Created(record))
+}
+
+async fn update_room_job(
+    conn: &mut SqliteConnection,
+    id: String,
+    name: Option<String>,
+    metadata: Option<serde_json::Value>,
+) -> StoreResult<RoomRecord> {
+    let row = sqlx::query(&format!(
+        "UPDATE rooms SET name = COALESCE(?2, name), metadata = COALESCE(?3, metadata) \
+         WHERE id = ?1 RETURNING {ROOM_COLUMNS}"
+    ))
+    .bind(&id)
+    .bind(&name)
+    .bind(metadata.as_ref().map(json_text))
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(room_from_row(&row)?)
+}
+
+async fn close_room_job(conn: &mut SqliteConnection, id: String) -> StoreResult<RoomRecord> {
+    let row = sqlx::query(&format!(
+        "UPDATE rooms SET closed = 1 WHERE id = ?1 RETURNING {ROOM_COLUMNS}"
+    ))
+    .bind(&id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(room_from_row(&row)?)
+}
+
+async fn add_member_job(
+    conn: &mut SqliteConnection,
+    room_id: String,
+    user_id: String,
+    role: RoomRole,
+) -> StoreResult<MemberRecord> {
+    // No row from the SELECT (missing room) inserts nothing and returns
+    // nothing; a missing user fails the foreign key.
+    let row = sqlx::query(&format!(
+        "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
+         SELECT id, ?2, ?3, last_seq, ?4 FROM rooms WHERE id = ?1 \
+         ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role \
+         RETURNING {MEMBER_COLUMNS}"
+    ))
+    .bind(&room_id)
+    .bind(&user_id)
+    .bind(role.as_str())
+    .bind(Timestamp::now().millis())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(on_constraint)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(member_from_row(&row)?)
+}
+
+async fn remove_member_job(
+    conn: &mut SqliteConnection,
+    room_id: String,
+    user_id: String,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")
+        .bind(&room_id)
+        .bind(&user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn append_message_job(
+    conn: &mut SqliteConnection,
+    message: NewMessage,
+) -> StoreResult<AppendOutcome> {
+    // One writer: nothing can slip in between this look-up and the insert.
+    if let Some(client_msg_id) = &message.client_msg_id {
+        let original = sqlx::query(concat!(
+            message_select!(),
+            "WHERE m.sender_id = ?1 AND m.room_id = ?2 AND m.client_msg_id = ?3"
+        ))
+        .bind(&message.sender_id)
+        .bind(&message.room_id)
+        .bind(client_msg_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = original {
+            return Ok(AppendOutcome::Duplicate(message_from_row(&row, "")?));
+        }
+    }
+
+    let sender = fetch_user(&mut *conn, &message.sender_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+
+    // The seq and the insert share this job's savepoint: if the insert
+    // fails, the bump is rolled back with it and no seq is used.
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE rooms SET last_seq = last_seq + 1, last_activity = MAX(last_activity, ?2) \
+         WHERE id = ?1 RETURNING last_seq",
+    )
+    .bind(&message.room_id)
+    .bind(message.created_at.millis())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, reply_to, \
+             metadata, attachment_id, lat, lng, client_msg_id, created_at, edited_at, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, 0)",
+    )
+    .bind(&message.id)
+    .bind(&message.room_id)
+    .bind(seq)
+    .bind(&message.sender_id)
+    .bind(&message.content)
+    .bind(message.message_type.as_str())
+    .bind(&message.reply_to)
+    .bind(json_text(&message.metadata))
+    .bind(&message.attachment_id)
+    .bind(message.location.map(|l| l.lat))
+    .bind(message.location.map(|l| l.lng))
+    .bind(&message.client_msg_id)
+    .bind(message.created_at.millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(on_constraint)?;
+
+    let metadata = if message.metadata.is_null() {
+        json_value(None)
+    } else {
+        message.metadata
+    };
+    Ok(AppendOutcome::Stored(MessageRecord {
+        id: message.id,
+        room_id: message.room_id,
+        seq,
+        sender_id: message.sender_id,
+        sender_username: sender.username,
+        sender_name: sender.name,
+        content: message.content,
+        message_type: message.message_type,
+        reply_to: message.reply_to,
+        metadata,
+        attachment_id: message.attachment_id,
+        location: message.location,
+        client_msg_id: message.client_msg_id,
+        created_at: message.created_at,
+        edited_at: None,
+        deleted: false,
+    }))
+}
+
+async fn mark_read_job(
+    conn: &mut SqliteConnection,
+    room_id: String,
+    user_id: String,
+    up_to_seq: i64,
+) -> StoreResult<i64> {
+    // Writes only when the marker moves forward; clamped to the room's last seq.
+    let moved: Option<i64> = sqlx::query_scalar(
+        "UPDATE members SET last_read_seq = \
+             MIN(?3, (SELECT last_seq FROM rooms WHERE rooms.id = members.room_id)) \
+         WHERE room_id = ?1 AND user_id = ?2 \
+           AND last_read_seq < MIN(?3, (SELECT last_seq FROM rooms WHERE rooms.id = members.room_id)) \
+         RETURNING last_read_seq",
+    )
+    .bind(&room_id)
+    .bind(&user_id)
+    .bind(up_to_seq)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(marker) = moved {
+        return Ok(marker);
+    }
+    let member = fetch_member(&mut *conn, &room_id, &user_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(member.last_read_seq)
+}
+
+// ---------------------------------------------------------------------------
+// Read queries
+// ---------------------------------------------------------------------------
+
+/// The newest `limit` messages, newest first.
+const HISTORY_LATEST: &str = concat!(
+    message_select!(),
+    "WHERE m.room_id = ?1 ORDER BY m.seq DESC LIMIT ?2"
+);
+/// The newest `limit` messages with `seq < ?3`, newest first.
+const HISTORY_BEFORE: &str = concat!(
+    message_select!(),
+    "WHERE m.room_id = ?1 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?2"
+);
+/// The oldest `limit` messages with `seq > ?3`, oldest first.
+const HISTORY_AFTER: &str = concat!(
+    message_select!(),
+    "WHERE m.room_id = ?1 AND m.seq > ?3 ORDER BY m.seq ASC LIMIT ?2"
+);
+
+/// Messages above the member's marker, not theirs, not deleted: a range on
+/// the `(room_id, seq)` index, bounded by the unread messages themselves.
+const UNREAD_COUNT: &str = "SELECT (SELECT COUNT(*) FROM messages c \
+        WHERE c.room_id = mb.room_id AND c.seq > mb.last_read_seq \
+          AND c.sender_id <> mb.user_id AND c.deleted = 0) \
+     FROM members mb WHERE mb.room_id = ?1 AND mb.user_id = ?2";
+
+/// A page of a user's rooms. The inner query picks the page first, so the
+/// unread count and the last message are looked up for that page only.
+const LIST_USER_ROOMS: &str = "WITH page AS ( \
+        SELECT r.id, r.name, r.room_type, r.metadata, r.closed, r.last_seq, r.last_activity, \
+               r.created_at, r.direct_key, mb.user_id AS mb_user_id, mb.role AS mb_role, \
+               mb.last_read_seq AS mb_last_read_seq, mb.joined_at AS mb_joined_at \
+        FROM members mb JOIN rooms r ON r.id = mb.room_id \
+        WHERE mb.user_id = ?1 \
+          AND (?2 IS NULL OR r.last_activity < ?2 OR (r.last_activity = ?2 AND r.id > ?3)) \
+        ORDER BY r.last_activity DESC, r.id ASC \
+        LIMIT ?4 \
+     ) \
+     SELECT page.*, \
+        (SELECT COUNT(*) FROM messages c \
+           WHERE c.room_id = page.id AND c.seq > page.mb_last_read_seq \
+             AND c.sender_id <> page.mb_user_id AND c.deleted = 0) AS unread_count, \
+        lm.id AS lm_id, lm.room_id AS lm_room_id, lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, \
+        COALESCE(lu.username, lm.sender_id) AS lm_sender_username, lu.name AS lm_sender_name, \
+        lm.content AS lm_content, lm.message_type AS lm_message_type, lm.reply_to AS lm_reply_to, \
+        lm.metadata AS lm_metadata, lm.attachment_id AS lm_attachment_id, lm.lat AS lm_lat, \
+        lm.lng AS lm_lng, lm.client_msg_id AS lm_client_msg_id, lm.created_at AS lm_created_at, \
+        lm.edited_at AS lm_edited_at, lm.deleted AS lm_deleted \
+     FROM page \
+     LEFT JOIN messages lm ON lm.room_id = page.id AND lm.seq = page.last_seq \
+     LEFT JOIN users lu ON lu.id = lm.sender_id \
+     ORDER BY page.last_activity DESC, page.id ASC";
+
+fn room_list_entry_from_row(row: &SqliteRow) -> sqlx::Result<RoomListEntry> {
+    let room = room_from_row(row)?;
+    let role: String = row.try_get("mb_role")?;
+    let member = MemberRecord {
+        room_id: room.id.clone(),
+        user_id: row.try_get("mb_user_id")?,
+        role: RoomRole::parse(&role).unwrap_or_default(),
+        last_read_seq: row.try_get("mb_last_read_seq")?,
+        joined_at: Timestamp(row.try_get("mb_joined_at")?),
+    };
+    let last_id: Option<String> = row.try_get("lm_id")?;
+    let last_message = match last_id {
+        Some(_) => Some(message_from_row(row, "lm_")?),
+        None => None,
+    };
+    Ok(RoomListEntry {
+        room,
+        member,
+        last_message,
+        unread_count: row.try_get("unread_count")?,
+    })
+}
+
+/// Whether an upsert would change nothing, so the writer can be skipped.
+fn upsert_is_noop(existing: &UserRecord, user: &UserUpsert) -> bool {
+    user.username
+        .as_ref()
+        .is_none_or(|v| *v == existing.username)
+        && user
+            .name
+            .as_ref()
+            .is_none_or(|v| Some(v) == existing.name.as_ref())
+        && user.role.is_none_or(|v| v == existing.role)
+        && user.disabled.is_none_or(|v| v == existing.disabled)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // ---- users ----
+
+    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
+        // Users are upserted on every connect; most change nothing, so look
+        // first and leave the writer alone then.
+        if let Some(existing) = self.get_user(&user.id).await?
+            && upsert_is_noop(&existing, &user)
+        {
+            return Ok(existing);
+        }
+        self.write(move |conn| Box::pin(upsert_user_job(conn, user)))
+            .await
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        fetch_user(&self.readers, id).await.map_err(read_error)
+    }
+
+    // ---- rooms ----
+
+    async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome> {
+        self.write(move |conn| Box::pin(create_room_job(conn, room)))
+            .await
+    }
+
+    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
+        fetch_room(&self.readers, id).await.map_err(read_error)
+    }
+
+    async fn update_room(
+        &self,
+        id: &str,
+        name: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> StoreResult<RoomRecord> {
+        let id = id.to_owned();
+        self.write(move |conn| Box::pin(update_room_job(conn, id, name, metadata)))
+            .await
+    }
+
+    async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
+        let id = id.to_owned();
+        self.write(move |conn| Box::pin(close_room_job(conn, id)))
+            .await
+    }
+
+    async fn list_user_rooms(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(Timestamp, String)>,
+    ) -> StoreResult<Vec<RoomListEntry>> {
+        let (after_activity, after_id) = match after {
+            Some((activity, id)) => (Some(activity.millis()), Some(id)),
+            None => (None, None),
+        };
+        let rows = sqlx::query(LIST_USER_ROOMS)
+            .bind(user_id)
+            .bind(after_activity)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(read_error)?;
+        Ok(rows
+            .iter()
+            .map(room_list_entry_from_row)
+            .collect::<sqlx::Result<_>>()?)
+    }
+
+    // ---- members ----
+
+    async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
+        fetch_member(&self.readers, room_id, user_id)
+            .await
+            .map_err(read_error)
+    }
+
+    async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
+        let rows = sqlx::query(
+            "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
+                    COALESCE(u.username, mb.user_id) AS username, u.name \
+             FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
+             WHERE mb.room_id = ?1 ORDER BY mb.joined_at, mb.user_id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(read_error)?;
+        let members = rows
+            .iter()
+            .map(|row| {
+                Ok(MemberWithUser {
+                    member: member_from_row(row)?,
+                    username: row.try_get("username")?,
+                    name: row.try_get("name")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()?;
+        Ok(members)
+    }
+
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: RoomRole,
+    ) -> StoreResult<MemberRecord> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(move |conn| Box::pin(add_member_job(conn, room_id, user_id, role)))
+            .await
+    }
+
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(move |conn| Box::pin(remove_member_job(conn, room_id, user_id)))
+            .await
+    }
+
+    // ---- messages ----
+
+    async fn append_message(&self, message: NewMessage) -> StoreResult<AppendOutcome> {
+        self.write(move |conn| Box::pin(append_message_job(conn, message)))
+            .await
+    }
+
+    async fn get_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<MessageRecord>> {
+        fetch_message(&self.readers, room_id, message_id)
+            .await
+            .map_err(read_error)
+    }
+
+    async fn history(
+        &self,
+        room_id: &str,
+        page: HistoryPage,
+        limit: u32,
+    ) -> StoreResult<(Vec<MessageRecord>, bool)> {
+        let (sql, bound, newest_first) = match page {
+            HistoryPage::Latest => (HISTORY_LATEST, None, true),
+            HistoryPage::Before(seq) => (HISTORY_BEFORE, Some(seq), true),
+            HistoryPage::After(seq) => (HISTORY_AFTER, Some(seq), false),
+        };
+        // One more than asked tells whether the page has a next one.
+        let mut query = sqlx::query(sql).bind(room_id).bind(i64::from(limit) + 1);
+        if let Some(seq) = bound {
+            query = query.bind(seq);
+        }
+        let rows = query.fetch_all(&self.readers).await.map_err(read_error)?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = rows.len() > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit)
+            .map(|row| message_from_row(row, ""))
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        if newest_first {
+            messages.reverse();
+        }
+        Ok((messages, has_more))
+    }
+
+    // ---- read state ----
+
+    async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(move |conn| Box::pin(mark_read_job(conn, room_id, user_id, up_to_seq)))
+            .await
+    }
+
+    /// [`StoreError::NotFound`] if the user is not a member.
+    async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(UNREAD_COUNT)
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(read_error)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    // ---- health ----
+
+    async fn ping(&self) -> StoreResult<()> {
+        let writer_alive = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|sender| !sender.is_closed());
+        if !writer_alive {
+            return Err(StoreError::Closed);
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(read_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // New writes are refused from here; queued ones still run, and the
+        // writer stops once the last in-flight sender is dropped.
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(writer) = self.writer.lock().await.take()
+            && let Err(e) = writer.await
+        {
+            tracing::error!(error = %e, "the SQLite writer task failed");
+        }
+        self.readers.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use tempfile::TempDir;
+
+    /// A store on a fresh file in its own temporary folder (kept alive by the `TempDir`).
+    async fn fresh() -> (TempDir, SqliteStore, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        (dir, store, url)
+    }
+
+    async fn user(store: &SqliteStore, id: &str) -> UserRecord {
+        store
+            .upsert_user(UserUpsert {
+                id: id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    fn new_room(id: &str, members: &[&str]) -> NewRoom {
+        NewRoom {
+            id: id.to_owned(),
+            name: Some(format!("Room {id}")),
+            room_type: "group".to_owned(),
+            metadata: serde_json::json!({ "topic": id }),
+            direct_key: None,
+            members: members
+                .iter()
+                .map(|m| (m.to_string(), RoomRole::Member))
+                .collect(),
+        }
+    }
+
+    async fn room(store: &SqliteStore, id: &str, members: &[&str]) -> RoomRecord {
+        match store.create_room(new_room(id, members)).await.unwrap() {
+            CreateOutcome::Created(room) => room,
+            other => panic!("expected a new room, got {other:?}"),
+        }
+    }
+
+    fn msg(room_id: &str, sender_id: &str, content: &str) -> NewMessage {
+        NewMessage {
+            id: uuid::Uuid::now_v7().to_string(),
+            room_id: room_id.to_owned(),
+            sender_id: sender_id.to_owned(),
+            content: content.to_owned(),
+            message_type: MessageType::Text,
+            reply_to: None,
+            metadata: serde_json::json!({}),
+            attachment_id: None,
+            location: None,
+            client_msg_id: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    async fn send(
+        store: &SqliteStore,
+        room_id: &str,
+        sender_id: &str,
+        content: &str,
+    ) -> MessageRecord {
+        match store
+            .append_message(msg(room_id, sender_id, content))
+            .await
+            .unwrap()
+        {
+            AppendOutcome::Stored(m) => m,
+            other => panic!("expected a stored message, got {other:?}"),
+        }
+    }
+
+    async fn last_seq(store: &SqliteStore, room_id: &str) -> i64 {
+        store.get_room(room_id).await.unwrap().unwrap().last_seq
+    }
+
+    async fn message_count(store: &SqliteStore, room_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE room_id = ?1")
+            .bind(room_id)
+            .fetch_one(&store.readers)
+            .await
+            .unwrap()
+    }
+
+    /// Holds the writer busy until the returned sender fires, so that jobs
+    /// queued meanwhile are drained into one batch. Returns once the writer
+    /// is held.
+    async fn block_writer(store: &Arc<SqliteStore>) -> (oneshot::Sender<()>, JoinHandle<()>) {
+        let (release, wait) = oneshot::channel::<()>();
+        let (held, started) = oneshot::channel::<()>();
+        let store = store.clone();
+        let blocker = tokio::spawn(async move {
+            store
+                .submit(Mode::Alone, move |_conn| {
+                    Box::pin(async move {
+                        let _ = held.send(());
+                        let _ = wait.await;
+                        Ok(())
+                    })
+                })
+                .await
+                .unwrap();
+        });
+        started.await.unwrap();
+        (release, blocker)
+    }
+
+    /// Waits until `n` jobs sit in the writer's queue.
+    async fn queued(store: &SqliteStore, n: usize) {
+        let sender = store.jobs.lock().unwrap().clone().unwrap();
+        for _ in 0..1000 {
+            if QUEUE_CAPACITY - sender.capacity() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("jobs never queued");
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_and_folders_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/confab.db");
+        // Both URL forms name the same file.
+        for url in [
+            format!("sqlite://{}", path.display()),
+            format!("sqlite:{}", path.display()),
+        ] {
+            let store = SqliteStore::open(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            store.migrate().await.unwrap();
+            store.ping().await.unwrap();
+            store.close().await;
+        }
+        assert!(path.exists());
+
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+        assert_eq!(applied, MIGRATOR.iter().count() as i64);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let write = sqlx::query("DELETE FROM users")
+            .execute(&store.readers)
+            .await;
+        assert!(write.is_err(), "readers are query_only");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_refused() {
+        for url in [
+            "postgres://localhost/confab",
+            "sqlite::memory:",
+            "sqlite://",
+            "sqlite://?mode=memory",
+        ] {
+            let err = SqliteStore::open(url).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::Database(sqlx::Error::Configuration(_))),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn upsert_user_creates_then_changes_only_given_fields() {
+        let (_dir, store, _) = fresh().await;
+        let created = user(&store, "u1").await;
+        assert_eq!(created.username, "u1", "the handle defaults to the id");
+        assert_eq!(created.name, None);
+        assert_eq!(created.role, GlobalRole::Member);
+        assert!(!created.disabled);
+
+        let changed = store
+            .upsert_user(UserUpsert {
+                id: "u1".into(),
+                name: Some("Ada".into()),
+                role: Some(GlobalRole::Admin),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(changed.username, "u1");
+        assert_eq!(changed.name.as_deref(), Some("Ada"));
+        assert_eq!(changed.role, GlobalRole::Admin);
+        assert_eq!(
+            changed.created_at, created.created_at,
+            "creation time is kept"
+        );
+
+        let changed = store
+            .upsert_user(UserUpsert {
+                id: "u1".into(),
+                username: Some("ada".into()),
+                disabled: Some(true),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(changed.username, "ada");
+        assert_eq!(changed.name.as_deref(), Some("Ada"), "None leaves the name");
+        assert_eq!(changed.role, GlobalRole::Admin, "None leaves the role");
+        assert!(changed.disabled);
+
+        // Nothing to change: answered from a read, not the writer.
+        let before = store.write_stats();
+        let same = store
+            .upsert_user(UserUpsert {
+                id: "u1".into(),
+                username: Some("ada".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(same, changed);
+        assert_eq!(store.write_stats(), before);
+
+        assert_eq!(store.get_user("u1").await.unwrap(), Some(changed));
+        assert_eq!(store.get_user("nobody").await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn rooms_create_update_close_and_refuse_taken_ids() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        let created = room(&store, "r1", &["a", "b"]).await;
+        assert_eq!(created.last_seq, 0);
+        assert_eq!(created.last_activity, created.created_at);
+        assert_eq!(created.metadata, serde_json::json!({ "topic": "r1" }));
+        assert!(!created.closed);
+        assert_eq!(store.get_room("r1").await.unwrap(), Some(created.clone()));
+
+        let err = store.create_room(new_room("r1", &["a"])).await.unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists), "{err}");
+
+        // A member who is no user: nothing is stored, not even the room.
+        let err = store
+            .create_room(new_room("r2", &["a", "ghost"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err}");
+        assert_eq!(store.get_room("r2").await.unwrap(), None);
+        assert_eq!(store.get_member("r2", "a").await.unwrap(), None);
+
+        let renamed = store
+            .update_room("r1", Some("New".into()), None)
+            .await
+            .unwrap();
+        assert_eq!(renamed.name.as_deref(), Some("New"));
+        assert_eq!(renamed.metadata, created.metadata);
+        let remeta = store
+            .update_room("r1", None, Some(serde_json::json!({ "k": [1, 2] })))
+            .await
+            .unwrap();
+        assert_eq!(remeta.name.as_deref(), Some("New"));
+        assert_eq!(remeta.metadata, serde_json::json!({ "k": [1, 2] }));
+        assert!(matches!(
+            store.update_room("nope", None, None).await,
+            Err(StoreError::NotFound)
+        ));
+
+        assert!(store.close_room("r1").await.unwrap().closed);
+        assert!(store.close_room("r1").await.unwrap().closed, "idempotent");
+        assert!(matches!(
+            store.close_room("nope").await,
+            Err(StoreError::NotFound)
+        ));
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_rooms_are_deduplicated_even_when_created_at_once() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        let store = Arc::new(store);
+        let direct = |id: &str| NewRoom {
+            room_type: "direct".into(),
+            direct_key: Some("a\nb".into()),
+            members: vec![
+                ("a".into(), RoomRole::Member),
+                ("b".into(), RoomRole::Member),
+            ],
+            ..new_room(id, &[])
+        };
+
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let room = direct(&format!("dm-{i}"));
+                tokio::spawn(async move { store.create_room(room).await.unwrap() })
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut existing = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                CreateOutcome::Created(room) => created.push(room),
+                CreateOutcome::ExistingDirect(room) => existing.push(room),
+            }
+        }
+        assert_eq!(created.len(), 1);
+        assert_eq!(existing.len(), 7);
+        assert!(existing.iter().all(|room| *room == created[0]));
+
+        // Later, with an id that is also taken: still the existing room.
+        let again = store.create_room(direct(&created[0].id)).await.unwrap();
+        assert_eq!(again, CreateOutcome::ExistingDirect(created[0].clone()));
+        let rooms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+        assert_eq!(rooms, 1);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn members_are_added_changed_and_removed() {
+        let (_dir, store, _) = fresh().await;
+        for id in ["a", "b", "c"] {
+            user(&store, id).await;
+        }
+        store
+            .upsert_user(UserUpsert {
+                id: "b".into(),
+                name: Some("Bea".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        room(&store, "r", &["a"]).await;
+        send(&store, "r", "a", "one").await;
+        send(&store, "r", "a", "two").await;
+
+        let b = store.add_member("r", "b", RoomRole::Admin).await.unwrap();
+        assert_eq!(b.role, RoomRole::Admin);
+        assert_eq!(b.last_read_seq, 2, "a new member has read what came before");
+        assert_eq!(store.unread_count("r", "b").await.unwrap(), 0);
+
+        // Adding again changes the role only.
+        let b2 = store.add_member("r", "b", RoomRole::Viewer).await.unwrap();
+        assert_eq!(b2.role, RoomRole::Viewer);
+        assert_eq!(b2.joined_at, b.joined_at);
+        assert_eq!(store.get_member("r", "b").await.unwrap(), Some(b2.clone()));
+
+        let members = store.list_members("r").await.unwrap();
+        let ids: Vec<_> = members.iter().map(|m| m.member.user_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(members[1].name.as_deref(), Some("Bea"));
+        assert_eq!(members[1].username, "b");
+
+        assert!(matches!(
+            store.add_member("r", "ghost", RoomRole::Member).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.add_member("nope", "c", RoomRole::Member).await,
+            Err(StoreError::NotFound)
+        ));
+
+        assert!(store.remove_member("r", "b").await.unwrap());
+        assert!(!store.remove_member("r", "b").await.unwrap());
+        assert_eq!(store.get_member("r", "b").await.unwrap(), None);
+        assert_eq!(store.list_members("r").await.unwrap().len(), 1);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_every_seq_exactly_once() {
+        let (_dir, store, _) = fresh().await;
+        for i in 0..8 {
+            user(&store, &format!("u{i}")).await;
+        }
+        room(&store, "r", &[]).await;
+        let store = Arc::new(store);
+
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for n in 0..50 {
+                        let m = send(&store, "r", &format!("u{i}"), &format!("{i}:{n}")).await;
+                        seqs.push(m.seq);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for task in tasks {
+            let mine = task.await.unwrap();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "one sender's seqs increase"
+            );
+            seqs.extend(mine);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+        assert_eq!(last_seq(&store, "r").await, 400);
+
+        let stored: Vec<i64> =
+            sqlx::query_scalar("SELECT seq FROM messages WHERE room_id = 'r' ORDER BY seq")
+                .fetch_all(&store.readers)
+                .await
+                .unwrap();
+        assert_eq!(stored, (1..=400).collect::<Vec<_>>());
+        let stats = store.write_stats();
+        assert!(
+            stats.commits < stats.jobs,
+            "bursts share commits: {stats:?}"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn repeated_client_msg_id_returns_the_original_and_uses_no_seq() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        room(&store, "r", &["a", "b"]).await;
+        room(&store, "r2", &["a"]).await;
+
+        let mut first = msg("r", "a", "hello");
+        first.client_msg_id = Some("c1".into());
+        first.metadata = serde_json::json!({ "x": 1 });
+        first.location = Some(Location {
+            lat: 1.5,
+            lng: -2.25,
+        });
+        let AppendOutcome::Stored(original) = store.append_message(first.clone()).await.unwrap()
+        else {
+            panic!("first send must store");
+        };
+        assert_eq!(original.seq, 1);
+
+        // Same key, new id and text (a retry after a lost ack): the original comes back.
+        let mut retry = msg("r", "a", "hello again");
+        retry.client_msg_id = Some("c1".into());
+        let again = store.append_message(retry).await.unwrap();
+        assert_eq!(again, AppendOutcome::Duplicate(original.clone()));
+        assert_eq!(last_seq(&store, "r").await, 1);
+        assert_eq!(message_count(&store, "r").await, 1);
+
+        // The key is per sender and per room.
+        let mut other_sender = msg("r", "b", "mine");
+        other_sender.client_msg_id = Some("c1".into());
+        assert!(
+            matches!(store.append_message(other_sender).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 2)
+        );
+        let mut other_room = msg("r2", "a", "there");
+        other_room.client_msg_id = Some("c1".into());
+        assert!(
+            matches!(store.append_message(other_room).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 1)
+        );
+
+        // What was acked is what is read back.
+        assert_eq!(
+            store.get_message("r", &original.id).await.unwrap(),
+            Some(original.clone())
+        );
+        assert_eq!(store.get_message("r2", &original.id).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn failed_appends_store_nothing_and_use_no_seq() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        send(&store, "r", "a", "one").await;
+
+        let err = store
+            .append_message(msg("missing", "a", "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err}");
+        let err = store
+            .append_message(msg("r", "ghost", "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err}");
+
+        // A taken message id fails the insert after the seq was bumped: the
+        // savepoint takes the bump back.
+        let first = send(&store, "r", "a", "two").await;
+        let mut clash = msg("r", "a", "x");
+        clash.id = first.id.clone();
+        let err = store.append_message(clash).await.unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists), "{err}");
+
+        assert_eq!(last_seq(&store, "r").await, 2);
+        assert_eq!(send(&store, "r", "a", "three").await.seq, 3);
+        assert_eq!(message_count(&store, "r").await, 3);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn history_pages_in_all_three_directions() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        room(&store, "empty", &["a"]).await;
+        for n in 1..=10 {
+            send(&store, "r", "a", &format!("m{n}")).await;
+        }
+        let seqs = |page: &[MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+        let (page, more) = store.history("r", HistoryPage::Latest, 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![7, 8, 9, 10], true));
+        assert_eq!(page[3].content, "m10");
+        assert_eq!(page[3].sender_username, "a");
+
+        let (page, more) = store.history("r", HistoryPage::Before(7), 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![3, 4, 5, 6], true));
+        let (page, more) = store.history("r", HistoryPage::Before(3), 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![1, 2], false));
+        let (page, more) = store.history("r", HistoryPage::Before(5), 4).await.unwrap();
+        assert_eq!(
+            (seqs(&page), more),
+            (vec![1, 2, 3, 4], false),
+            "exactly the rest"
+        );
+
+        let (page, more) = store.history("r", HistoryPage::After(0), 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![1, 2, 3, 4], true));
+        let (page, more) = store.history("r", HistoryPage::After(6), 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![7, 8, 9, 10], false));
+        let (page, more) = store.history("r", HistoryPage::After(10), 4).await.unwrap();
+        assert_eq!((seqs(&page), more), (vec![], false));
+
+        let (page, more) = store.history("r", HistoryPage::Latest, 100).await.unwrap();
+        assert_eq!((seqs(&page), more), ((1..=10).collect(), false));
+        let (page, more) = store
+            .history("empty", HistoryPage::Latest, 4)
+            .await
+            .unwrap();
+        assert_eq!((page.len(), more), (0, false));
+        let (page, more) = store.history("r", HistoryPage::Latest, 0).await.unwrap();
+        assert_eq!((page.len(), more), (0, true));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn mark_read_moves_forward_only_and_clamps() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        room(&store, "r", &["a", "b"]).await;
+        for n in 0..5 {
+            send(&store, "r", "a", &format!("m{n}")).await;
+        }
+        assert_eq!(store.unread_count("r", "b").await.unwrap(), 5);
+        assert_eq!(store.mark_read("r", "b", 3).await.unwrap(), 3);
+        assert_eq!(store.unread_count("r", "b").await.unwrap(), 2);
+        assert_eq!(
+            store.mark_read("r", "b", 1).await.unwrap(),
+            3,
+            "never backward"
+        );
+        assert_eq!(store.mark_read("r", "b", -7).await.unwrap(), 3);
+        assert_eq!(store.mark_read("r", "b", 3).await.unwrap(), 3);
+        assert_eq!(
+            store.mark_read("r", "b", 99).await.unwrap(),
+            5,
+            "clamped to last_seq"
+        );
+        assert_eq!(
+            store
+                .get_member("r", "b")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_read_seq,
+            5
+        );
+        assert_eq!(store.unread_count("r", "b").await.unwrap(), 0);
+
+        assert!(matches!(
+            store.mark_read("r", "ghost", 1).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.mark_read("nope", "b", 1).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.unread_count("r", "ghost").await,
+            Err(StoreError::NotFound)
+        ));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn unread_count_skips_own_and_deleted_messages() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        room(&store, "r", &["a", "b"]).await;
+        send(&store, "r", "a", "from a").await;
+        let gone = send(&store, "r", "a", "deleted").await;
+        send(&store, "r", "b", "from b").await;
+        send(&store, "r", "a", "from a again").await;
+
+        // The trait has no delete yet; mark it as core will.
+        let id = gone.id.clone();
+        store
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE messages SET deleted = 1, content = '' WHERE id = ?1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.unread_count("r", "b").await.unwrap(),
+            2,
+            "a's two live messages"
+        );
+        assert_eq!(store.unread_count("r", "a").await.unwrap(), 1, "b's one");
+        let deleted = store.get_message("r", &gone.id).await.unwrap().unwrap();
+        assert!(deleted.deleted);
+        assert_eq!(deleted.seq, gone.seq, "a deleted message keeps its seq");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn room_list_is_newest_first_with_a_keyset_cursor() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "me").await;
+        user(&store, "you").await;
+        // Created in this order; activity set so that two rooms tie.
+        for id in ["r1", "r2", "r3", "r4", "r5"] {
+            room(&store, id, &["me", "you"]).await;
+        }
+        room(&store, "not-mine", &["you"]).await;
+        let at = |room: &str, millis: i64, sender: &str| {
+            let mut m = msg(room, sender, &format!("last in {room}"));
+            m.created_at = Timestamp(millis);
+            m
+        };
+        // Activity is the max of creation and message times, so use far-future times.
+        let t = Timestamp::now().millis() + 1_000_000;
+        store.append_message(at("r3", t + 30, "you")).await.unwrap();
+        store.append_message(at("r1", t + 20, "you")).await.unwrap();
+        store.append_message(at("r1", t + 20, "me")).await.unwrap();
+        store.append_message(at("r4", t + 20, "you")).await.unwrap();
+        store.append_message(at("r5", t + 10, "me")).await.unwrap();
+
+        let all = store.list_user_rooms("me", 100, None).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|e| e.room.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["r3", "r1", "r4", "r5", "r2"],
+            "by activity, ties by id"
+        );
+
+        let r1 = &all[1];
+        assert_eq!(r1.member.user_id, "me");
+        assert_eq!(r1.member.room_id, "r1");
+        assert_eq!(r1.unread_count, 1, "your message, not mine");
+        let last = r1.last_message.as_ref().unwrap();
+        assert_eq!((last.seq, last.sender_id.as_str()), (2, "me"));
+        assert_eq!(all[0].unread_count, 1);
+        assert_eq!(all[3].unread_count, 0);
+        assert_eq!(all[4].last_message, None);
+        assert_eq!(all[4].unread_count, 0);
+
+        // Page by two, each page starting after the previous page's last entry.
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_user_rooms("me", 2, after.clone()).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            let last = page.last().unwrap();
+            after = Some((last.room.last_activity, last.room.id.clone()));
+            paged.extend(page.into_iter().map(|e| e.room.id));
+        }
+        assert_eq!(paged, ids);
+        assert!(
+            store
+                .list_user_rooms("nobody", 10, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_close_and_reopen() {
+        let (_dir, store, url) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        let sent = send(&store, "r", "a", "kept").await;
+        store.mark_read("r", "a", 1).await.unwrap();
+        store.close().await;
+
+        let err = store
+            .append_message(msg("r", "a", "late"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Closed), "{err}");
+        assert!(matches!(store.get_room("r").await, Err(StoreError::Closed)));
+        assert!(matches!(store.ping().await, Err(StoreError::Closed)));
+        store.close().await; // twice is harmless
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.get_message("r", &sent.id).await.unwrap(), Some(sent));
+        assert_eq!(last_seq(&store, "r").await, 1);
+        assert_eq!(
+            store
+                .get_member("r", "a")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_read_seq,
+            1
+        );
+        assert_eq!(send(&store, "r", "a", "next").await.seq, 2);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_finishes_queued_writes() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        let store = Arc::new(store);
+        let (release, blocker) = block_writer(&store).await;
+        let sends: Vec<_> = (0..20)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.append_message(msg("r", "a", &format!("{n}"))).await },
+                )
+            })
+            .collect();
+        queued(&store, 20).await;
+
+        let closing = {
+            let store = store.clone();
+            tokio::spawn(async move { store.close().await })
+        };
+        // close() refuses new work at once, yet waits for the queue.
+        for _ in 0..100 {
+            if store.jobs.lock().unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(matches!(
+            store.append_message(msg("r", "a", "late")).await,
+            Err(StoreError::Closed)
+        ));
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        for send in sends {
+            assert!(matches!(send.await.unwrap(), Ok(AppendOutcome::Stored(_))));
+        }
+        closing.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_does_not_roll_back_its_batch() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        let store = Arc::new(store);
+
+        // Hold the writer, queue 40 appends of which every fourth goes to a
+        // missing room, then let go: they are drained into one transaction.
+        let (release, blocker) = block_writer(&store).await;
+        let before = store.write_stats();
+        let mut tasks = Vec::new();
+        for n in 0..40 {
+            let sender = store.clone();
+            let room_id = if n % 4 == 0 { "missing" } else { "r" };
+            tasks.push(tokio::spawn(async move {
+                sender
+                    .append_message(msg(room_id, "a", &format!("{n}")))
+                    .await
+            }));
+            // Queue in order, so the failures sit between the successes.
+            queued(&store, n + 1).await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+
+        let mut seqs = BTreeSet::new();
+        for (n, task) in tasks.into_iter().enumerate() {
+            match (n % 4, task.await.unwrap()) {
+                (0, Err(StoreError::NotFound)) => {}
+                (0, other) => panic!("append {n} to a missing room: {other:?}"),
+                (_, Ok(AppendOutcome::Stored(m))) => assert!(seqs.insert(m.seq)),
+                (_, other) => panic!("append {n}: {other:?}"),
+            }
+        }
+        assert_eq!(seqs, (1..=30).collect());
+        assert_eq!(message_count(&store, "r").await, 30);
+        assert_eq!(last_seq(&store, "r").await, 30);
+        let after = store.write_stats();
+        assert_eq!(
+            after.commits - before.commits,
+            1,
+            "one transaction for the batch"
+        );
+        assert_eq!(after.jobs - before.jobs, 40);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_every_job_of_the_batch() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        let store = Arc::new(store);
+
+        let (release, blocker) = block_writer(&store).await;
+        let good = {
+            let store = store.clone();
+            tokio::spawn(async move { store.append_message(msg("r", "a", "lost")).await })
+        };
+        queued(&store, 1).await;
+        // A job that succeeds itself but makes COMMIT fail: a deferred
+        // foreign-key violation is only checked at commit.
+        let poison = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|conn| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA defer_foreign_keys = ON").await?;
+                            conn.execute(
+                                "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
+                                 VALUES ('r', 'ghost', 'member', 0, 0)",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+            })
+        };
+        queued(&store, 2).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+
+        assert!(matches!(good.await.unwrap(), Err(StoreError::Database(_))));
+        assert!(matches!(
+            poison.await.unwrap(),
+            Err(StoreError::Database(_))
+        ));
+        assert_eq!(
+            last_seq(&store, "r").await,
+            0,
+            "nothing of the batch is stored"
+        );
+        assert_eq!(message_count(&store, "r").await, 0);
+        assert_eq!(store.get_member("r", "ghost").await.unwrap(), None);
+
+        // The writer goes on.
+        assert_eq!(send(&store, "r", "a", "after").await.seq, 1);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone() {
+        let (_dir, store, _) = fresh().await;
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        let result: StoreResult<()> = store
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE rooms SET last_seq = 99")
+                        .execute(&mut *conn)
+                        .await?;
+                    panic!("job bug");
+                })
+            })
+            .await;
+        assert!(matches!(result, Err(StoreError::Database(_))));
+        assert_eq!(
+            last_seq(&store, "r").await,
+            0,
+            "its savepoint was rolled back"
+        );
+        assert_eq!(send(&store, "r", "a", "still writing").await.seq, 1);
+        store.ping().await.unwrap();
+        store.close().await;
+    }
+
+    /// The hot queries are index searches, never scans of `messages`.
+    #[tokio::test]
+    async fn hot_queries_use_indexes() {
+        let (_dir, store, _) = fresh().await;
+        let plan = |sql: &'static str, binds: usize| {
+            let readers = store.readers.clone();
+            async move {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut query = sqlx::query(&explain);
+                for _ in 0..binds {
+                    query = query.bind(1_i64);
+                }
+                query
+                    .fetch_all(&readers)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get::<String, _>("detail"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+        for (name, sql, binds) in [
+            ("unread", UNREAD_COUNT, 2),
+            ("latest", HISTORY_LATEST, 2),
+            ("before", HISTORY_BEFORE, 3),
+            ("after", HISTORY_AFTER, 3),
+            ("room list", LIST_USER_ROOMS, 4),
+        ] {
+            let plan = plan(sql, binds).await;
+            assert!(
+                !plan.contains("SCAN m ") && !plan.contains("SCAN c") && !plan.contains("SCAN lm"),
+                "{name}:\n{plan}"
+            );
+            assert!(
+                !plan.contains("SCAN r") && !plan.contains("SCAN mb"),
+                "{name}:\n{plan}"
+            );
+            eprintln!("{name}:\n{plan}\n");
+            match name {
+                "room list" => {}
+                "latest" => assert!(
+                    plan.contains("(room_id=?)") && !plan.contains("TEMP B-TREE"),
+                    "{name}:\n{plan}"
+                ),
+                _ => assert!(
+                    plan.contains("(room_id=? AND seq"),
+                    "{name} reads a seq range:\n{plan}"
+                ),
+            }
+        }
+        store.close().await;
+    }
+}
