@@ -237,7 +237,12 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
     };
     let kind = match object.get("type") {
         Some(serde_json::Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(fail(ErrorCode::InvalidField, "`type` must be a string".into())),
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::InvalidField,
+                "`type` must be a string".into(),
+            ));
+        }
         None => return Err(fail(ErrorCode::InvalidField, "missing field `type`".into())),
     };
     if !CLIENT_FRAME_TYPES.contains(&kind) {
@@ -272,9 +277,10 @@ mod tests {
 
     #[test]
     fn message_type_is_case_insensitive() {
-        let env =
-            decode_client_frame(r#"{"type":"send_message","room_id":"r","content":"hi","message_type":"TEXT"}"#)
-                .unwrap();
+        let env = decode_client_frame(
+            r#"{"type":"send_message","room_id":"r","content":"hi","message_type":"TEXT"}"#,
+        )
+        .unwrap();
         let ClientFrame::SendMessage(send) = env.frame else {
             panic!("wrong frame")
         };
@@ -288,7 +294,10 @@ mod tests {
         assert_eq!(code("[1,2]"), ErrorCode::InvalidJson);
         assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"room_id":"r"}"#), ErrorCode::InvalidField);
-        assert_eq!(code(r#"{"type":"subscribe_room"}"#), ErrorCode::InvalidField);
+        assert_eq!(
+            code(r#"{"type":"subscribe_room"}"#),
+            ErrorCode::InvalidField
+        );
         assert_eq!(
             code(r#"{"type":"subscribe_room","room_id":{"a":1}}"#),
             ErrorCode::InvalidField
@@ -301,8 +310,9 @@ mod tests {
 
     #[test]
     fn errors_keep_req_id_and_room_id() {
-        let err = decode_client_frame(r#"{"type":"get_history","room_id":9,"limit":"x","req_id":"a"}"#)
-            .unwrap_err();
+        let err =
+            decode_client_frame(r#"{"type":"get_history","room_id":9,"limit":"x","req_id":"a"}"#)
+                .unwrap_err();
         assert_eq!(err.req_id, Some(ReqId::Text("a".into())));
         assert_eq!(err.room_id.as_deref(), Some("9"));
     }

@@ -118,7 +118,10 @@ impl App {
         state.chat.hub.close_all(CloseCode::Restarting);
         state.tracker.close();
         let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
-        if tokio::time::timeout(grace, state.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not close within the grace period");
         }
         state.chat.store.close().await;

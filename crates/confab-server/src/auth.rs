@@ -233,7 +233,8 @@ mod tests {
     #[test]
     fn simplejwt_user_id_claim_is_accepted() {
         let key = EncodingKey::from_secret(b"secret");
-        let claims = serde_json::json!({"user_id": 42, "exp": unix_now() + 60, "token_type": "access"});
+        let claims =
+            serde_json::json!({"user_id": 42, "exp": unix_now() + 60, "token_type": "access"});
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         assert_eq!(auth().verify(&token).unwrap().user_id, "42");
     }

@@ -16,16 +16,21 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `host:port` to listen on; port 0 picks a free one (printed on stdout).
+    #[serde(deserialize_with = "scalar_string")]
     pub listen: String,
     /// Folder for the SQLite file, uploads and the generated JWT secret.
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://DATA_DIR/confab.db`.
+    #[serde(deserialize_with = "scalar_string")]
     pub database_url: String,
     /// `memory`, `redis://…` or `nats://…`.
+    #[serde(deserialize_with = "scalar_string")]
     pub broker_url: String,
     /// HS256 secret; empty means generated once and kept in `DATA_DIR/jwt_secret`.
+    #[serde(deserialize_with = "scalar_string")]
     pub jwt_secret: String,
     /// Server key for trusted back-ends; empty means server-key calls are refused.
+    #[serde(deserialize_with = "scalar_string")]
     pub api_key: String,
     /// Authentication settings.
     pub auth: AuthConfig,
@@ -202,13 +207,19 @@ impl Config {
             .parse::<SocketAddr>()
             .map_err(|e| ConfigError::Value(format!("listen {:?}: {e}", self.listen)))?;
         if self.limits.max_message_length == 0 {
-            return Err(ConfigError::Value("limits.max_message_length must be > 0".into()));
+            return Err(ConfigError::Value(
+                "limits.max_message_length must be > 0".into(),
+            ));
         }
         if self.server.outbound_queue_frames == 0 {
-            return Err(ConfigError::Value("server.outbound_queue_frames must be > 0".into()));
+            return Err(ConfigError::Value(
+                "server.outbound_queue_frames must be > 0".into(),
+            ));
         }
         if self.auth.leeway_s > 30 {
-            return Err(ConfigError::Value("auth.leeway_s must be at most 30".into()));
+            return Err(ConfigError::Value(
+                "auth.leeway_s must be at most 30".into(),
+            ));
         }
         if self.broker_url != "memory" {
             return Err(ConfigError::Value(format!(
@@ -254,6 +265,27 @@ impl Config {
     }
 }
 
+/// Reads a string key whatever scalar the environment layer made of it:
+/// `CONFAB_API_KEY=true` or `CONFAB_JWT_SECRET=12345` are strings to us.
+fn scalar_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Bool(bool),
+        Int(i64),
+        Uint(u64),
+        Float(f64),
+    }
+    Ok(match Scalar::deserialize(deserializer)? {
+        Scalar::Text(s) => s,
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Uint(u) => u.to_string(),
+        Scalar::Float(f) => f.to_string(),
+    })
+}
+
 /// Writes a file readable only by its owner (where the OS has such modes).
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -274,6 +306,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+// figment::Jail fixes the closures' error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -20,7 +20,10 @@ async fn rest_room_ws_send_and_receive() {
     let at_bob = bob.recv_type("new_message").await;
     assert_eq!(at_bob["message"]["content"], "hello bob");
     assert_eq!(at_bob["message"]["sender"]["id"], "alice");
-    let (status, body) = server.api("bob").get(&format!("/api/v1/rooms/{room}/messages")).await;
+    let (status, body) = server
+        .api("bob")
+        .get(&format!("/api/v1/rooms/{room}/messages"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["messages"][0]["content"], json!("hello bob"));
     server.stop().await;

@@ -3,10 +3,10 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use confab_server::App;
 use confab_server::auth::{Authenticator, TokenRequest};
 use confab_server::config::{Config, Overrides};
 use confab_server::store::GlobalRole;
-use confab_server::App;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,13 +101,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(args) => {
             let config = args.config.load()?;
-            let role = match args.role.as_deref() {
-                None => None,
-                Some(name) => Some(
-                    GlobalRole::parse(name)
-                        .with_context(|| format!("unknown role {name:?} (admin, member or viewer)"))?,
-                ),
-            };
+            let role =
+                match args.role.as_deref() {
+                    None => None,
+                    Some(name) => Some(GlobalRole::parse(name).with_context(|| {
+                        format!("unknown role {name:?} (admin, member or viewer)")
+                    })?),
+                };
             let secret = config.resolve_jwt_secret()?;
             let auth = Authenticator::new(&secret, "", config.auth.leeway_s);
             let token = auth.mint(&TokenRequest {

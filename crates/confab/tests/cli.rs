@@ -91,8 +91,15 @@ fn confab(cwd: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-async fn call(method: reqwest::Method, url: String, auth: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url).bearer_auth(auth);
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    auth: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(auth);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -167,7 +174,8 @@ async fn sigterm_closes_sockets_with_1012_exits_0_and_history_survives_restart()
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
     let mut close_code = None;
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+    {
         if let Message::Close(frame) = message {
             close_code = frame.map(|f| u16::from(f.code));
             break;

@@ -106,7 +106,10 @@ impl Chat {
                     .await?
             }
             Some(user) => {
-                let changed = identity.username.as_ref().is_some_and(|u| *u != user.username)
+                let changed = identity
+                    .username
+                    .as_ref()
+                    .is_some_and(|u| *u != user.username)
                     || identity.name.is_some() && identity.name != user.name
                     || identity.role.is_some_and(|r| r != user.role);
                 if changed {

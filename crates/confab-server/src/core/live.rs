@@ -78,7 +78,13 @@ impl Chat {
     /// Returns the seq up to which the client now has everything it will get
     /// from the replay: the last replayed seq, or `last_seq` when the backlog
     /// was cut (the client pages the gap itself).
-    async fn replay(&self, outbox: &Outbox, room_id: &str, since: i64, last_seq: i64) -> ChatResult<i64> {
+    async fn replay(
+        &self,
+        outbox: &Outbox,
+        room_id: &str,
+        since: i64,
+        last_seq: i64,
+    ) -> ChatResult<i64> {
         let cap = i64::from(self.config.limits.max_catch_up.max(50));
         let mut cursor = since;
         let mut sent = 0i64;
@@ -118,7 +124,13 @@ impl Chat {
 
     /// Starts (or refreshes) or stops the caller's typing indicator in a room
     /// this connection is subscribed to. Others see it; the typist never does.
-    pub fn typing(&self, caller: &Caller, conn: ConnId, room_id: &str, is_typing: bool) -> ChatResult<()> {
+    pub fn typing(
+        &self,
+        caller: &Caller,
+        conn: ConnId,
+        room_id: &str,
+        is_typing: bool,
+    ) -> ChatResult<()> {
         if !self.hub.is_subscribed(conn, room_id) {
             return Err(ChatError::NotSubscribed);
         }

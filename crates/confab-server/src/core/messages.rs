@@ -91,7 +91,8 @@ impl Chat {
         }
         let location = match (message_type, request.location) {
             (MessageType::Location, Some(loc)) => {
-                let valid = (-90.0..=90.0).contains(&loc.lat) && (-180.0..=180.0).contains(&loc.lng);
+                let valid =
+                    (-90.0..=90.0).contains(&loc.lat) && (-180.0..=180.0).contains(&loc.lng);
                 if !valid {
                     return Err(ChatError::InvalidField(
                         "location needs lat in −90..90 and lng in −180..180".into(),
@@ -100,7 +101,9 @@ impl Chat {
                 Some(loc)
             }
             (MessageType::Location, None) => {
-                return Err(ChatError::InvalidField("a location message needs `location`".into()));
+                return Err(ChatError::InvalidField(
+                    "a location message needs `location`".into(),
+                ));
             }
             (_, Some(_)) => {
                 return Err(ChatError::InvalidField(
@@ -122,17 +125,23 @@ impl Chat {
         }
         let metadata = request.metadata.unwrap_or_else(|| serde_json::json!({}));
         validate_metadata(&metadata, limits.max_metadata_bytes)?;
-        if let Some(id) = &request.client_msg_id {
-            if id.is_empty() || id.len() > 128 {
-                return Err(ChatError::InvalidField("client_msg_id must be 1–128 characters".into()));
-            }
+        if let Some(id) = &request.client_msg_id
+            && (id.is_empty() || id.len() > 128)
+        {
+            return Err(ChatError::InvalidField(
+                "client_msg_id must be 1–128 characters".into(),
+            ));
         }
-        if let Some(reply_to) = &request.reply_to {
-            if self.store.get_message(&request.room_id, reply_to).await?.is_none() {
-                return Err(ChatError::InvalidField(
-                    "reply_to must name a message of the same room".into(),
-                ));
-            }
+        if let Some(reply_to) = &request.reply_to
+            && self
+                .store
+                .get_message(&request.room_id, reply_to)
+                .await?
+                .is_none()
+        {
+            return Err(ChatError::InvalidField(
+                "reply_to must name a message of the same room".into(),
+            ));
         }
         Ok(NewMessage {
             id: uuid::Uuid::now_v7().to_string(),
@@ -165,8 +174,12 @@ impl Chat {
                     "give before_seq or after_seq, not both".into(),
                 ));
             }
-            (Some(n), None) if n < 0 => return Err(ChatError::InvalidField("before_seq must be ≥ 0".into())),
-            (None, Some(n)) if n < 0 => return Err(ChatError::InvalidField("after_seq must be ≥ 0".into())),
+            (Some(n), None) if n < 0 => {
+                return Err(ChatError::InvalidField("before_seq must be ≥ 0".into()));
+            }
+            (None, Some(n)) if n < 0 => {
+                return Err(ChatError::InvalidField("after_seq must be ≥ 0".into()));
+            }
             (Some(n), None) => HistoryPage::Before(n),
             (None, Some(n)) => HistoryPage::After(n),
             (None, None) => HistoryPage::Latest,

@@ -77,9 +77,12 @@ impl Chat {
         room_id: &str,
     ) -> ChatResult<(RoomRecord, Option<MemberRecord>)> {
         let (room, member) = self.room_access(caller, room_id).await?;
-        let manages = caller.is_admin() || member.as_ref().is_some_and(|m| m.role >= RoomRole::Admin);
+        let manages =
+            caller.is_admin() || member.as_ref().is_some_and(|m| m.role >= RoomRole::Admin);
         if !manages {
-            return Err(ChatError::Forbidden("only a room owner or admin may do this".into()));
+            return Err(ChatError::Forbidden(
+                "only a room owner or admin may do this".into(),
+            ));
         }
         Ok((room, member))
     }
@@ -125,9 +128,13 @@ pub fn validate_id(what: &str, id: &str) -> ChatResult<()> {
 /// Checks that metadata is a JSON object within the size limit.
 pub fn validate_metadata(value: &serde_json::Value, max_bytes: usize) -> ChatResult<()> {
     if !value.is_object() {
-        return Err(ChatError::InvalidField("metadata must be a JSON object".into()));
+        return Err(ChatError::InvalidField(
+            "metadata must be a JSON object".into(),
+        ));
     }
-    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > max_bytes {
         return Err(ChatError::InvalidField(format!(
             "metadata is larger than {max_bytes} bytes"

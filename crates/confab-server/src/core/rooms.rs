@@ -2,8 +2,8 @@
 
 use super::{Caller, Chat, ChatError, ChatResult, validate_id, validate_metadata, wire};
 use crate::store::{
-    CreateOutcome, GlobalRole, MemberRecord, NewRoom, RoomListEntry, RoomRecord, RoomRole, UserRecord,
-    UserUpsert,
+    CreateOutcome, GlobalRole, MemberRecord, NewRoom, RoomListEntry, RoomRecord, RoomRole,
+    UserRecord, UserUpsert,
 };
 use confab_protocol::{Member, Participant, RoomSummary, ServerFrame, Timestamp, User};
 use serde_json::json;
@@ -45,7 +45,9 @@ impl Chat {
     /// connections get `room_added`.
     pub async fn create_room(&self, caller: &Caller, request: CreateRoom) -> ChatResult<Created> {
         if !caller.can_write() {
-            return Err(ChatError::Forbidden("read-only users cannot create rooms".into()));
+            return Err(ChatError::Forbidden(
+                "read-only users cannot create rooms".into(),
+            ));
         }
         let id = match request.id {
             Some(id) => {
@@ -67,13 +69,21 @@ impl Chat {
         }
         let metadata = request.metadata.unwrap_or_else(|| json!({}));
         validate_metadata(&metadata, self.config.limits.max_metadata_bytes)?;
-        if request.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            return Err(ChatError::InvalidField("name must be at most 200 characters".into()));
+        if request
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 200)
+        {
+            return Err(ChatError::InvalidField(
+                "name must be at most 200 characters".into(),
+            ));
         }
         let owner = match (&request.owner, caller.server_key) {
             (Some(owner), true) => Some(owner.clone()),
             (Some(_), false) => {
-                return Err(ChatError::Forbidden("only the server key may name an owner".into()));
+                return Err(ChatError::Forbidden(
+                    "only the server key may name an owner".into(),
+                ));
             }
             // The bare server key creates rooms it does not join.
             (None, true) if caller.id() == super::caller::SYSTEM_USER => None,
@@ -89,7 +99,9 @@ impl Chat {
             }
         }
         if members.len() > 1000 {
-            return Err(ChatError::InvalidField("at most 1000 members at creation".into()));
+            return Err(ChatError::InvalidField(
+                "at most 1000 members at creation".into(),
+            ));
         }
         let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
         self.ensure_users(&ids).await?;
@@ -117,7 +129,9 @@ impl Chat {
             })
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::AlreadyExists => ChatError::AlreadyExists("a room with this id"),
+                crate::store::StoreError::AlreadyExists => {
+                    ChatError::AlreadyExists("a room with this id")
+                }
                 other => ChatError::Store(other),
             })?;
         let (record, created) = match outcome {
@@ -227,7 +241,10 @@ impl Chat {
             Some(n) => n.min(ROOM_LIST_MAX),
         };
         let after = cursor.map(decode_cursor).transpose()?;
-        let mut entries = self.store.list_user_rooms(caller.id(), limit + 1, after).await?;
+        let mut entries = self
+            .store
+            .list_user_rooms(caller.id(), limit + 1, after)
+            .await?;
         let next = if entries.len() > limit as usize {
             entries.truncate(limit as usize);
             entries
@@ -256,7 +273,9 @@ impl Chat {
             validate_metadata(metadata, self.config.limits.max_metadata_bytes)?;
         }
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            return Err(ChatError::InvalidField("name must be at most 200 characters".into()));
+            return Err(ChatError::InvalidField(
+                "name must be at most 200 characters".into(),
+            ));
         }
         let mut updates = serde_json::Map::new();
         if let Some(name) = &name {
@@ -267,10 +286,13 @@ impl Chat {
         }
         let room = self.store.update_room(room_id, name, metadata).await?;
         if !updates.is_empty() {
-            self.notify_members(room_id, &ServerFrame::RoomUpdated {
-                room_id: room_id.to_owned(),
-                updates: serde_json::Value::Object(updates),
-            })
+            self.notify_members(
+                room_id,
+                &ServerFrame::RoomUpdated {
+                    room_id: room_id.to_owned(),
+                    updates: serde_json::Value::Object(updates),
+                },
+            )
             .await?;
         }
         self.summary_for(&room, caller.id()).await
@@ -280,10 +302,13 @@ impl Chat {
     pub async fn close_room(&self, caller: &Caller, room_id: &str) -> ChatResult<RoomSummary> {
         self.room_admin_access(caller, room_id).await?;
         let room = self.store.close_room(room_id).await?;
-        self.notify_members(room_id, &ServerFrame::RoomUpdated {
-            room_id: room_id.to_owned(),
-            updates: json!({"closed": true}),
-        })
+        self.notify_members(
+            room_id,
+            &ServerFrame::RoomUpdated {
+                room_id: room_id.to_owned(),
+                updates: json!({"closed": true}),
+            },
+        )
         .await?;
         self.summary_for(&room, caller.id()).await
     }
@@ -356,7 +381,12 @@ impl Chat {
 
     /// Removes a member (room admins, or the member themselves leaving). Their
     /// subscriptions end at once and they get `room_removed`.
-    pub async fn remove_member(&self, caller: &Caller, room_id: &str, user_id: &str) -> ChatResult<()> {
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        user_id: &str,
+    ) -> ChatResult<()> {
         if caller.id() == user_id {
             self.room_access(caller, room_id).await?;
         } else {
@@ -403,7 +433,9 @@ impl Chat {
             (Some(seq), None) => seq,
             (None, Some(ids)) => {
                 if ids.is_empty() || ids.len() > 100 {
-                    return Err(ChatError::InvalidField("message_ids must list 1–100 ids".into()));
+                    return Err(ChatError::InvalidField(
+                        "message_ids must list 1–100 ids".into(),
+                    ));
                 }
                 let mut highest = None;
                 for id in ids {
@@ -449,13 +481,16 @@ impl Chat {
         disabled: Option<bool>,
     ) -> ChatResult<User> {
         if !caller.server_key {
-            return Err(ChatError::Forbidden("only the server key may manage users".into()));
+            return Err(ChatError::Forbidden(
+                "only the server key may manage users".into(),
+            ));
         }
         validate_id("user id", user_id)?;
         let role = role
             .map(|r| {
-                GlobalRole::parse(r)
-                    .ok_or_else(|| ChatError::InvalidField("role must be admin, member or viewer".into()))
+                GlobalRole::parse(r).ok_or_else(|| {
+                    ChatError::InvalidField("role must be admin, member or viewer".into())
+                })
             })
             .transpose()?;
         let user: UserRecord = self

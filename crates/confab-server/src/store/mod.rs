@@ -378,7 +378,12 @@ pub trait Store: Send + Sync + 'static {
     /// Adds the member, or changes the role of an existing one. The user must
     /// exist. A new member starts with everything before now read
     /// (`last_read_seq = room.last_seq`).
-    async fn add_member(&self, room_id: &str, user_id: &str, role: RoomRole) -> StoreResult<MemberRecord>;
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: RoomRole,
+    ) -> StoreResult<MemberRecord>;
 
     /// Removes the member. Returns whether they were one.
     async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
@@ -390,7 +395,11 @@ pub trait Store: Send + Sync + 'static {
     async fn append_message(&self, message: NewMessage) -> StoreResult<AppendOutcome>;
 
     /// The message, if it is in this room.
-    async fn get_message(&self, room_id: &str, message_id: &str) -> StoreResult<Option<MessageRecord>>;
+    async fn get_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<MessageRecord>>;
 
     /// A page of messages in ascending seq, and whether more exist beyond it in
     /// the direction of the page (older for `Latest`/`Before`, newer for `After`).

@@ -88,7 +88,11 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, rejection.body_text())
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            rejection.body_text(),
+        )
     }
 }
 

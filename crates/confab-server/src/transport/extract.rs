@@ -1,9 +1,9 @@
 //! Request extractors that answer with our error body, never the framework's.
 
 use super::error::ApiError;
+use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::{Caller, ChatError};
-use crate::app::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 
@@ -28,7 +28,10 @@ pub const ACT_AS_HEADER: &str = "x-confab-user";
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

@@ -25,7 +25,9 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms", get(rest::list_rooms).post(rest::create_room))
         .route(
             "/rooms/{id}",
-            get(rest::get_room).patch(rest::patch_room).delete(rest::close_room),
+            get(rest::get_room)
+                .patch(rest::patch_room)
+                .delete(rest::close_room),
         )
         .route(
             "/rooms/{id}/members",

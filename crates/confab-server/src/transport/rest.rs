@@ -39,7 +39,13 @@ pub async fn put_user(
 ) -> ApiResult<Json<User>> {
     let user = state
         .chat
-        .put_user(&caller, &user_id, body.name, body.role.as_deref(), body.disabled)
+        .put_user(
+            &caller,
+            &user_id,
+            body.name,
+            body.role.as_deref(),
+            body.disabled,
+        )
         .await?;
     Ok(Json(user))
 }
@@ -183,7 +189,10 @@ pub async fn remove_member(
     caller: Caller,
     Ids((room_id, user_id)): Ids<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.chat.remove_member(&caller, &room_id, &user_id).await?;
+    state
+        .chat
+        .remove_member(&caller, &room_id, &user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -204,9 +213,17 @@ pub async fn list_messages(
 ) -> ApiResult<Json<Value>> {
     let (messages, has_more) = state
         .chat
-        .history(&caller, &room_id, query.before_seq, query.after_seq, query.limit)
+        .history(
+            &caller,
+            &room_id,
+            query.before_seq,
+            query.after_seq,
+            query.limit,
+        )
         .await?;
-    Ok(Json(json!({"room_id": room_id, "messages": messages, "has_more": has_more})))
+    Ok(Json(
+        json!({"room_id": room_id, "messages": messages, "has_more": has_more}),
+    ))
 }
 
 /// `POST /api/v1/rooms/{id}/messages`: store and fan out; 201 with
@@ -245,8 +262,15 @@ pub async fn mark_read(
         .chat
         .mark_read(&caller, &room_id, body.up_to_seq, body.message_ids)
         .await?;
-    let unread = state.chat.store.unread_count(&room_id, caller.id()).await.map_err(crate::core::ChatError::from)?;
-    Ok(Json(json!({"room_id": room_id, "last_read_seq": marker, "unread_count": unread})))
+    let unread = state
+        .chat
+        .store
+        .unread_count(&room_id, caller.id())
+        .await
+        .map_err(crate::core::ChatError::from)?;
+    Ok(Json(
+        json!({"room_id": room_id, "last_read_seq": marker, "unread_count": unread}),
+    ))
 }
 
 /// Parses a JSON body that may be absent (empty means `T::default()`).
@@ -277,7 +301,10 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: storage answers.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.chat.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "storage": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "storage": "ok"})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (

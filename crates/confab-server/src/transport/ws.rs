@@ -10,15 +10,15 @@ use crate::app::AppState;
 use crate::auth::{AuthError, bearer, unix_now};
 use crate::core::{Caller, ChatError};
 use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_protocol::{
-    ClientFrame, CloseCode, DecodeError, ErrorCode, Limits, PROTOCOL_VERSION, ReqId, ServerFrame, Timestamp,
-    decode_client_frame,
+    ClientFrame, CloseCode, DecodeError, ErrorCode, Limits, PROTOCOL_VERSION, ReqId, ServerFrame,
+    Timestamp, decode_client_frame,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -53,8 +53,12 @@ pub async fn upgrade(
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, rejection.body_text())
-                .into_response();
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidField,
+                rejection.body_text(),
+            )
+            .into_response();
         }
     };
     let offered: Vec<String> = headers
@@ -76,7 +80,12 @@ pub async fn upgrade(
                 .find_map(|p| p.strip_prefix("bearer."))
                 .map(str::to_owned)
         })
-        .or_else(|| query.ok().and_then(|Query(q)| q.token).filter(|t| !t.is_empty()));
+        .or_else(|| {
+            query
+                .ok()
+                .and_then(|Query(q)| q.token)
+                .filter(|t| !t.is_empty())
+        });
     let act_as = headers
         .get(ACT_AS_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -110,7 +119,12 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
         Ok(caller) => caller,
         Err(error) => {
             tracing::debug!(%error, "websocket refused");
-            let _ = sink.send(close_message(error.close_code().code(), error.close_code().reason())).await;
+            let _ = sink
+                .send(close_message(
+                    error.close_code().code(),
+                    error.close_code().reason(),
+                ))
+                .await;
             return;
         }
     };
@@ -274,7 +288,13 @@ impl Session<'_> {
         }
     }
 
-    fn reply_error(&self, code: ErrorCode, message: String, req_id: Option<ReqId>, room_id: Option<String>) {
+    fn reply_error(
+        &self,
+        code: ErrorCode,
+        message: String,
+        req_id: Option<ReqId>,
+        room_id: Option<String>,
+    ) {
         self.outbox.send(&ServerFrame::Error {
             code,
             message,
@@ -285,7 +305,11 @@ impl Session<'_> {
     }
 
     /// One request → one core call → its direct answer.
-    async fn dispatch(&mut self, frame: ClientFrame, req_id: Option<ReqId>) -> Result<(), ChatError> {
+    async fn dispatch(
+        &mut self,
+        frame: ClientFrame,
+        req_id: Option<ReqId>,
+    ) -> Result<(), ChatError> {
         let chat = &self.state.chat;
         let caller = &self.caller;
         let reply = match frame {
@@ -329,7 +353,8 @@ impl Session<'_> {
                 up_to_seq,
                 message_ids,
             } => {
-                chat.mark_read(caller, &room_id, up_to_seq, message_ids).await?;
+                chat.mark_read(caller, &room_id, up_to_seq, message_ids)
+                    .await?;
                 if req_id.is_none() {
                     return Ok(());
                 }

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The server key every test server accepts.
@@ -115,7 +115,13 @@ impl TestServer {
     }
 
     /// A token with a name, role and lifetime.
-    pub fn token_with(&self, user: &str, name: Option<&str>, role: Option<GlobalRole>, ttl: Duration) -> String {
+    pub fn token_with(
+        &self,
+        user: &str,
+        name: Option<&str>,
+        role: Option<GlobalRole>,
+        ttl: Duration,
+    ) -> String {
         Authenticator::new(&self.secret, "", 0)
             .mint(&TokenRequest {
                 user_id: user.into(),
@@ -149,7 +155,10 @@ impl TestServer {
     /// Connects to `path` as `user` and reads `connection_established`.
     pub async fn ws_at(&self, path: &str, user: &str) -> WsClient {
         let mut client = self
-            .ws_raw(path, &[("authorization", format!("Bearer {}", self.token(user)))])
+            .ws_raw(
+                path,
+                &[("authorization", format!("Bearer {}", self.token(user)))],
+            )
             .await;
         match client.recv().await {
             ServerFrame::ConnectionEstablished { user_id, .. } => assert_eq!(user_id, user),
@@ -162,9 +171,10 @@ impl TestServer {
     pub async fn ws_raw(&self, path: &str, headers: &[(&str, String)]) -> WsClient {
         let mut request = self.ws_url(path).into_client_request().unwrap();
         for (name, value) in headers {
-            request
-                .headers_mut()
-                .insert(*name, HeaderValue::from_str(value).unwrap());
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
         }
         let (stream, _response) = tokio_tungstenite::connect_async(request).await.unwrap();
         WsClient { stream }
@@ -204,7 +214,10 @@ impl TestServer {
     pub async fn room(&self, owner: &str, members: &[&str]) -> String {
         let (status, body) = self
             .api(owner)
-            .post("/api/v1/rooms", json!({"name": "test room", "members": members}))
+            .post(
+                "/api/v1/rooms",
+                json!({"name": "test room", "members": members}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
@@ -236,7 +249,12 @@ impl Api {
     }
 
     /// Sends a request; returns the status and the JSON body (`null` if none).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(token) = &self.auth {
             request = request.bearer_auth(token);
@@ -259,7 +277,13 @@ impl Api {
     }
 
     /// Sends a raw body with a content type.
-    pub async fn call_raw(&self, method: reqwest::Method, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -345,7 +369,8 @@ impl WsClient {
     /// The next frame, typed.
     pub async fn recv(&mut self) -> ServerFrame {
         let value = self.recv_json().await;
-        serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("bad server frame {value}: {e}"))
+        serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("bad server frame {value}: {e}"))
     }
 
     /// Skips frames until one of type `kind` arrives; returns it as JSON.
