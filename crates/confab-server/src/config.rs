@@ -358,6 +358,30 @@ mod tests {
         });
     }
 
+    /// Every key of the configuration (as `section.key`) appears in
+    /// `docs/configuration.md` together with its environment variable.
+    #[test]
+    fn every_key_is_documented() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut missing = Vec::new();
+        for (key, value) in defaults.as_object().unwrap() {
+            let keys: Vec<(String, String)> = match value.as_object() {
+                Some(section) => section
+                    .keys()
+                    .map(|k| (k.clone(), format!("CONFAB_{}__{}", key, k).to_uppercase()))
+                    .collect(),
+                None => vec![(key.clone(), format!("CONFAB_{key}").to_uppercase())],
+            };
+            for (name, env) in keys {
+                if !docs.contains(&format!("| `{name}` | `{env}` |")) {
+                    missing.push(env);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    }
+
     #[test]
     fn generated_secret_is_kept() {
         let dir = tempfile::tempdir().unwrap();
