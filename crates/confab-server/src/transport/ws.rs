@@ -24,7 +24,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -154,12 +154,20 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
         caller,
         conn,
         outbox,
+        expires: Instant::now(),
     };
+    session.expires = session.expiry_deadline();
     session.read_loop(&mut stream).instrument(span).await;
     state.chat.disconnect(&session.caller, conn);
     // Closing our own handle ends the writer once the queue is drained; a
-    // writer stuck on a dead socket is given the shutdown grace at most.
-    session.outbox.close(CloseCode::Normal);
+    // writer stuck on a dead socket is given the shutdown grace at most. On
+    // shutdown the close must say 1012, whichever task notices first.
+    let code = if state.shutdown.is_cancelled() {
+        CloseCode::Restarting
+    } else {
+        CloseCode::Normal
+    };
+    session.outbox.close(code);
     drop(session);
     let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
     let _ = tokio::time::timeout(grace, writer).await;
@@ -199,6 +207,8 @@ struct Session<'a> {
     caller: Caller,
     conn: ConnId,
     outbox: Outbox,
+    /// When the connection's token stops being valid; moved by `refresh_token`.
+    expires: Instant,
 }
 
 impl Session<'_> {
@@ -207,7 +217,7 @@ impl Session<'_> {
     async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
         let kill = self.outbox_kill();
         let shutdown = self.state.shutdown.clone();
-        let mut expiry = Box::pin(tokio::time::sleep_until(self.expiry_deadline()));
+        let mut expiry = Box::pin(tokio::time::sleep_until(self.expires));
         loop {
             tokio::select! {
                 message = stream.next() => match message {
@@ -238,8 +248,8 @@ impl Session<'_> {
                 () = kill.cancelled() => return,
                 () = shutdown.cancelled() => return,
             }
-            if self.caller.exp.is_some() {
-                reset_expiry(&mut expiry, self.expiry_deadline());
+            if expiry.deadline() != self.expires {
+                expiry.as_mut().reset(self.expires);
             }
         }
     }
@@ -321,6 +331,7 @@ impl Session<'_> {
             ClientFrame::RefreshToken { token } => {
                 let exp = chat.refresh(caller, &token)?;
                 self.caller.exp = Some(exp);
+                self.expires = self.expiry_deadline();
                 ServerFrame::Ack { req_id }
             }
             ClientFrame::SubscribeRoom { room_id, since_seq } => {
@@ -405,12 +416,6 @@ impl Session<'_> {
         };
         self.outbox.send(&reply);
         Ok(())
-    }
-}
-
-fn reset_expiry(expiry: &mut std::pin::Pin<Box<Sleep>>, deadline: Instant) {
-    if expiry.deadline() != deadline {
-        expiry.as_mut().reset(deadline);
     }
 }
 
