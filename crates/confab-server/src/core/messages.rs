@@ -1,6 +1,7 @@
 //! Sending messages and reading history.
 
-use super::{Caller, Chat, ChatError, ChatResult, validate_metadata, wire};
+use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
+use crate::hub::RoomEvent;
 use crate::store::{AppendOutcome, HistoryPage, NewMessage, RoomRole};
 use confab_protocol::client::SendMessage;
 use confab_protocol::{Message, MessageType, ServerFrame, Timestamp};
@@ -21,18 +22,41 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+impl From<AppendOutcome> for Sent {
+    fn from(outcome: AppendOutcome) -> Self {
+        let (record, duplicate) = match outcome {
+            AppendOutcome::Stored(record) => (record, false),
+            AppendOutcome::Duplicate(record) => (record, true),
+        };
+        Sent {
+            client_msg_id: record.client_msg_id.clone(),
+            message: wire::message(record),
+            duplicate,
+        }
+    }
+}
+
+fn outcome_seq(outcome: &AppendOutcome) -> i64 {
+    match outcome {
+        AppendOutcome::Stored(record) | AppendOutcome::Duplicate(record) => record.seq,
+    }
+}
+
 impl Chat {
     /// Validates, stores and fans out a message.
     ///
-    /// `on_stored` runs after the commit and before the fan-out: the WebSocket
-    /// session queues its `message_ack` there, so the sender's connection sees
-    /// the ack before its own `new_message` (spec §7). A duplicate send is
-    /// answered but not fanned out again.
+    /// The ack and the fan-out run in the store's commit hook, on the writer,
+    /// in commit order: subscribers get a room's messages in seq order even
+    /// when many senders race, and a message is fanned out even if the caller
+    /// stopped waiting (a REST client that hung up). `on_stored` runs there
+    /// first — the WebSocket session queues its `message_ack` — so the
+    /// sender's connection sees the ack before its own `new_message` (spec
+    /// §7). A duplicate send is answered but not fanned out again.
     pub async fn send_message(
         &self,
         caller: &Caller,
         request: SendMessage,
-        on_stored: impl FnOnce(&Sent),
+        on_stored: impl FnOnce(&Sent) + Send + 'static,
     ) -> ChatResult<Sent> {
         let (room, member) = self.room_access(caller, &request.room_id).await?;
         if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
@@ -42,27 +66,30 @@ impl Chat {
             return Err(ChatError::Forbidden("the room is closed".into()));
         }
         let new = self.validate_send(caller, request).await?;
-        let (record, duplicate) = match self.store.append_message(new).await? {
-            AppendOutcome::Stored(record) => (record, false),
-            AppendOutcome::Duplicate(record) => (record, true),
-        };
-        let seq = record.seq;
-        let sent = Sent {
-            client_msg_id: record.client_msg_id.clone(),
-            message: wire::message(record),
-            duplicate,
-        };
-        on_stored(&sent);
-        if !duplicate {
-            self.publish(
-                &room.id,
-                &ServerFrame::NewMessage {
-                    room_id: room.id.clone(),
-                    message: sent.message.clone(),
+        let hub = self.hub.clone();
+        let on_commit = Box::new(move |outcome: &AppendOutcome| {
+            let seq = outcome_seq(outcome);
+            let sent = Sent::from(outcome.clone());
+            on_stored(&sent);
+            if !sent.duplicate {
+                let room_id = sent.message.room_id.clone();
+                let frame = ServerFrame::NewMessage {
+                    room_id: room_id.clone(),
+                    message: sent.message,
                     timestamp: Timestamp::now(),
-                },
-                Some(seq),
-            );
+                };
+                hub.publish(
+                    &room_id,
+                    &RoomEvent {
+                        seq: Some(seq),
+                        bytes: encode(&frame),
+                        except_user: None,
+                    },
+                );
+            }
+        });
+        let sent = Sent::from(self.store.append_message(new, on_commit).await?);
+        if !sent.duplicate {
             self.stop_typing_silently(&room.id, caller);
         }
         Ok(sent)

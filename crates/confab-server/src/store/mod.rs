@@ -301,6 +301,9 @@ pub enum AppendOutcome {
     Duplicate(MessageRecord),
 }
 
+/// Work that runs right after an append committed (see [`Store::append_message`]).
+pub type CommitHook = Box<dyn FnOnce(&AppendOutcome) + Send>;
+
 /// Which page of history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryPage {
@@ -392,7 +395,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends a message with the room's next seq, or returns the original on a
     /// repeated `client_msg_id`. Returns after commit.
-    async fn append_message(&self, message: NewMessage) -> StoreResult<AppendOutcome>;
+    ///
+    /// `on_commit` runs once the outcome is durable, in commit order across
+    /// all appends to the same room, and even if the caller stopped waiting:
+    /// core acks and fans out there, so subscribers receive a room's messages
+    /// in seq order. It must be quick and must not block (it runs on the
+    /// writer). It does not run when the append fails.
+    async fn append_message(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> StoreResult<AppendOutcome>;
 
     /// The message, if it is in this room.
     async fn get_message(

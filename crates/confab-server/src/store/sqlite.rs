@@ -24,9 +24,9 @@
 //! starts after the writer answered.
 
 use super::{
-    AppendOutcome, CreateOutcome, GlobalRole, HistoryPage, MemberRecord, MemberWithUser,
-    MessageRecord, NewMessage, NewRoom, RoomListEntry, RoomRecord, RoomRole, Store, StoreError,
-    StoreResult, UserRecord, UserUpsert,
+    AppendOutcome, CommitHook, CreateOutcome, GlobalRole, HistoryPage, MemberRecord,
+    MemberWithUser, MessageRecord, NewMessage, NewRoom, RoomListEntry, RoomRecord, RoomRole, Store,
+    StoreError, StoreResult, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -183,6 +183,24 @@ impl SqliteStore {
             + Send
             + 'static,
     {
+        self.submit_hooked(mode, work, None).await
+    }
+
+    /// Queues a job whose `hook` runs on the writer right after the commit
+    /// that made its result durable, before the next batch: hooks therefore
+    /// run in commit order.
+    async fn submit_hooked<T, F>(
+        &self,
+        mode: Mode,
+        work: F,
+        hook: Option<Hook<T>>,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let sender = self
             .jobs
             .lock()
@@ -190,7 +208,7 @@ impl SqliteStore {
             .clone()
             .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(PendingJob { work, reply });
+        let job: Box<dyn WriteJob> = Box::new(PendingJob { work, reply, hook });
         sender
             .send(Job { mode, job })
             .await
@@ -267,16 +285,21 @@ trait Settle: Send {
     fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>);
 }
 
+/// Work to run on the writer after a job's commit (see [`SqliteStore::submit_hooked`]).
+type Hook<T> = Box<dyn FnOnce(&T) + Send>;
+
 /// A job before it runs.
 struct PendingJob<T, F> {
     work: F,
     reply: oneshot::Sender<StoreResult<T>>,
+    hook: Option<Hook<T>>,
 }
 
 /// A job after it ran.
 struct Finished<T> {
     result: StoreResult<T>,
     reply: oneshot::Sender<StoreResult<T>>,
+    hook: Option<Hook<T>>,
 }
 
 impl<T, F> WriteJob for PendingJob<T, F>
@@ -285,7 +308,7 @@ where
     F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
 {
     fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Box<dyn Settle>> {
-        let PendingJob { work, reply } = *self;
+        let PendingJob { work, reply, hook } = *self;
         Box::pin(async move {
             // A panicking job fails alone (its savepoint is rolled back)
             // instead of taking the writer, and every later write, with it.
@@ -298,7 +321,11 @@ where
                     )))
                 }
             };
-            Box::new(Finished { result, reply }) as Box<dyn Settle>
+            Box::new(Finished {
+                result,
+                reply,
+                hook,
+            }) as Box<dyn Settle>
         })
     }
 
@@ -315,7 +342,12 @@ impl<T: Send> Settle for Finished<T> {
 
     fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>) {
         let answer = match (self.result, commit) {
-            (Ok(value), Ok(())) => Ok(value),
+            (Ok(value), Ok(())) => {
+                if let Some(hook) = self.hook {
+                    hook(&value);
+                }
+                Ok(value)
+            }
             (Ok(_), Err(e)) => Err(batch_error(e)),
             (Err(e), _) => Err(e),
         };
@@ -1111,9 +1143,17 @@ impl Store for SqliteStore {
 
     // ---- messages ----
 
-    async fn append_message(&self, message: NewMessage) -> StoreResult<AppendOutcome> {
-        self.write(move |conn| Box::pin(append_message_job(conn, message)))
-            .await
+    async fn append_message(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> StoreResult<AppendOutcome> {
+        self.submit_hooked(
+            Mode::Batched,
+            move |conn| Box::pin(append_message_job(conn, message)),
+            Some(on_commit),
+        )
+        .await
     }
 
     async fn get_message(
@@ -1215,6 +1255,10 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_hook() -> CommitHook {
+        Box::new(|_| {})
+    }
     use std::collections::BTreeSet;
     use tempfile::TempDir;
 
@@ -1281,7 +1325,7 @@ mod tests {
         content: &str,
     ) -> MessageRecord {
         match store
-            .append_message(msg(room_id, sender_id, content))
+            .append_message(msg(room_id, sender_id, content), no_hook())
             .await
             .unwrap()
         {
@@ -1595,6 +1639,53 @@ mod tests {
         store.close().await;
     }
 
+    /// Commit hooks are where core fans out; they must see a room's seqs in
+    /// order however the senders race.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_hooks_run_in_seq_order_under_concurrent_appends() {
+        let (_dir, store, _) = fresh().await;
+        for i in 0..8 {
+            user(&store, &format!("u{i}")).await;
+        }
+        room(&store, "r", &[]).await;
+        let store = Arc::new(store);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, seen) = (store.clone(), seen.clone());
+                tokio::spawn(async move {
+                    for n in 0..40 {
+                        let seen = seen.clone();
+                        let hook: CommitHook = Box::new(move |outcome| {
+                            if let AppendOutcome::Stored(m) = outcome {
+                                seen.lock().unwrap().push(m.seq);
+                            }
+                        });
+                        store
+                            .append_message(msg("r", &format!("u{i}"), &format!("{i}:{n}")), hook)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*seen.lock().unwrap(), (1..=320).collect::<Vec<_>>());
+        // A failed append runs no hook.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let hook: CommitHook = Box::new(move |_| flag.store(true, Ordering::SeqCst));
+        assert!(
+            store
+                .append_message(msg("missing", "u0", "x"), hook)
+                .await
+                .is_err()
+        );
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_get_every_seq_exactly_once() {
         let (_dir, store, _) = fresh().await;
@@ -1659,7 +1750,10 @@ mod tests {
             lat: 1.5,
             lng: -2.25,
         });
-        let AppendOutcome::Stored(original) = store.append_message(first.clone()).await.unwrap()
+        let AppendOutcome::Stored(original) = store
+            .append_message(first.clone(), no_hook())
+            .await
+            .unwrap()
         else {
             panic!("first send must store");
         };
@@ -1668,7 +1762,7 @@ mod tests {
         // Same key, new id and text (a retry after a lost ack): the original comes back.
         let mut retry = msg("r", "a", "hello again");
         retry.client_msg_id = Some("c1".into());
-        let again = store.append_message(retry).await.unwrap();
+        let again = store.append_message(retry, no_hook()).await.unwrap();
         assert_eq!(again, AppendOutcome::Duplicate(original.clone()));
         assert_eq!(last_seq(&store, "r").await, 1);
         assert_eq!(message_count(&store, "r").await, 1);
@@ -1677,12 +1771,12 @@ mod tests {
         let mut other_sender = msg("r", "b", "mine");
         other_sender.client_msg_id = Some("c1".into());
         assert!(
-            matches!(store.append_message(other_sender).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 2)
+            matches!(store.append_message(other_sender, no_hook()).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 2)
         );
         let mut other_room = msg("r2", "a", "there");
         other_room.client_msg_id = Some("c1".into());
         assert!(
-            matches!(store.append_message(other_room).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 1)
+            matches!(store.append_message(other_room, no_hook()).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 1)
         );
 
         // What was acked is what is read back.
@@ -1702,12 +1796,12 @@ mod tests {
         send(&store, "r", "a", "one").await;
 
         let err = store
-            .append_message(msg("missing", "a", "x"))
+            .append_message(msg("missing", "a", "x"), no_hook())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err}");
         let err = store
-            .append_message(msg("r", "ghost", "x"))
+            .append_message(msg("r", "ghost", "x"), no_hook())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err}");
@@ -1717,7 +1811,7 @@ mod tests {
         let first = send(&store, "r", "a", "two").await;
         let mut clash = msg("r", "a", "x");
         clash.id = first.id.clone();
-        let err = store.append_message(clash).await.unwrap_err();
+        let err = store.append_message(clash, no_hook()).await.unwrap_err();
         assert!(matches!(err, StoreError::AlreadyExists), "{err}");
 
         assert_eq!(last_seq(&store, "r").await, 2);
@@ -1877,11 +1971,26 @@ mod tests {
         };
         // Activity is the max of creation and message times, so use far-future times.
         let t = Timestamp::now().millis() + 1_000_000;
-        store.append_message(at("r3", t + 30, "you")).await.unwrap();
-        store.append_message(at("r1", t + 20, "you")).await.unwrap();
-        store.append_message(at("r1", t + 20, "me")).await.unwrap();
-        store.append_message(at("r4", t + 20, "you")).await.unwrap();
-        store.append_message(at("r5", t + 10, "me")).await.unwrap();
+        store
+            .append_message(at("r3", t + 30, "you"), no_hook())
+            .await
+            .unwrap();
+        store
+            .append_message(at("r1", t + 20, "you"), no_hook())
+            .await
+            .unwrap();
+        store
+            .append_message(at("r1", t + 20, "me"), no_hook())
+            .await
+            .unwrap();
+        store
+            .append_message(at("r4", t + 20, "you"), no_hook())
+            .await
+            .unwrap();
+        store
+            .append_message(at("r5", t + 10, "me"), no_hook())
+            .await
+            .unwrap();
 
         let all = store.list_user_rooms("me", 100, None).await.unwrap();
         let ids: Vec<_> = all.iter().map(|e| e.room.id.as_str()).collect();
@@ -1936,7 +2045,7 @@ mod tests {
         store.close().await;
 
         let err = store
-            .append_message(msg("r", "a", "late"))
+            .append_message(msg("r", "a", "late"), no_hook())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Closed), "{err}");
@@ -1971,9 +2080,11 @@ mod tests {
         let sends: Vec<_> = (0..20)
             .map(|n| {
                 let store = store.clone();
-                tokio::spawn(
-                    async move { store.append_message(msg("r", "a", &format!("{n}"))).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .append_message(msg("r", "a", &format!("{n}")), no_hook())
+                        .await
+                })
             })
             .collect();
         queued(&store, 20).await;
@@ -1990,7 +2101,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(matches!(
-            store.append_message(msg("r", "a", "late")).await,
+            store.append_message(msg("r", "a", "late"), no_hook()).await,
             Err(StoreError::Closed)
         ));
         release.send(()).unwrap();
@@ -2018,7 +2129,7 @@ mod tests {
             let room_id = if n % 4 == 0 { "missing" } else { "r" };
             tasks.push(tokio::spawn(async move {
                 sender
-                    .append_message(msg(room_id, "a", &format!("{n}")))
+                    .append_message(msg(room_id, "a", &format!("{n}")), no_hook())
                     .await
             }));
             // Queue in order, so the failures sit between the successes.
@@ -2059,7 +2170,9 @@ mod tests {
         let (release, blocker) = block_writer(&store).await;
         let good = {
             let store = store.clone();
-            tokio::spawn(async move { store.append_message(msg("r", "a", "lost")).await })
+            tokio::spawn(
+                async move { store.append_message(msg("r", "a", "lost"), no_hook()).await },
+            )
         };
         queued(&store, 1).await;
         // A job that succeeds itself but makes COMMIT fail: a deferred

@@ -344,8 +344,9 @@ impl Session<'_> {
                 ServerFrame::Unsubscribed { room_id, req_id }
             }
             ClientFrame::SendMessage(request) => {
-                let outbox = &self.outbox;
-                chat.send_message(caller, request, |sent| {
+                let outbox = self.outbox.clone();
+                let req_id = req_id.clone();
+                chat.send_message(caller, request, move |sent| {
                     outbox.send(&ServerFrame::MessageAck {
                         room_id: sent.message.room_id.clone(),
                         client_msg_id: sent.client_msg_id.clone(),
