@@ -58,6 +58,9 @@ impl Chat {
         request: SendMessage,
         on_stored: impl FnOnce(&Sent) + Send + 'static,
     ) -> ChatResult<Sent> {
+        if request.room_id.is_empty() {
+            return Err(ChatError::InvalidField("send_message: missing field `room_id`".into()));
+        }
         let (room, member) = self.room_access(caller, &request.room_id).await?;
         if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
             return Err(ChatError::Forbidden("read-only users cannot send".into()));

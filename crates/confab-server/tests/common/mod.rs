@@ -441,6 +441,21 @@ impl WsClient {
     }
 }
 
+/// Connects to a WebSocket URL with a bearer token and reads
+/// `connection_established` (for clients living in their own task).
+pub async fn connect_with_token(url: &str, token: &str) -> WsClient {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut client = WsClient { stream };
+    let hello = client.recv_json().await;
+    assert_eq!(hello["type"], "connection_established", "{hello}");
+    client
+}
+
 fn rand_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
