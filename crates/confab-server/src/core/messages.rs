@@ -59,7 +59,9 @@ impl Chat {
         on_stored: impl FnOnce(&Sent) + Send + 'static,
     ) -> ChatResult<Sent> {
         if request.room_id.is_empty() {
-            return Err(ChatError::InvalidField("send_message: missing field `room_id`".into()));
+            return Err(ChatError::InvalidField(
+                "send_message: missing field `room_id`".into(),
+            ));
         }
         let (room, member) = self.room_access(caller, &request.room_id).await?;
         if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
