@@ -368,3 +368,96 @@ async fn typing_reaches_the_others_only_and_stops() {
     alice.expect_silence(Duration::from_millis(150)).await;
     alice2.expect_silence(Duration::from_millis(150)).await;
 }
+
+#[tokio::test]
+async fn the_server_key_acts_for_a_user_and_unknown_users_can_be_refused() {
+    let server = TestServer::start_with(|c| c.auth.require_existing_users = true).await;
+    let mut stranger = server
+        .ws_raw(&format!("/ws?token={}", server.token("zoe")), &[])
+        .await;
+    assert_eq!(stranger.ended().await, Ended::Closed(4002));
+
+    let backend = server.server_api();
+    let (status, user) = backend
+        .put(
+            "/api/v1/users/zoe",
+            json!({"name": "Zoe", "role": "member"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["name"], "Zoe");
+    let (status, me) = backend.clone().acting_as("zoe").get("/api/v1/me").await;
+    assert_eq!(status, 200);
+    assert_eq!(me["id"], "zoe");
+    let (status, room) = backend
+        .clone()
+        .acting_as("zoe")
+        .post("/api/v1/rooms", json!({"name": "zoe's"}))
+        .await;
+    assert_eq!(status, 201, "{room}");
+    assert_eq!(room["role"], "owner");
+    let (status, body) = backend
+        .post("/api/v1/rooms", json!({"members": ["nobody"]}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let mut zoe = server.ws("zoe").await;
+    zoe.subscribe(room["id"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn subscribe_unknown_room_presence_and_refresh_token() {
+    let server = TestServer::start().await;
+    let room = server.room("alice", &["bob", "carol"]).await;
+    let mut alice = server.ws("alice").await;
+    let _bob = server.ws("bob").await;
+    let missing = alice
+        .request(json!({"type": "subscribe_room", "room_id": "no-such-room"}))
+        .await;
+    assert_eq!(missing["code"], "not_found");
+    assert_eq!(missing["room_id"], "no-such-room");
+
+    let presence = alice
+        .request(json!({"type": "get_presence", "room_id": room}))
+        .await;
+    assert_eq!(presence["type"], "presence");
+    assert_eq!(presence["online"], json!(["alice", "bob"]));
+
+    let fresh = server.token("alice");
+    let ack = alice
+        .request(json!({"type": "refresh_token", "token": fresh}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let other = server.token("bob");
+    let refused = alice
+        .request(json!({"type": "refresh_token", "token": other}))
+        .await;
+    assert_eq!(refused["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn an_expired_token_closes_the_connection_with_4003() {
+    let server = TestServer::start_with(|c| c.auth.leeway_s = 0).await;
+    let token = server.token_with("alice", None, None, Duration::from_secs(1));
+    let mut ws = server.ws_raw(&format!("/ws?token={token}"), &[]).await;
+    assert_eq!(ws.recv_json().await["type"], "connection_established");
+    assert_eq!(ws.ended().await, Ended::Closed(4003));
+}
+
+#[tokio::test]
+async fn typing_lapses_after_six_seconds_without_refresh() {
+    let server = TestServer::start().await;
+    let room = server.room("alice", &["bob"]).await;
+    let mut alice = server.ws("alice").await;
+    let mut bob = server.ws("bob").await;
+    alice.subscribe(&room).await;
+    bob.subscribe(&room).await;
+    alice.send(json!({"type": "typing", "room_id": room})).await;
+    assert_eq!(bob.recv_type("typing").await["is_typing"], true);
+    let started = tokio::time::Instant::now();
+    let lapsed = bob.recv_type("typing").await;
+    assert_eq!(lapsed["is_typing"], false);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "not before the 6 s expiry"
+    );
+}
