@@ -91,42 +91,23 @@ impl Chat {
     /// when the token carries a changed name, handle or role, refused when
     /// disabled (or unknown with `auth.require_existing_users`).
     async fn user_from_identity(&self, identity: Identity) -> ChatResult<UserRecord> {
-        let existing = self.store.get_user(&identity.user_id).await?;
-        let user = match existing {
-            None if self.config.auth.require_existing_users => return Err(ChatError::UserRefused),
-            None => {
-                self.store
-                    .upsert_user(UserUpsert {
-                        id: identity.user_id,
-                        username: identity.username,
-                        name: identity.name,
-                        role: identity.role,
-                        disabled: None,
-                    })
-                    .await?
-            }
-            Some(user) => {
-                let changed = identity
-                    .username
-                    .as_ref()
-                    .is_some_and(|u| *u != user.username)
-                    || identity.name.is_some() && identity.name != user.name
-                    || identity.role.is_some_and(|r| r != user.role);
-                if changed {
-                    self.store
-                        .upsert_user(UserUpsert {
-                            id: identity.user_id,
-                            username: identity.username,
-                            name: identity.name,
-                            role: identity.role,
-                            disabled: None,
-                        })
-                        .await?
-                } else {
-                    user
-                }
-            }
-        };
+        if self.config.auth.require_existing_users
+            && self.store.get_user(&identity.user_id).await?.is_none()
+        {
+            return Err(ChatError::UserRefused);
+        }
+        // The store writes only when a claim differs from what it holds, so
+        // an unchanged user costs one read per connection.
+        let user = self
+            .store
+            .upsert_user(UserUpsert {
+                id: identity.user_id,
+                username: identity.username,
+                name: identity.name,
+                role: identity.role,
+                disabled: None,
+            })
+            .await?;
         if user.disabled {
             return Err(ChatError::UserRefused);
         }
