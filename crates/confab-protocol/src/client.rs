@@ -39,6 +39,48 @@ pub enum ClientFrame {
     },
     /// Store a message in a room and fan it out.
     SendMessage(SendMessage),
+    /// Replace a message's content (its sender or a room admin).
+    EditMessage {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// The message.
+        #[serde(deserialize_with = "de_id")]
+        message_id: String,
+        /// The new text.
+        content: String,
+    },
+    /// Delete a message (its sender or a room admin); its seq stays.
+    DeleteMessage {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// The message.
+        #[serde(deserialize_with = "de_id")]
+        message_id: String,
+    },
+    /// React to a message with an emoji (idempotent).
+    AddReaction {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// The message.
+        #[serde(deserialize_with = "de_id")]
+        message_id: String,
+        /// The emoji.
+        emoji: String,
+    },
+    /// Take back a reaction (idempotent).
+    RemoveReaction {
+        /// The room.
+        #[serde(deserialize_with = "de_id")]
+        room_id: String,
+        /// The message.
+        #[serde(deserialize_with = "de_id")]
+        message_id: String,
+        /// The emoji.
+        emoji: String,
+    },
     /// Move the caller's read marker forward.
     MarkRead {
         /// The room.
@@ -110,6 +152,10 @@ impl ClientFrame {
         match self {
             ClientFrame::SubscribeRoom { room_id, .. }
             | ClientFrame::UnsubscribeRoom { room_id }
+            | ClientFrame::EditMessage { room_id, .. }
+            | ClientFrame::DeleteMessage { room_id, .. }
+            | ClientFrame::AddReaction { room_id, .. }
+            | ClientFrame::RemoveReaction { room_id, .. }
             | ClientFrame::MarkRead { room_id, .. }
             | ClientFrame::Typing { room_id, .. }
             | ClientFrame::StopTyping { room_id }
@@ -197,6 +243,10 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "subscribe_room",
     "unsubscribe_room",
     "send_message",
+    "edit_message",
+    "delete_message",
+    "add_reaction",
+    "remove_reaction",
     "mark_read",
     "typing",
     "stop_typing",
@@ -320,7 +370,9 @@ mod tests {
     #[test]
     fn every_listed_type_decodes() {
         for kind in CLIENT_FRAME_TYPES {
-            let text = format!(r#"{{"type":"{kind}","room_id":"r","token":"t","content":"c"}}"#);
+            let text = format!(
+                r#"{{"type":"{kind}","room_id":"r","token":"t","content":"c","message_id":"m","emoji":"x"}}"#
+            );
             assert!(decode_client_frame(&text).is_ok(), "{kind} did not decode");
         }
     }

@@ -5,6 +5,7 @@ use crate::ids::ReqId;
 use crate::model::{Limits, Message, RoomSummary};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Every frame the server sends, tagged by `type`.
 ///
@@ -60,6 +61,29 @@ pub enum ServerFrame {
         message: Message,
         /// Server time.
         timestamp: Timestamp,
+    },
+    /// A message's content was edited.
+    MessageUpdated {
+        /// The room.
+        room_id: String,
+        /// The message as it is now.
+        message: Message,
+    },
+    /// A message was deleted (content emptied, seq kept).
+    MessageDeleted {
+        /// The room.
+        room_id: String,
+        /// The message as it is now (`deleted: true`).
+        message: Message,
+    },
+    /// A message's reactions changed.
+    ReactionUpdated {
+        /// The room.
+        room_id: String,
+        /// The message.
+        message_id: String,
+        /// The whole reaction map after the change.
+        reactions: BTreeMap<String, Vec<String>>,
     },
     /// The sender's message is stored (sent before any `new_message` for it).
     MessageAck {
@@ -211,6 +235,9 @@ impl ServerFrame {
             ServerFrame::Unsubscribed { .. } => "unsubscribed",
             ServerFrame::NewMessage { .. } => "new_message",
             ServerFrame::MessageAck { .. } => "message_ack",
+            ServerFrame::MessageUpdated { .. } => "message_updated",
+            ServerFrame::MessageDeleted { .. } => "message_deleted",
+            ServerFrame::ReactionUpdated { .. } => "reaction_updated",
             ServerFrame::MessageRead { .. } => "message_read",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::RoomList { .. } => "room_list",

@@ -2,9 +2,13 @@
 
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
-use crate::store::{AppendOutcome, HistoryPage, NewMessage, RoomRole};
+use crate::store::{
+    AppendOutcome, HistoryPage, MessageRecord, NewMessage, ReactionChange, RoomRecord, RoomRole,
+    StoreError,
+};
 use confab_protocol::client::SendMessage;
 use confab_protocol::{Message, MessageType, ServerFrame, Timestamp};
+use std::collections::BTreeMap;
 
 /// Default and largest page of history.
 pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
@@ -113,14 +117,7 @@ impl Chat {
             message_type,
             MessageType::Location | MessageType::Image | MessageType::File
         );
-        if request.content.trim().is_empty() && !content_optional {
-            return Err(ChatError::EmptyMessage);
-        }
-        if request.content.chars().count() > limits.max_message_length {
-            return Err(ChatError::MessageTooLong {
-                max: limits.max_message_length,
-            });
-        }
+        self.validate_content(&request.content, content_optional)?;
         let location = match (message_type, request.location) {
             (MessageType::Location, Some(loc)) => {
                 let valid =
@@ -188,6 +185,157 @@ impl Chat {
             client_msg_id: request.client_msg_id,
             created_at: Timestamp::now(),
         })
+    }
+
+    /// Checks content against emptiness and `limits.max_message_length`.
+    fn validate_content(&self, content: &str, may_be_empty: bool) -> ChatResult<()> {
+        if content.trim().is_empty() && !may_be_empty {
+            return Err(ChatError::EmptyMessage);
+        }
+        let max = self.config.limits.max_message_length;
+        if content.chars().count() > max {
+            return Err(ChatError::MessageTooLong { max });
+        }
+        Ok(())
+    }
+
+    /// Loads a message the caller may change: their own, or any in a room
+    /// they administer. `forbidden` for read-only callers and others'
+    /// messages, `not_found` for a message not in the room.
+    async fn message_to_change(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        message_id: &str,
+    ) -> ChatResult<(RoomRecord, MessageRecord)> {
+        let (room, member) = self.room_access(caller, room_id).await?;
+        if !caller.can_write() {
+            return Err(ChatError::Forbidden(
+                "read-only users cannot change messages".into(),
+            ));
+        }
+        let message = self
+            .store
+            .get_message(room_id, message_id)
+            .await?
+            .ok_or(ChatError::NotFound("message"))?;
+        let moderates =
+            caller.is_admin() || member.as_ref().is_some_and(|m| m.role >= RoomRole::Admin);
+        if message.sender_id != caller.id() && !moderates {
+            return Err(ChatError::Forbidden(
+                "only the sender or a room admin may change a message".into(),
+            ));
+        }
+        Ok((room, message))
+    }
+
+    /// Replaces a message's content; the room gets `message_updated`.
+    pub async fn edit_message(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        message_id: &str,
+        content: String,
+    ) -> ChatResult<Message> {
+        let (room, message) = self.message_to_change(caller, room_id, message_id).await?;
+        if room.closed {
+            return Err(ChatError::Forbidden("the room is closed".into()));
+        }
+        if message.deleted {
+            return Err(ChatError::NotFound("message"));
+        }
+        let content_optional = !matches!(
+            message.message_type,
+            MessageType::Text | MessageType::System
+        );
+        self.validate_content(&content, content_optional)?;
+        let record = self
+            .store
+            .edit_message(room_id, message_id, content, Timestamp::now())
+            .await?;
+        let message = wire::message(record);
+        self.publish(
+            room_id,
+            &ServerFrame::MessageUpdated {
+                room_id: room_id.to_owned(),
+                message: message.clone(),
+            },
+            None,
+        );
+        Ok(message)
+    }
+
+    /// Deletes a message (its seq stays, content and reactions go); the room
+    /// gets `message_deleted`. Deleting twice is not an error.
+    pub async fn delete_message(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        message_id: &str,
+    ) -> ChatResult<Message> {
+        self.message_to_change(caller, room_id, message_id).await?;
+        let message = wire::message(self.store.delete_message(room_id, message_id).await?);
+        self.publish(
+            room_id,
+            &ServerFrame::MessageDeleted {
+                room_id: room_id.to_owned(),
+                message: message.clone(),
+            },
+            None,
+        );
+        Ok(message)
+    }
+
+    /// Adds or removes the caller's reaction; the room gets `reaction_updated`
+    /// with the whole map. Both are idempotent.
+    pub async fn react(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        message_id: &str,
+        emoji: String,
+        present: bool,
+    ) -> ChatResult<BTreeMap<String, Vec<String>>> {
+        let (room, member) = self.room_access(caller, room_id).await?;
+        if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
+            return Err(ChatError::Forbidden("read-only users cannot react".into()));
+        }
+        if room.closed {
+            return Err(ChatError::Forbidden("the room is closed".into()));
+        }
+        let valid = !emoji.is_empty()
+            && emoji.chars().count() <= 32
+            && !emoji.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(ChatError::InvalidField(
+                "emoji must be 1–32 characters without spaces".into(),
+            ));
+        }
+        let reactions = self
+            .store
+            .set_reaction(ReactionChange {
+                room_id: room_id.to_owned(),
+                message_id: message_id.to_owned(),
+                user_id: caller.id().to_owned(),
+                emoji,
+                present,
+                at: Timestamp::now(),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ChatError::NotFound("message"),
+                other => other.into(),
+            })?;
+        self.publish(
+            room_id,
+            &ServerFrame::ReactionUpdated {
+                room_id: room_id.to_owned(),
+                message_id: message_id.to_owned(),
+                reactions: reactions.clone(),
+            },
+            None,
+        );
+        Ok(reactions)
     }
 
     /// A page of a room's history, ascending `seq`, and whether there is more.

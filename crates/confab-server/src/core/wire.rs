@@ -2,7 +2,6 @@
 
 use crate::store::{MessageRecord, UserRecord};
 use confab_protocol::{Message, Sender, User};
-use std::collections::BTreeMap;
 
 /// The message object every frame and REST answer carries.
 pub fn message(record: MessageRecord) -> Message {
@@ -25,7 +24,7 @@ pub fn message(record: MessageRecord) -> Message {
         metadata: record.metadata,
         attachment: None,
         location: record.location,
-        reactions: BTreeMap::new(),
+        reactions: record.reactions,
         timestamp: record.created_at,
         edited_at: record.edited_at,
         deleted: record.deleted,

@@ -21,6 +21,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why a storage call failed. Core maps these to contract error codes.
@@ -263,6 +264,26 @@ pub struct MessageRecord {
     pub edited_at: Option<Timestamp>,
     /// Deleted messages keep their seq.
     pub deleted: bool,
+    /// Emoji → ids of the users who reacted, in reaction order (empty where a
+    /// query does not read reactions, e.g. a room list's last message).
+    pub reactions: BTreeMap<String, Vec<String>>,
+}
+
+/// A reaction to add or remove.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReactionChange {
+    /// The room of the message.
+    pub room_id: String,
+    /// The message; must exist in the room and not be deleted.
+    pub message_id: String,
+    /// Who reacts.
+    pub user_id: String,
+    /// The emoji (validated by core).
+    pub emoji: String,
+    /// Add (`true`, idempotent) or remove (`false`, idempotent).
+    pub present: bool,
+    /// When, for the order of users under one emoji.
+    pub at: Timestamp,
 }
 
 /// A message to append. Core has validated it (length, type, permissions).
@@ -406,6 +427,28 @@ pub trait Store: Send + Sync + 'static {
         message: NewMessage,
         on_commit: CommitHook,
     ) -> StoreResult<AppendOutcome>;
+
+    /// Replaces the content and sets `edited_at`. [`StoreError::NotFound`] if
+    /// the message is not in the room or was deleted.
+    async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        content: String,
+        edited_at: Timestamp,
+    ) -> StoreResult<MessageRecord>;
+
+    /// Marks the message deleted: content emptied, reactions dropped, seq kept.
+    /// Idempotent. [`StoreError::NotFound`] if the message is not in the room.
+    async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord>;
+
+    /// Adds or removes one user's reaction; returns the message's whole
+    /// reaction map after the change. [`StoreError::NotFound`] if the message
+    /// is not in the room or was deleted.
+    async fn set_reaction(
+        &self,
+        change: ReactionChange,
+    ) -> StoreResult<BTreeMap<String, Vec<String>>>;
 
     /// The message, if it is in this room.
     async fn get_message(

@@ -14,7 +14,7 @@ pub mod ws;
 use crate::app::AppState;
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use confab_protocol::ErrorCode;
 
 /// Every route the server serves.
@@ -37,6 +37,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rooms/{id}/messages",
             get(rest::list_messages).post(rest::send_message),
+        )
+        .route(
+            "/rooms/{id}/messages/{message_id}",
+            patch(rest::edit_message).delete(rest::delete_message),
         )
         .route("/rooms/{id}/read", post(rest::mark_read));
     Router::new()

@@ -242,6 +242,39 @@ pub async fn send_message(
     ))
 }
 
+/// Body of `PATCH /api/v1/rooms/{id}/messages/{message_id}`.
+#[derive(Debug, Deserialize)]
+pub struct EditBody {
+    content: String,
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: edit; `{"message"}`.
+pub async fn edit_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Ids((room_id, message_id)): Ids<(String, String)>,
+    Body(body): Body<EditBody>,
+) -> ApiResult<Json<Value>> {
+    let message = state
+        .chat
+        .edit_message(&caller, &room_id, &message_id, body.content)
+        .await?;
+    Ok(Json(json!({"message": message})))
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: delete; `{"message"}`.
+pub async fn delete_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Ids((room_id, message_id)): Ids<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let message = state
+        .chat
+        .delete_message(&caller, &room_id, &message_id)
+        .await?;
+    Ok(Json(json!({"message": message})))
+}
+
 /// Body of `POST /api/v1/rooms/{id}/read` (optional: no body = everything).
 #[derive(Debug, Default, Deserialize)]
 pub struct ReadBody {

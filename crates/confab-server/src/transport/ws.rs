@@ -298,6 +298,15 @@ impl Session<'_> {
         }
     }
 
+    /// Requests whose answer goes to the whole room get an `ack` of their own
+    /// only when they carried a `req_id` to match it with.
+    fn ack_if_asked(&self, req_id: Option<ReqId>) -> Result<(), ChatError> {
+        if req_id.is_some() {
+            self.outbox.send(&ServerFrame::Ack { req_id });
+        }
+        Ok(())
+    }
+
     fn reply_error(
         &self,
         code: ErrorCode,
@@ -360,6 +369,40 @@ impl Session<'_> {
                 .await?;
                 return Ok(());
             }
+            ClientFrame::EditMessage {
+                room_id,
+                message_id,
+                content,
+            } => {
+                chat.edit_message(caller, &room_id, &message_id, content)
+                    .await?;
+                return self.ack_if_asked(req_id);
+            }
+            ClientFrame::DeleteMessage {
+                room_id,
+                message_id,
+            } => {
+                chat.delete_message(caller, &room_id, &message_id).await?;
+                return self.ack_if_asked(req_id);
+            }
+            ClientFrame::AddReaction {
+                room_id,
+                message_id,
+                emoji,
+            } => {
+                chat.react(caller, &room_id, &message_id, emoji, true)
+                    .await?;
+                return self.ack_if_asked(req_id);
+            }
+            ClientFrame::RemoveReaction {
+                room_id,
+                message_id,
+                emoji,
+            } => {
+                chat.react(caller, &room_id, &message_id, emoji, false)
+                    .await?;
+                return self.ack_if_asked(req_id);
+            }
             ClientFrame::MarkRead {
                 room_id,
                 up_to_seq,
@@ -367,10 +410,7 @@ impl Session<'_> {
             } => {
                 chat.mark_read(caller, &room_id, up_to_seq, message_ids)
                     .await?;
-                if req_id.is_none() {
-                    return Ok(());
-                }
-                ServerFrame::Ack { req_id }
+                return self.ack_if_asked(req_id);
             }
             ClientFrame::Typing { room_id, is_typing } => {
                 return chat.typing(caller, self.conn, &room_id, is_typing.unwrap_or(true));
