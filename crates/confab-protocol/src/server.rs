@@ -159,6 +159,20 @@ pub enum ServerFrame {
         /// The room.
         room_id: String,
     },
+    /// A member of one of your rooms came online (their first connection).
+    UserOnline {
+        /// Who.
+        user_id: String,
+        /// When.
+        last_seen: Timestamp,
+    },
+    /// A member of one of your rooms went offline (their last connection closed).
+    UserOffline {
+        /// Who.
+        user_id: String,
+        /// When they were last connected.
+        last_seen: Timestamp,
+    },
     /// Who in a room is online.
     Presence {
         /// The room.
@@ -244,6 +258,8 @@ impl ServerFrame {
             ServerFrame::RoomUpdated { .. } => "room_updated",
             ServerFrame::RoomAdded { .. } => "room_added",
             ServerFrame::RoomRemoved { .. } => "room_removed",
+            ServerFrame::UserOnline { .. } => "user_online",
+            ServerFrame::UserOffline { .. } => "user_offline",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::History { .. } => "history",
             ServerFrame::Pong { .. } => "pong",

@@ -167,13 +167,45 @@ impl Chat {
             .collect())
     }
 
-    /// Forgets a closed connection: its subscriptions, and its typing
-    /// indicators when it was the user's last connection in those rooms.
-    pub fn disconnect(&self, caller: &Caller, conn: ConnId) {
+    /// Registers a new connection; on the user's first one, subscribers of
+    /// their rooms get `user_online` (once per connection, not per room).
+    pub async fn connect(&self, caller: &Caller, outbox: Outbox) -> ConnId {
+        let (conn, first) = self.hub.register(caller.id(), outbox);
+        if first {
+            self.announce_presence(caller, true).await;
+        }
+        conn
+    }
+
+    /// Forgets a closed connection: its subscriptions, its typing indicators,
+    /// and — when it was the user's last connection — tells subscribers of
+    /// their rooms `user_offline`.
+    pub async fn disconnect(&self, caller: &Caller, conn: ConnId) {
         let departure = self.hub.unregister(conn);
         for room_id in &departure.rooms {
             self.stop_typing_silently(room_id, caller);
         }
+        if departure.user_gone {
+            self.announce_presence(caller, false).await;
+        }
+    }
+
+    async fn announce_presence(&self, caller: &Caller, online: bool) {
+        let rooms = match self.store.user_room_ids(caller.id()).await {
+            Ok(rooms) => rooms,
+            Err(error) => {
+                tracing::warn!(%error, "presence not announced: rooms unavailable");
+                return;
+            }
+        };
+        let (user_id, last_seen) = (caller.id().to_owned(), Timestamp::now());
+        let frame = if online {
+            ServerFrame::UserOnline { user_id, last_seen }
+        } else {
+            ServerFrame::UserOffline { user_id, last_seen }
+        };
+        self.hub
+            .publish_to_rooms(&rooms, &encode(&frame), caller.id());
     }
 }
 

@@ -92,17 +92,35 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a connection of `user_id`.
-    pub fn register(&self, user_id: &str, outbox: Outbox) -> ConnId {
+    /// Adds a connection of `user_id`. Returns its id and whether it is the
+    /// user's first connection on this node (they just came online).
+    pub fn register(&self, user_id: &str, outbox: Outbox) -> (ConnId, bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         let user_id: Arc<str> = match state.users.get_key_value(user_id) {
             Some((key, _)) => key.clone(),
             None => Arc::from(user_id),
         };
-        state.users.entry(user_id.clone()).or_default().push(id);
+        let conns = state.users.entry(user_id.clone()).or_default();
+        conns.push(id);
+        let first = conns.len() == 1;
         state.conns.insert(id, Conn { user_id, outbox });
-        id
+        (id, first)
+    }
+
+    /// Pushes bytes once to every connection subscribed to any of `rooms`,
+    /// except those of `except_user` (presence: one frame per connection
+    /// however many rooms it shares with the user).
+    pub fn publish_to_rooms(&self, rooms: &[String], bytes: &Utf8Bytes, except_user: &str) {
+        let state = self.lock();
+        let mut sent = std::collections::HashSet::new();
+        for room in rooms {
+            for (conn, sub) in state.rooms.get(room).into_iter().flatten() {
+                if &*sub.user_id != except_user && sent.insert(*conn) {
+                    sub.outbox.push(bytes.clone());
+                }
+            }
+        }
     }
 
     /// Removes a connection and all its subscriptions.
@@ -333,7 +351,8 @@ mod tests {
     fn pending_subscriptions_stitch_without_duplicates() {
         let hub = Hub::new(16);
         let (out, mut rx) = outbox(16);
-        let conn = hub.register("a", out);
+        let (conn, first) = hub.register("a", out);
+        assert!(first);
         hub.subscribe(conn, "r", true);
         hub.publish("r", &event(Some(5), "m5"));
         hub.publish("r", &event(None, "typing"));
@@ -351,9 +370,10 @@ mod tests {
         let (a1, mut ra1) = outbox(4);
         let (a2, _ra2) = outbox(4);
         let (b, mut rb) = outbox(4);
-        let c1 = hub.register("a", a1);
-        let c2 = hub.register("a", a2);
-        let c3 = hub.register("b", b);
+        let (c1, _) = hub.register("a", a1);
+        let (c2, first) = hub.register("a", a2);
+        assert!(!first, "a second connection is no transition");
+        let (c3, _) = hub.register("b", b);
         for c in [c1, c3] {
             hub.subscribe(c, "r", false);
         }

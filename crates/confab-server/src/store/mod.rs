@@ -396,6 +396,9 @@ pub trait Store: Send + Sync + 'static {
     /// The membership, if the user is a member.
     async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>>;
 
+    /// Ids of every room the user is a member of (for presence fan-out).
+    async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
     /// All members with their display fields, by join time.
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>>;
 

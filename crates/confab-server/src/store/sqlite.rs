@@ -1221,6 +1221,14 @@ impl Store for SqliteStore {
             .map_err(read_error)
     }
 
+    async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id")
+            .bind(user_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(read_error)
+    }
+
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
         let rows = sqlx::query(
             "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \

@@ -130,7 +130,7 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
     };
     let config = &state.chat.config;
     let (outbox, receiver) = outbox(config.server.outbound_queue_frames);
-    let conn = state.chat.hub.register(caller.id(), outbox.clone());
+    let conn = state.chat.connect(&caller, outbox.clone()).await;
     let span = tracing::info_span!("conn", conn, user = %caller.id());
     outbox.send(&ServerFrame::ConnectionEstablished {
         user_id: caller.user.id.clone(),
@@ -158,7 +158,7 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
     };
     session.expires = session.expiry_deadline();
     session.read_loop(&mut stream).instrument(span).await;
-    state.chat.disconnect(&session.caller, conn);
+    state.chat.disconnect(&session.caller, conn).await;
     // Closing our own handle ends the writer once the queue is drained; a
     // writer stuck on a dead socket is given the shutdown grace at most. On
     // shutdown the close must say 1012, whichever task notices first.
