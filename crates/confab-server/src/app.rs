@@ -75,6 +75,7 @@ impl App {
             hub,
             auth,
             config: Arc::new(config),
+            sent_rate: Arc::default(),
         };
         Ok(App {
             state: AppState {

@@ -26,6 +26,22 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+/// The user id of the server's own assistant bot (assistant rooms).
+pub const ASSISTANT_USER: &str = "assistant";
+
+/// One message of `GET /rooms/{id}/context`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContextEntry {
+    /// `user`, `assistant` or `system`.
+    pub role: &'static str,
+    /// The sender's display name (or handle).
+    pub name: String,
+    /// The text.
+    pub content: String,
+    /// When it was stored.
+    pub timestamp: Timestamp,
+}
+
 impl From<AppendOutcome> for Sent {
     fn from(outcome: AppendOutcome) -> Self {
         let (record, duplicate) = match outcome {
@@ -76,11 +92,13 @@ impl Chat {
         }
         let new = self.validate_send(caller, request).await?;
         let hub = self.hub.clone();
+        let rate = self.sent_rate.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
             let seq = outcome_seq(outcome);
             let sent = Sent::from(outcome.clone());
             on_stored(&sent);
             if !sent.duplicate {
+                rate.record();
                 let room_id = sent.message.room_id.clone();
                 let frame = ServerFrame::NewMessage {
                     room_id: room_id.clone(),
@@ -336,6 +354,39 @@ impl Chat {
             None,
         );
         Ok(reactions)
+    }
+
+    /// The newest `max_messages` (default 50, at most 100) live messages of a
+    /// room as an AI back-end wants them: oldest first, each with the role
+    /// an OpenAI-style chat API expects (`system` for system messages,
+    /// `assistant` for the server's own bot, `user` otherwise). Deleted
+    /// messages are left out.
+    pub async fn context(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        max_messages: Option<u32>,
+    ) -> ChatResult<Vec<ContextEntry>> {
+        self.room_access(caller, room_id).await?;
+        let limit = page_limit(max_messages)?;
+        let (records, _) = self
+            .store
+            .history(room_id, HistoryPage::Latest, limit)
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|m| !m.deleted)
+            .map(|m| ContextEntry {
+                role: match m.message_type {
+                    MessageType::System => "system",
+                    _ if m.sender_id == ASSISTANT_USER => "assistant",
+                    _ => "user",
+                },
+                name: m.sender_name.unwrap_or(m.sender_username),
+                content: m.content,
+                timestamp: m.created_at,
+            })
+            .collect())
     }
 
     /// A page of a room's history, ascending `seq`, and whether there is more.

@@ -11,6 +11,7 @@
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`rooms`]: rooms, members, room lists, read markers.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
+//! - [`stats`]: counters for `GET /api/v1/stats`.
 //! - [`wire`]: stored records → wire objects.
 
 pub mod caller;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod live;
 pub mod messages;
 pub mod rooms;
+pub mod stats;
 pub mod wire;
 
 pub use caller::Caller;
@@ -41,6 +43,8 @@ pub struct Chat {
     pub auth: Authenticator,
     /// The configuration, fixed at start-up.
     pub config: Arc<Config>,
+    /// Messages stored per second over the last minute.
+    pub sent_rate: Arc<stats::RateWindow>,
 }
 
 /// Serializes a frame once, for fan-out to any number of connections.

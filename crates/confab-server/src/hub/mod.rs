@@ -268,6 +268,11 @@ impl Hub {
         self.lock().users.contains_key(user_id)
     }
 
+    /// Users with a connection on this node.
+    pub fn users_online(&self) -> usize {
+        self.lock().users.len()
+    }
+
     /// Open connections on this node.
     pub fn connection_count(&self) -> usize {
         self.lock().conns.len()

@@ -481,6 +481,10 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- health ----
 
+    /// Rooms stored and messages stored (the sum of every room's `last_seq`,
+    /// deleted messages included), for `/api/v1/stats`.
+    async fn counts(&self) -> StoreResult<(i64, i64)>;
+
     /// Cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -1376,6 +1376,15 @@ impl Store for SqliteStore {
 
     // ---- health ----
 
+    async fn counts(&self) -> StoreResult<(i64, i64)> {
+        let (rooms, messages): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms")
+                .fetch_one(&self.readers)
+                .await
+                .map_err(read_error)?;
+        Ok((rooms, messages))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let writer_alive = self
             .jobs

@@ -21,6 +21,7 @@ use confab_protocol::ErrorCode;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/me", get(rest::me))
+        .route("/stats", get(rest::stats))
         .route("/users/{id}", put(rest::put_user))
         .route("/rooms", get(rest::list_rooms).post(rest::create_room))
         .route(
@@ -42,7 +43,8 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{id}/messages/{message_id}",
             patch(rest::edit_message).delete(rest::delete_message),
         )
-        .route("/rooms/{id}/read", post(rest::mark_read));
+        .route("/rooms/{id}/read", post(rest::mark_read))
+        .route("/rooms/{id}/context", get(rest::context));
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/ws/chat", get(ws::upgrade))

@@ -275,6 +275,27 @@ pub async fn delete_message(
     Ok(Json(json!({"message": message})))
 }
 
+/// Query of `GET /api/v1/rooms/{id}/context`.
+#[derive(Debug, Deserialize)]
+pub struct ContextQuery {
+    max_messages: Option<u32>,
+}
+
+/// `GET /api/v1/rooms/{id}/context`: recent messages for an AI back-end,
+/// `{"room_id", "messages": [{role, name, content, timestamp}]}`.
+pub async fn context(
+    State(state): State<AppState>,
+    caller: Caller,
+    Ids(room_id): Ids<String>,
+    Params(query): Params<ContextQuery>,
+) -> ApiResult<Json<Value>> {
+    let messages = state
+        .chat
+        .context(&caller, &room_id, query.max_messages)
+        .await?;
+    Ok(Json(json!({"room_id": room_id, "messages": messages})))
+}
+
 /// Body of `POST /api/v1/rooms/{id}/read` (optional: no body = everything).
 #[derive(Debug, Default, Deserialize)]
 pub struct ReadBody {
@@ -324,6 +345,14 @@ fn optional_json<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResu
         };
         ApiError::new(status, code, e.to_string())
     })
+}
+
+/// `GET /api/v1/stats`: admins and the server key.
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<crate::core::stats::Stats>> {
+    Ok(Json(state.chat.stats(&caller).await?))
 }
 
 /// `GET /healthz`: the process is up.
