@@ -74,6 +74,8 @@ pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     /// Largest `metadata` object in bytes (as JSON).
     pub max_metadata_bytes: usize,
+    /// Largest upload in bytes (larger answers 413).
+    pub max_upload_bytes: usize,
     /// Largest `since_seq` replay sent after `subscribe_room`; the rest is paged.
     pub max_catch_up: u32,
 }
@@ -132,6 +134,7 @@ impl Default for LimitsConfig {
             max_message_length: 2000,
             max_frame_bytes: 64 * 1024,
             max_metadata_bytes: 8 * 1024,
+            max_upload_bytes: 10 * 1024 * 1024,
             max_catch_up: 1000,
         }
     }

@@ -21,6 +21,12 @@ pub enum ChatError {
         /// The limit.
         max: usize,
     },
+    /// An upload is larger than `limits.max_upload_bytes` (HTTP 413).
+    #[error("the file is larger than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
     /// The named thing does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -39,6 +45,9 @@ pub enum ChatError {
     /// Something with this id already exists.
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
+    /// A file could not be written or read (uploads).
+    #[error("internal error")]
+    Io(#[from] std::io::Error),
     /// Storage failed; nothing was stored.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -48,14 +57,16 @@ impl ChatError {
     /// The contract code clients branch on.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ChatError::InvalidField(_) | ChatError::AlreadyExists(_) => ErrorCode::InvalidField,
+            ChatError::InvalidField(_)
+            | ChatError::AlreadyExists(_)
+            | ChatError::TooLarge { .. } => ErrorCode::InvalidField,
             ChatError::EmptyMessage => ErrorCode::EmptyMessage,
             ChatError::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             ChatError::NotFound(_) | ChatError::Store(StoreError::NotFound) => ErrorCode::NotFound,
             ChatError::Forbidden(_) | ChatError::UserRefused => ErrorCode::Forbidden,
             ChatError::NotSubscribed => ErrorCode::NotSubscribed,
             ChatError::Auth(_) => ErrorCode::Unauthorized,
-            ChatError::Store(_) => ErrorCode::Internal,
+            ChatError::Store(_) | ChatError::Io(_) => ErrorCode::Internal,
         }
     }
 

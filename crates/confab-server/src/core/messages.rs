@@ -159,17 +159,18 @@ impl Chat {
             }
             (_, None) => None,
         };
-        if matches!(message_type, MessageType::Image | MessageType::File) {
-            // Uploads are referenced by id; no upload by that id exists until the
-            // attachment API stores one.
-            return match request.attachment_id {
-                None => Err(ChatError::InvalidField(format!(
-                    "a {} message needs `attachment_id`",
-                    message_type.as_str()
-                ))),
-                Some(_) => Err(ChatError::NotFound("attachment")),
-            };
-        }
+        let attachment = match message_type {
+            MessageType::Image | MessageType::File => Some(
+                self.usable_attachment(caller, request.attachment_id.as_deref(), message_type)
+                    .await?,
+            ),
+            _ if request.attachment_id.is_some() => {
+                return Err(ChatError::InvalidField(
+                    "`attachment_id` is only for image and file messages".into(),
+                ));
+            }
+            _ => None,
+        };
         let metadata = request.metadata.unwrap_or_else(|| serde_json::json!({}));
         validate_metadata(&metadata, limits.max_metadata_bytes)?;
         if let Some(id) = &request.client_msg_id
@@ -198,7 +199,7 @@ impl Chat {
             message_type,
             reply_to: request.reply_to,
             metadata,
-            attachment_id: None,
+            attachment,
             location,
             client_msg_id: request.client_msg_id,
             created_at: Timestamp::now(),

@@ -6,6 +6,7 @@
 //! connections through the [`Hub`]; it never sees a socket.
 //!
 //! # Layout
+//! - [`attachments`]: uploads for image and file messages.
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
@@ -14,6 +15,7 @@
 //! - [`stats`]: counters for `GET /api/v1/stats`.
 //! - [`wire`]: stored records → wire objects.
 
+pub mod attachments;
 pub mod caller;
 pub mod error;
 pub mod live;

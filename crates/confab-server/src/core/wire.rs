@@ -22,7 +22,7 @@ pub fn message(record: MessageRecord) -> Message {
         message_type: record.message_type,
         reply_to: record.reply_to,
         metadata: record.metadata,
-        attachment: None,
+        attachment: record.attachment.as_ref().map(super::attachments::wire),
         location: record.location,
         reactions: record.reactions,
         timestamp: record.created_at,

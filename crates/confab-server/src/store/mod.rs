@@ -252,8 +252,8 @@ pub struct MessageRecord {
     pub reply_to: Option<String>,
     /// Free-form JSON object.
     pub metadata: serde_json::Value,
-    /// Upload id for image/file messages.
-    pub attachment_id: Option<String>,
+    /// The upload of an image/file message.
+    pub attachment: Option<AttachmentRecord>,
     /// Point for location messages.
     pub location: Option<Location>,
     /// The sender's idempotency key.
@@ -267,6 +267,25 @@ pub struct MessageRecord {
     /// Emoji → ids of the users who reacted, in reaction order (empty where a
     /// query does not read reactions, e.g. a room list's last message).
     pub reactions: BTreeMap<String, Vec<String>>,
+}
+
+/// An uploaded file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentRecord {
+    /// The upload id.
+    pub id: String,
+    /// Who uploaded it.
+    pub uploader_id: String,
+    /// Hex SHA-256 of the bytes: their file name under `DATA_DIR/attachments/`.
+    pub sha256: String,
+    /// The MIME type (checked against the bytes for images).
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// The original file name.
+    pub name: String,
+    /// When it was uploaded.
+    pub created_at: Timestamp,
 }
 
 /// A reaction to add or remove.
@@ -303,8 +322,8 @@ pub struct NewMessage {
     pub reply_to: Option<String>,
     /// Free-form JSON object.
     pub metadata: serde_json::Value,
-    /// Upload id.
-    pub attachment_id: Option<String>,
+    /// The upload (core checked it exists and may be used by the sender).
+    pub attachment: Option<AttachmentRecord>,
     /// Point.
     pub location: Option<Location>,
     /// Idempotency key, unique per (sender, room).
@@ -468,6 +487,17 @@ pub trait Store: Send + Sync + 'static {
         page: HistoryPage,
         limit: u32,
     ) -> StoreResult<(Vec<MessageRecord>, bool)>;
+
+    // ---- attachments ----
+
+    /// Stores an upload's record (the bytes are already on disk).
+    async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()>;
+
+    /// The upload, if stored.
+    async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>>;
+
+    /// Whether `user_id` is a member of a room with a message referencing the upload.
+    async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool>;
 
     // ---- read state ----
 

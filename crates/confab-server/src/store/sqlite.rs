@@ -24,9 +24,9 @@
 //! starts after the writer answered.
 
 use super::{
-    AppendOutcome, CommitHook, CreateOutcome, GlobalRole, HistoryPage, MemberRecord,
-    MemberWithUser, MessageRecord, NewMessage, NewRoom, ReactionChange, RoomListEntry, RoomRecord,
-    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    AppendOutcome, AttachmentRecord, CommitHook, CreateOutcome, GlobalRole, HistoryPage,
+    MemberRecord, MemberWithUser, MessageRecord, NewMessage, NewRoom, ReactionChange,
+    RoomListEntry, RoomRecord, RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -579,8 +579,12 @@ macro_rules! message_select {
                     (SELECT emoji, json_group_array(user_id) AS users FROM \
                         (SELECT emoji, user_id FROM reactions r WHERE r.message_id = m.id \
                          ORDER BY emoji, created_at, user_id) \
-                     GROUP BY emoji)) AS reactions \
-         FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
+                     GROUP BY emoji)) AS reactions, \
+                a.uploader_id AS a_uploader_id, a.sha256 AS a_sha256, \
+                a.content_type AS a_content_type, a.size AS a_size, a.name AS a_name, \
+                a.created_at AS a_created_at \
+         FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+         LEFT JOIN attachments a ON a.id = m.attachment_id "
     };
 }
 
@@ -602,7 +606,7 @@ fn message_from_row(row: &SqliteRow, prefix: &str) -> sqlx::Result<MessageRecord
         message_type: MessageType::parse(&message_type).unwrap_or_default(),
         reply_to: row.try_get(&*col("reply_to"))?,
         metadata: json_value(row.try_get(&*col("metadata"))?),
-        attachment_id: row.try_get(&*col("attachment_id"))?,
+        attachment: attachment_from_row(row, row.try_get(&*col("attachment_id"))?)?,
         location: lat.zip(lng).map(|(lat, lng)| Location { lat, lng }),
         client_msg_id: row.try_get(&*col("client_msg_id"))?,
         created_at: Timestamp(row.try_get(&*col("created_at"))?),
@@ -614,6 +618,47 @@ fn message_from_row(row: &SqliteRow, prefix: &str) -> sqlx::Result<MessageRecord
             Err(sqlx::Error::ColumnNotFound(_)) => BTreeMap::new(),
             Err(e) => return Err(e),
         },
+    })
+}
+
+/// The upload a message references, from the `a_` columns of
+/// [`message_select`] (`None` in queries that do not join uploads: a room
+/// list's last message).
+fn attachment_from_row(
+    row: &SqliteRow,
+    id: Option<String>,
+) -> sqlx::Result<Option<AttachmentRecord>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let uploader_id: Option<String> = match row.try_get("a_uploader_id") {
+        Ok(v) => v,
+        Err(sqlx::Error::ColumnNotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(uploader_id) = uploader_id else {
+        return Ok(None);
+    };
+    Ok(Some(AttachmentRecord {
+        id,
+        uploader_id,
+        sha256: row.try_get("a_sha256")?,
+        content_type: row.try_get("a_content_type")?,
+        size: row.try_get("a_size")?,
+        name: row.try_get("a_name")?,
+        created_at: Timestamp(row.try_get("a_created_at")?),
+    }))
+}
+
+fn attachment_record(row: &SqliteRow) -> sqlx::Result<AttachmentRecord> {
+    Ok(AttachmentRecord {
+        id: row.try_get("id")?,
+        uploader_id: row.try_get("uploader_id")?,
+        sha256: row.try_get("sha256")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get("size")?,
+        name: row.try_get("name")?,
+        created_at: Timestamp(row.try_get("created_at")?),
     })
 }
 
@@ -904,7 +949,7 @@ async fn append_message_job(
     .bind(message.message_type.as_str())
     .bind(&message.reply_to)
     .bind(json_text(&message.metadata))
-    .bind(&message.attachment_id)
+    .bind(message.attachment.as_ref().map(|a| &a.id))
     .bind(message.location.map(|l| l.lat))
     .bind(message.location.map(|l| l.lng))
     .bind(&message.client_msg_id)
@@ -929,7 +974,7 @@ async fn append_message_job(
         message_type: message.message_type,
         reply_to: message.reply_to,
         metadata,
-        attachment_id: message.attachment_id,
+        attachment: message.attachment,
         location: message.location,
         client_msg_id: message.client_msg_id,
         created_at: message.created_at,
@@ -1376,6 +1421,54 @@ impl Store for SqliteStore {
 
     // ---- health ----
 
+    async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .bind(&attachment.id)
+                .bind(&attachment.uploader_id)
+                .bind(&attachment.sha256)
+                .bind(&attachment.content_type)
+                .bind(attachment.size)
+                .bind(&attachment.name)
+                .bind(attachment.created_at.millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(on_constraint)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
+        sqlx::query("SELECT * FROM attachments WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(read_error)?
+            .as_ref()
+            .map(attachment_record)
+            .transpose()
+            .map_err(read_error)
+    }
+
+    async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
+        let shared: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?2 \
+             WHERE m.attachment_id = ?1 LIMIT 1",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(read_error)?;
+        Ok(shared.is_some())
+    }
+
     async fn counts(&self) -> StoreResult<(i64, i64)> {
         let (rooms, messages): (i64, i64) =
             sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms")
@@ -1479,7 +1572,7 @@ mod tests {
             message_type: MessageType::Text,
             reply_to: None,
             metadata: serde_json::json!({}),
-            attachment_id: None,
+            attachment: None,
             location: None,
             client_msg_id: None,
             created_at: Timestamp::now(),

@@ -56,6 +56,7 @@ impl From<ChatError> for ApiError {
         }
         let status = match &error {
             ChatError::AlreadyExists(_) => StatusCode::CONFLICT,
+            ChatError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             other => status_for(other.code()),
         };
         ApiError::new(status, error.code(), error.public_message())

@@ -13,13 +13,21 @@ pub mod ws;
 
 use crate::app::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
 use confab_protocol::ErrorCode;
 
 /// Every route the server serves.
 pub fn router(state: AppState) -> Router {
+    // Room for the multipart framing around the largest accepted file.
+    let upload_limit = state.chat.config.limits.max_upload_bytes + 64 * 1024;
     let api = Router::new()
+        .route(
+            "/attachments",
+            post(rest::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/attachments/{id}", get(rest::download))
         .route("/me", get(rest::me))
         .route("/stats", get(rest::stats))
         .route("/users/{id}", put(rest::put_user))

@@ -5,12 +5,16 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Ids, Params};
 use crate::app::AppState;
 use crate::core::Caller;
+use crate::core::attachments::Upload;
 use crate::core::rooms::CreateRoom;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
+use axum::http::header;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use confab_protocol::client::SendMessage;
 use confab_protocol::ids::{de_id, de_id_list, de_opt_id};
 use confab_protocol::{ErrorCode, RoomSummary, User};
@@ -345,6 +349,67 @@ fn optional_json<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResu
         };
         ApiError::new(status, code, e.to_string())
     })
+}
+
+/// `POST /api/v1/attachments`: multipart upload, form field `file`; 201 with
+/// `{id, url, content_type, size, name}`.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let mut form =
+        form.map_err(|e| ApiError::new(e.status(), ErrorCode::InvalidField, e.body_text()))?;
+    let multipart_error =
+        |e: MultipartError| ApiError::new(e.status(), ErrorCode::InvalidField, e.body_text());
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(str::to_owned);
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        let attachment = state
+            .chat
+            .upload(
+                &caller,
+                Upload {
+                    name,
+                    content_type,
+                    bytes,
+                },
+            )
+            .await?;
+        return Ok((StatusCode::CREATED, Json(attachment)));
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidField,
+        "multipart form field `file` is missing",
+    ))
+}
+
+/// `GET /api/v1/attachments/{id}`: the bytes, for the uploader and members
+/// of rooms where the upload was shared.
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<String>,
+) -> ApiResult<Response> {
+    let (record, path) = state.chat.download(&caller, &id).await?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(crate::core::ChatError::from)?;
+    let disposition = format!(
+        "inline; filename=\"{}\"",
+        record.name.replace(['"', '\\'], "_")
+    );
+    let headers = [
+        (header::CONTENT_TYPE, record.content_type),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 /// `GET /api/v1/stats`: admins and the server key.
