@@ -224,6 +224,137 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Connects to `path` with the given headers and reads nothing; also
+    /// returns the handshake response's headers (to check the subprotocol).
+    pub async fn ws_handshake(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> (WsClient, tokio_tungstenite::tungstenite::http::HeaderMap) {
+        let mut request = self.ws_url(path).into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        (WsClient { stream }, response.headers().clone())
+    }
+
+    /// Connects to `/ws` with `token` in the bearer header and reads
+    /// `connection_established`.
+    pub async fn ws_with_token(&self, token: &str) -> WsClient {
+        connect_with_token(&self.ws_url("/ws"), token).await
+    }
+
+    /// Creates a room over REST as `owner` with an app-chosen `id`.
+    pub async fn room_with_id(&self, owner: &str, id: &str, members: &[&str]) -> String {
+        let (status, body) = self
+            .api(owner)
+            .post(
+                "/api/v1/rooms",
+                json!({"id": id, "name": id, "members": members}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["id"], id);
+        id.to_owned()
+    }
+
+    /// `GET /api/v1/rooms/{id}` as `user`, which must answer 200.
+    pub async fn room_as(&self, user: &str, room_id: &str) -> Value {
+        let (status, body) = self
+            .api(user)
+            .get(&format!("/api/v1/rooms/{room_id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The room's `last_seq` as `user` sees it over REST.
+    pub async fn last_seq(&self, user: &str, room_id: &str) -> i64 {
+        self.room_as(user, room_id).await["last_seq"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Every stored message of a room over REST, paging forward with
+    /// `after_seq` until `has_more` is false.
+    pub async fn all_messages(&self, user: &str, room_id: &str) -> Vec<Value> {
+        let api = self.api(user);
+        let mut all: Vec<Value> = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, page) = api
+                .get(&format!(
+                    "/api/v1/rooms/{room_id}/messages?after_seq={after}&limit=100"
+                ))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let messages = page["messages"].as_array().unwrap().clone();
+            if let Some(last) = messages.last() {
+                after = last["seq"].as_i64().unwrap();
+            }
+            all.extend(messages);
+            if page["has_more"] != true {
+                return all;
+            }
+        }
+    }
+}
+
+/// A config tweak for tests that send many messages quickly: lifts the
+/// per-user rate limit so that it cannot interfere.
+pub fn unlimited(config: &mut Config) {
+    config.rate_limit.messages_per_minute = 1_000_000;
+    config.rate_limit.burst = 1_000_000;
+}
+
+/// A token for `claims` signed with another secret (a bad signature).
+pub fn token_signed_with(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Seconds since the epoch (for hand-made `exp` claims).
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The `seq`s of a list of message objects (a `history` frame's or a REST
+/// page's `messages`, or a slice of them).
+pub fn seqs(messages: &Value) -> Vec<i64> {
+    messages
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {messages}"))
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect()
+}
+
+/// Asserts the contract's time format: RFC 3339 UTC with milliseconds,
+/// `2026-11-22T10:30:00.123Z`.
+pub fn assert_timestamp(value: &Value) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp is not a string: {value}"));
+    let ok = text.len() == 24
+        && text.ends_with('Z')
+        && text.as_bytes()[10] == b'T'
+        && text.as_bytes()[19] == b'.'
+        && chrono::DateTime::parse_from_rfc3339(text).is_ok();
+    assert!(ok, "not an RFC 3339 UTC millisecond time: {text}");
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
@@ -438,6 +569,49 @@ impl WsClient {
                 Some(Ok(_)) => continue,
             }
         }
+    }
+}
+
+impl WsClient {
+    /// Sends `frame` with a `req_id`, and asserts the reply is an `error`
+    /// with `code` echoing that `req_id`; returns the error frame.
+    pub async fn expect_error(&mut self, frame: Value, code: &str) -> Value {
+        let reply = self.request(frame.clone()).await;
+        assert_eq!(reply["type"], "error", "{frame} → {reply}");
+        assert_eq!(reply["code"], code, "{frame} → {reply}");
+        assert!(reply["message"].is_string(), "{reply}");
+        reply
+    }
+
+    /// Sends `frame` unchanged and returns the very next frame.
+    pub async fn send_and_reply(&mut self, frame: Value) -> Value {
+        self.send(frame).await;
+        self.recv_json().await
+    }
+
+    /// Asserts the connection still answers `ping` with `pong`.
+    pub async fn assert_alive(&mut self) {
+        let pong = self.request(json!({"type": "ping"})).await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+    }
+
+    /// The next `n` `new_message` frames, skipping other frames.
+    pub async fn recv_new_messages(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            out.push(self.recv_type("new_message").await);
+        }
+        out
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.stream.send(Message::binary(bytes)).await.unwrap();
+    }
+
+    /// Closes the connection from the client side.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
     }
 }
 
