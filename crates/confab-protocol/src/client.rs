@@ -176,9 +176,10 @@ pub struct SendMessage {
     /// The room (taken from the path on REST).
     #[serde(default, deserialize_with = "de_id")]
     pub room_id: String,
-    /// The text. May be empty only for `location`, `image` and `file` messages.
-    #[serde(default)]
-    pub content: String,
+    /// The text. Required (and not blank) for `text` and `system` messages;
+    /// `location`, `image` and `file` messages may leave it out or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
     /// Defaults to `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_type: Option<MessageType>,

@@ -135,7 +135,18 @@ impl Chat {
             message_type,
             MessageType::Location | MessageType::Image | MessageType::File
         );
-        self.validate_content(&request.content, content_optional)?;
+        // A text or system message without `content` is a missing field, not
+        // an empty message (spec §2.3 lists `content` as required).
+        let content = match request.content {
+            Some(content) => content,
+            None if content_optional => String::new(),
+            None => {
+                return Err(ChatError::InvalidField(
+                    "send_message: missing field `content`".into(),
+                ));
+            }
+        };
+        self.validate_content(&content, content_optional)?;
         let location = match (message_type, request.location) {
             (MessageType::Location, Some(loc)) => {
                 let valid =
@@ -195,7 +206,7 @@ impl Chat {
             id: uuid::Uuid::now_v7().to_string(),
             room_id: request.room_id,
             sender_id: caller.id().to_owned(),
-            content: request.content,
+            content,
             message_type,
             reply_to: request.reply_to,
             metadata,
