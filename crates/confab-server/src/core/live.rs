@@ -74,10 +74,16 @@ impl Chat {
         Ok(())
     }
 
-    /// Queues stored messages with `seq > since` (at most `max_catch_up`).
-    /// Returns the seq up to which the client now has everything it will get
-    /// from the replay: the last replayed seq, or `last_seq` when the backlog
-    /// was cut (the client pages the gap itself).
+    /// Queues stored messages with `since < seq <= last_seq` (at most
+    /// `max_catch_up`). Returns the seq up to which the client now has
+    /// everything it will get from the replay: `last_seq`, whether the
+    /// backlog was replayed whole or cut (the client then pages the gap).
+    ///
+    /// The replay never reads past `last_seq`, the snapshot taken after the
+    /// subscription started holding live events: a message committed later
+    /// may not have been fanned out yet (its commit hook runs after the
+    /// commit), so it must come through the held or live path alone, never
+    /// also from here — else the client would get it twice.
     async fn replay(
         &self,
         outbox: &Outbox,
@@ -89,7 +95,8 @@ impl Chat {
         let mut cursor = since;
         let mut sent = 0i64;
         while cursor < last_seq && sent < cap {
-            let limit = REPLAY_PAGE.min(u32::try_from(cap - sent).unwrap_or(REPLAY_PAGE));
+            let wanted = (cap - sent).min(last_seq - cursor);
+            let limit = REPLAY_PAGE.min(u32::try_from(wanted).unwrap_or(REPLAY_PAGE));
             let (records, _) = self
                 .store
                 .history(room_id, HistoryPage::After(cursor), limit)
@@ -97,7 +104,7 @@ impl Chat {
             if records.is_empty() {
                 break;
             }
-            for record in records {
+            for record in records.into_iter().take_while(|r| r.seq <= last_seq) {
                 cursor = record.seq;
                 sent += 1;
                 let frame = ServerFrame::NewMessage {
@@ -110,7 +117,7 @@ impl Chat {
                 }
             }
         }
-        Ok(if cursor < last_seq { last_seq } else { cursor })
+        Ok(last_seq)
     }
 
     /// Ends a subscription; `not_subscribed` if there was none.

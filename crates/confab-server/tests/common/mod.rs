@@ -604,6 +604,26 @@ impl WsClient {
         out
     }
 
+    /// Like [`WsClient::expect_silence`], but lets presence frames
+    /// (`user_online` / `user_offline`) through: for tests where other
+    /// users come and go on their own schedule.
+    pub async fn expect_silence_but_presence(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    let presence =
+                        frame["type"] == "user_online" || frame["type"] == "user_offline";
+                    assert!(presence, "expected silence, got {frame}");
+                }
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.stream.send(Message::binary(bytes)).await.unwrap();
