@@ -48,6 +48,11 @@ struct Sub {
     outbox: Outbox,
     /// `Some` while the session replays stored messages.
     pending: Option<Vec<(Option<i64>, Utf8Bytes)>>,
+    /// The highest message seq this connection has been given for the room.
+    /// A message committed just before a replay read it may be fanned out
+    /// (its commit hook) only after the replay: it is dropped here, not sent
+    /// twice. Fan-out runs in seq order, so this never skips a new message.
+    high_seq: i64,
 }
 
 #[derive(Default)]
@@ -160,6 +165,7 @@ impl Hub {
             user_id: c.user_id.clone(),
             outbox: c.outbox.clone(),
             pending: pending.then(Vec::new),
+            high_seq: 0,
         };
         state
             .rooms
@@ -177,8 +183,15 @@ impl Hub {
         let Some(sub) = state.rooms.get_mut(room_id).and_then(|s| s.get_mut(&conn)) else {
             return;
         };
+        sub.high_seq = sub.high_seq.max(delivered_up_to);
         for (seq, bytes) in sub.pending.take().unwrap_or_default() {
-            if seq.is_none_or(|s| s > delivered_up_to) && !sub.outbox.push(bytes) {
+            if seq.is_some_and(|s| s <= sub.high_seq) {
+                continue;
+            }
+            if let Some(s) = seq {
+                sub.high_seq = s;
+            }
+            if !sub.outbox.push(bytes) {
                 break;
             }
         }
@@ -236,9 +249,16 @@ impl Hub {
                     held.push((event.seq, event.bytes.clone()))
                 }
                 Some(_) => sub.outbox.kill_with(CloseCode::SlowConsumer),
-                None => {
-                    sub.outbox.push(event.bytes.clone());
-                }
+                None => match event.seq {
+                    Some(seq) if seq <= sub.high_seq => {}
+                    Some(seq) => {
+                        sub.high_seq = seq;
+                        sub.outbox.push(event.bytes.clone());
+                    }
+                    None => {
+                        sub.outbox.push(event.bytes.clone());
+                    }
+                },
             }
         }
     }
@@ -367,6 +387,22 @@ mod tests {
         assert_eq!(drain(&mut rx), ["typing", "m6"]);
         hub.publish("r", &event(Some(7), "m7"));
         assert_eq!(drain(&mut rx), ["m7"]);
+        // A late fan-out of a message the replay already gave is dropped.
+        hub.publish("r", &event(Some(6), "m6 again"));
+        assert!(drain(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn a_late_fan_out_after_activate_is_not_a_duplicate() {
+        let hub = Hub::new(16);
+        let (out, mut rx) = outbox(16);
+        let (conn, _) = hub.register("a", out);
+        hub.subscribe(conn, "r", true);
+        // The replay delivered up to seq 9; seq 9's commit hook runs only now.
+        hub.activate(conn, "r", 9);
+        hub.publish("r", &event(Some(9), "m9"));
+        hub.publish("r", &event(Some(10), "m10"));
+        assert_eq!(drain(&mut rx), ["m10"]);
     }
 
     #[test]
