@@ -97,9 +97,13 @@ pub async fn upgrade(
     }
     let shutdown = state.shutdown.clone();
     let tracker = state.tracker.clone();
-    ws.on_upgrade(move |socket| {
+    ws.on_upgrade(move |mut socket| {
         tracker.track_future(async move {
             if shutdown.is_cancelled() {
+                let restarting = CloseCode::Restarting;
+                let _ = socket
+                    .send(close_message(restarting.code(), restarting.reason()))
+                    .await;
                 return;
             }
             run(state, socket, token, act_as).await;
@@ -113,7 +117,18 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
     let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
     let caller = match token {
         Some(token) => state.chat.authenticate(&token, act_as.as_deref()).await,
-        None => first_frame_auth(&state, &mut stream, auth_timeout).await,
+        // A shutdown does not wait for the auth timeout: this socket gets its
+        // 1012 like every other (spec §0).
+        None => tokio::select! {
+            caller = first_frame_auth(&state, &mut stream, auth_timeout) => caller,
+            () = state.shutdown.cancelled() => {
+                let restarting = CloseCode::Restarting;
+                let _ = sink
+                    .send(close_message(restarting.code(), restarting.reason()))
+                    .await;
+                return;
+            }
+        },
     };
     let caller = match caller {
         Ok(caller) => caller,
