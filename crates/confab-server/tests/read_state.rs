@@ -209,9 +209,10 @@ async fn markers_never_move_back_nor_past_the_last_message() {
     carol
         .request(json!({"type": "mark_read", "room_id": room, "up_to_seq": 6}))
         .await;
-    carol
+    let ack = carol
         .request(json!({"type": "mark_read", "room_id": room, "up_to_seq": 1}))
         .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(server.room_as("carol", &room).await["unread_count"], 0);
     let sub = carol.subscribe(&room).await;
     assert_eq!(sub["unread_count"], 0);
