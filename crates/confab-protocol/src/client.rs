@@ -316,7 +316,7 @@ mod tests {
     fn numbers_are_ids_and_req_id_is_kept() {
         let env =
             decode_client_frame(r#"{"type":"subscribe_room","room_id":45,"req_id":7}"#).unwrap();
-        assert_eq!(env.req_id, Some(ReqId::Number(7)));
+        assert_eq!(env.req_id, Some(ReqId::Number(7.into())));
         assert_eq!(
             env.frame,
             ClientFrame::SubscribeRoom {

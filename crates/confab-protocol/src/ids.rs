@@ -45,18 +45,19 @@ pub fn de_id_list<'de, D: Deserializer<'de>>(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ReqId {
-    /// A numeric request id.
-    Number(i64),
+    /// A numeric request id: any JSON number (`7`, `1.5`, `18446744073709551615`),
+    /// kept as sent.
+    Number(serde_json::Number),
     /// A string request id.
     Text(String),
 }
 
 impl ReqId {
-    /// Reads a `req_id` out of a raw JSON value, if it is a string or an integer.
+    /// Reads a `req_id` out of a raw JSON value, if it is a string or a number.
     pub fn from_json(value: &serde_json::Value) -> Option<Self> {
         match value {
             serde_json::Value::String(s) => Some(ReqId::Text(s.clone())),
-            serde_json::Value::Number(n) => n.as_i64().map(ReqId::Number),
+            serde_json::Value::Number(n) => Some(ReqId::Number(n.clone())),
             _ => None,
         }
     }

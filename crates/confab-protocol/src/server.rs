@@ -279,7 +279,7 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no such room".into(),
             room_id: None,
-            req_id: Some(ReqId::Number(3)),
+            req_id: Some(ReqId::Number(3.into())),
             retry_after_ms: None,
         };
         let json = frame.to_json();

@@ -159,13 +159,28 @@ async fn numeric_room_ids_mean_their_decimal_string() {
 async fn ping_answers_pong_with_the_req_id() {
     let server = TestServer::start().await;
     let mut ws = server.ws("alice").await;
-    for req_id in [json!(1), json!("abc"), json!(-3)] {
+    // Any string or number (spec §2), echoed exactly as sent.
+    for req_id in [
+        json!(1),
+        json!("abc"),
+        json!(-3),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(""),
+    ] {
         let pong = ws
             .send_and_reply(json!({"type": "ping", "req_id": req_id}))
             .await;
         assert_eq!(pong["type"], "pong", "{pong}");
         assert_eq!(pong["req_id"], req_id);
         assert_timestamp(&pong["timestamp"]);
+    }
+    for req_id in [json!(2.25), json!(u64::MAX)] {
+        let error = ws
+            .send_and_reply(json!({"type": "no_such_type", "req_id": req_id}))
+            .await;
+        assert_eq!(error["code"], "unknown_type", "{error}");
+        assert_eq!(error["req_id"], req_id, "errors echo it too");
     }
     let bare = ws.send_and_reply(json!({"type": "ping"})).await;
     assert_eq!(bare["type"], "pong");
