@@ -416,6 +416,8 @@ async fn members_are_listed_added_and_removed_with_live_events() {
         .get(&format!("/api/v1/rooms/{room}/messages"))
         .await;
     assert_error(status, &body, 403, "forbidden");
+    let (_, carols) = server.api("carol").get("/api/v1/rooms").await;
+    assert_eq!(carols["rooms"], json!([]), "the room left carol's list");
     let (status, body) = server
         .api("alice")
         .delete(&format!("/api/v1/rooms/{room}/members/carol"))

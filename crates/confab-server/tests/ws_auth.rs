@@ -434,3 +434,18 @@ async fn refresh_token_acks_and_refuses_another_users_token() {
         .await;
     alice.assert_alive().await;
 }
+
+#[tokio::test]
+async fn without_a_configured_server_key_server_key_calls_are_refused() {
+    let server = TestServer::start_with(|c| c.api_key = String::new()).await;
+    let (status, body) = server.server_api().get("/api/v1/me").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, body) = server
+        .server_api()
+        .put("/api/v1/users/zoe", json!({"disabled": true}))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let mut ws = server.ws_raw("/ws", &[bearer(API_KEY)]).await;
+    assert_eq!(ws.ended().await, Ended::Closed(4003));
+}

@@ -287,6 +287,10 @@ async fn room_list_is_newest_activity_first_with_last_message_and_participants()
     assert_eq!(ids(&bobs), ["r1", "r0", "r2"]);
     assert_eq!(bobs["rooms"][0]["unread_count"], 0);
     assert_eq!(bobs["rooms"][1]["unread_count"], 1);
+    // REST lists the same rooms the same way.
+    let (status, rest) = server.api("bob").get("/api/v1/rooms").await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["rooms"], bobs["rooms"]);
     let mut carol = server.ws("carol").await;
     let none = carol.request(json!({"type": "get_room_list"})).await;
     assert_eq!(none["rooms"], json!([]));
