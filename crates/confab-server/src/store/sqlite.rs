@@ -1126,12 +1126,24 @@ const HISTORY_AFTER: &str = concat!(
 macro_rules! unread_count_sql {
     ($room:literal, $user:literal, $marker:literal, $last_seq:literal) => {
         concat!(
-            "(", $last_seq, " - ", $marker,
-            " - (SELECT COUNT(*) FROM messages own WHERE own.room_id = ", $room,
-            " AND own.sender_id = ", $user, " AND own.seq > ", $marker, ")",
-            " - (SELECT COUNT(*) FROM messages del WHERE del.room_id = ", $room,
-            " AND del.deleted = 1 AND del.seq > ", $marker,
-            " AND del.sender_id <> ", $user, "))"
+            "(",
+            $last_seq,
+            " - ",
+            $marker,
+            " - (SELECT COUNT(*) FROM messages own WHERE own.room_id = ",
+            $room,
+            " AND own.sender_id = ",
+            $user,
+            " AND own.seq > ",
+            $marker,
+            ")",
+            " - (SELECT COUNT(*) FROM messages del WHERE del.room_id = ",
+            $room,
+            " AND del.deleted = 1 AND del.seq > ",
+            $marker,
+            " AND del.sender_id <> ",
+            $user,
+            "))"
         )
     };
 }
@@ -1158,7 +1170,12 @@ const LIST_USER_ROOMS: &str = concat!(
         LIMIT ?4 \
      ) \
      SELECT page.*, ",
-    unread_count_sql!("page.id", "page.mb_user_id", "page.mb_last_read_seq", "page.last_seq"),
+    unread_count_sql!(
+        "page.id",
+        "page.mb_user_id",
+        "page.mb_last_read_seq",
+        "page.last_seq"
+    ),
     " AS unread_count, \
         lm.id AS lm_id, lm.room_id AS lm_room_id, lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, \
         COALESCE(lu.username, lm.sender_id) AS lm_sender_username, lu.name AS lm_sender_name, \
@@ -2558,7 +2575,8 @@ mod tests {
             let plan = plan(sql, binds).await;
             for alias in ["m", "own", "del", "lm"] {
                 assert!(
-                    !plan.contains(&format!("SCAN {alias} ")) && !plan.ends_with(&format!("SCAN {alias}")),
+                    !plan.contains(&format!("SCAN {alias} "))
+                        && !plan.ends_with(&format!("SCAN {alias}")),
                     "{name} scans messages:\n{plan}"
                 );
             }
@@ -2626,7 +2644,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED);
-        assert_eq!(store.unread_count("big", "a").await.unwrap(), 0, "all a's own");
+        assert_eq!(
+            store.unread_count("big", "a").await.unwrap(),
+            0,
+            "all a's own"
+        );
 
         // Through the real paths: b writes 3, a deletes 2 of theirs, b reads
         // half the room.
@@ -2640,7 +2662,11 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED - 2);
-        assert_eq!(store.unread_count("big", "a").await.unwrap(), 3, "b's three");
+        assert_eq!(
+            store.unread_count("big", "a").await.unwrap(),
+            3,
+            "b's three"
+        );
         store.mark_read("big", "b", SEEDED / 2).await.unwrap();
         let expected_b = SEEDED / 2 - 1; // seq 100000 is deleted
         assert_eq!(store.unread_count("big", "b").await.unwrap(), expected_b);
