@@ -414,6 +414,128 @@ fn check_docs(seen: &Seen) {
     }
 }
 
+/// The REST half of `docs/examples.md`: every `http` block is sent, in order,
+/// to one real server, and the answer must have the documented status and the
+/// shape of the `response` block that follows it. Ids the server generates
+/// (messages, uploads) are learnt from each answer and replace the documented
+/// ones in later requests.
+#[tokio::test]
+async fn rest_examples_are_what_the_server_answers() {
+    let server = TestServer::start().await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples.md");
+    let docs = std::fs::read_to_string(path).unwrap();
+    let http = reqwest::Client::new();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let mut blocks = fenced_blocks(&docs).into_iter().peekable();
+    let mut exchanges = 0;
+    while let Some((info, request)) = blocks.next() {
+        if info != "http" {
+            continue;
+        }
+        let (response_info, documented) = blocks
+            .next()
+            .unwrap_or_else(|| panic!("no response block after\n{request}"));
+        let mut words = response_info.split_whitespace();
+        let (Some(format), Some("response"), Some(status)) =
+            (words.next(), words.next(), words.next())
+        else {
+            panic!("`{response_info}` after\n{request}: expected `json response STATUS`");
+        };
+        let request = ids
+            .iter()
+            .fold(request, |text, (doc, real)| text.replace(doc, real));
+        let (status_got, body) = send_documented(&server, &http, &request).await;
+        if std::env::var_os("CONFAB_PRINT_EXAMPLES").is_some() {
+            println!("=== {status_got}\n{body}");
+        }
+        assert_eq!(status_got.as_str(), status, "{request}\n→ {body}");
+        match format {
+            "json" => {
+                let doc: Value = serde_json::from_str(&documented)
+                    .unwrap_or_else(|e| panic!("response of\n{request}: {e}"));
+                let real: Value = serde_json::from_str(&body).unwrap();
+                let printing = std::env::var_os("CONFAB_PRINT_EXAMPLES").is_some();
+                assert!(
+                    printing || same_shape(&doc, &real),
+                    "{request}\ndocumented: {doc:#}\nreal: {real:#}"
+                );
+                learn_ids(&doc, &real, &mut ids);
+            }
+            "text" => assert_eq!(body.trim_end(), documented.trim_end(), "{request}"),
+            other => panic!("unknown response format {other}"),
+        }
+        exchanges += 1;
+    }
+    assert!(exchanges >= 20, "only {exchanges} REST examples found");
+}
+
+/// Sends one documented request: a request line, headers, a blank line and
+/// an optional body. `<token of USER>` and `<server key>` are filled in.
+async fn send_documented(
+    server: &TestServer,
+    http: &reqwest::Client,
+    text: &str,
+) -> (reqwest::StatusCode, String) {
+    let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
+    let mut lines = head.lines();
+    let request_line = lines.next().unwrap();
+    let (method, target) = request_line.split_once(' ').unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = http.request(method, format!("{}{}", server.base, target.trim()));
+    let mut multipart = false;
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        let mut value = value.trim().to_owned();
+        if value == "Bearer <server key>" {
+            value = format!("Bearer {}", common::API_KEY);
+        } else if let Some(user) = value
+            .strip_prefix("Bearer <token of ")
+            .and_then(|rest| rest.strip_suffix('>'))
+        {
+            value = format!("Bearer {}", server.token(user));
+        }
+        multipart |= value.starts_with("multipart/");
+        request = request.header(name.trim(), value);
+    }
+    let body = body.trim_end_matches('\n');
+    if !body.is_empty() {
+        // Multipart framing is CRLF on the wire; the page shows it as lines.
+        let body = if multipart {
+            format!("{}\r\n", body.replace('\n', "\r\n"))
+        } else {
+            body.to_owned()
+        };
+        request = request.body(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+/// Records documented → real values of server-made ids, so the examples can
+/// name a message or upload the server created earlier.
+fn learn_ids(doc: &Value, real: &Value, ids: &mut Vec<(String, String)>) {
+    match (doc, real) {
+        (Value::Object(d), Value::Object(r)) => {
+            for (key, dv) in d {
+                let Some(rv) = r.get(key) else { continue };
+                match (key.as_str(), dv, rv) {
+                    ("id" | "message_id", Value::String(dv), Value::String(rv)) if dv != rv => {
+                        ids.push((dv.clone(), rv.clone()));
+                    }
+                    _ => learn_ids(dv, rv, ids),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(r)) => {
+            for (dv, rv) in d.iter().zip(r) {
+                learn_ids(dv, rv, ids);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The fenced code blocks of a markdown text: (info string, body).
 fn fenced_blocks(markdown: &str) -> Vec<(String, String)> {
     let mut blocks = Vec::new();
