@@ -88,6 +88,9 @@ pub struct ServerConfig {
     pub heartbeat_ms: u64,
     /// Frames queued for one connection before it counts as a slow consumer (4008).
     pub outbound_queue_frames: usize,
+    /// Bytes queued for one connection before it counts as a slow consumer
+    /// (4008): bounds what a stalled reader holds up in memory.
+    pub outbound_queue_bytes: usize,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_s: u64,
 }
@@ -145,6 +148,7 @@ impl Default for ServerConfig {
         ServerConfig {
             heartbeat_ms: 25_000,
             outbound_queue_frames: 1024,
+            outbound_queue_bytes: 4 << 20,
             shutdown_grace_s: 10,
         }
     }

@@ -112,7 +112,7 @@ impl Chat {
                     message: wire::message(record),
                     timestamp: Timestamp::now(),
                 };
-                if !outbox.send(&frame) {
+                if !outbox.push_paced(frame.to_json().into()).await {
                     return Ok(cursor);
                 }
             }

@@ -358,7 +358,7 @@ mod tests {
 
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(Outbound::Frame(b)) = rx.rx.try_recv() {
+        while let Some(Outbound::Frame(b)) = rx.try_recv() {
             out.push(b.to_string());
         }
         out
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn pending_subscriptions_stitch_without_duplicates() {
         let hub = Hub::new(16);
-        let (out, mut rx) = outbox(16);
+        let (out, mut rx) = outbox(16, 1 << 20);
         let (conn, first) = hub.register("a", out);
         assert!(first);
         hub.subscribe(conn, "r", true);
@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn a_late_fan_out_after_activate_is_not_a_duplicate() {
         let hub = Hub::new(16);
-        let (out, mut rx) = outbox(16);
+        let (out, mut rx) = outbox(16, 1 << 20);
         let (conn, _) = hub.register("a", out);
         hub.subscribe(conn, "r", true);
         // The replay delivered up to seq 9; seq 9's commit hook runs only now.
@@ -408,9 +408,9 @@ mod tests {
     #[test]
     fn except_user_and_departure() {
         let hub = Hub::new(16);
-        let (a1, mut ra1) = outbox(4);
-        let (a2, _ra2) = outbox(4);
-        let (b, mut rb) = outbox(4);
+        let (a1, mut ra1) = outbox(4, 1 << 20);
+        let (a2, _ra2) = outbox(4, 1 << 20);
+        let (b, mut rb) = outbox(4, 1 << 20);
         let (c1, _) = hub.register("a", a1);
         let (c2, first) = hub.register("a", a2);
         assert!(!first, "a second connection is no transition");

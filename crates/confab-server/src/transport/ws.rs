@@ -144,7 +144,10 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
         }
     };
     let config = &state.chat.config;
-    let (outbox, receiver) = outbox(config.server.outbound_queue_frames);
+    let (outbox, receiver) = outbox(
+        config.server.outbound_queue_frames,
+        config.server.outbound_queue_bytes,
+    );
     let conn = state.chat.connect(&caller, outbox.clone()).await;
     let span = tracing::info_span!("conn", conn, user = %caller.id());
     outbox.send(&ServerFrame::ConnectionEstablished {
@@ -509,7 +512,7 @@ async fn write_loop(
         tokio::select! {
             biased;
             () = kill.cancelled() => break Some(outbox.close_code()),
-            item = outbox.rx.recv() => match item {
+            item = outbox.recv() => match item {
                 Some(Outbound::Frame(bytes)) => {
                     match write_batch(&mut sink, &mut outbox, bytes).await {
                         Ok(None) => {}
@@ -521,7 +524,7 @@ async fn write_loop(
                 None => break Some(CloseCode::Normal.code()),
             },
             () = shutdown.cancelled() => {
-                while let Ok(item) = outbox.rx.try_recv() {
+                while let Some(item) = outbox.try_recv() {
                     let Outbound::Frame(bytes) = item else { break };
                     if sink.feed(Message::Text(bytes)).await.is_err() {
                         break;
@@ -560,13 +563,13 @@ async fn write_batch(
     sink.feed(Message::Text(first)).await.map_err(drop)?;
     let mut close = None;
     for _ in 1..WRITE_BATCH {
-        match outbox.rx.try_recv() {
-            Ok(Outbound::Frame(bytes)) => sink.feed(Message::Text(bytes)).await.map_err(drop)?,
-            Ok(Outbound::Close(code)) => {
+        match outbox.try_recv() {
+            Some(Outbound::Frame(bytes)) => sink.feed(Message::Text(bytes)).await.map_err(drop)?,
+            Some(Outbound::Close(code)) => {
                 close = Some(code.code());
                 break;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     sink.flush().await.map_err(drop)?;

@@ -650,6 +650,30 @@ pub async fn connect_with_token(url: &str, token: &str) -> WsClient {
     client
 }
 
+impl TestServer {
+    /// Connects to `/ws` as `user` over a socket with a tiny receive buffer
+    /// and reads `connection_established`: once the test stops reading it, the
+    /// server's writes back up after a few kilobytes instead of megabytes of
+    /// kernel buffering (for slow-consumer tests).
+    pub async fn ws_small_window(&self, user: &str) -> WsClient {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(self.addr).await.unwrap();
+        let mut request = self.ws_url("/ws").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", self.token(user))).unwrap(),
+        );
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+        let mut client = WsClient { stream };
+        let hello = client.recv_json().await;
+        assert_eq!(hello["type"], "connection_established", "{hello}");
+        client
+    }
+}
+
 fn rand_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
