@@ -202,3 +202,234 @@ async fn sigterm_closes_sockets_with_1012_exits_0_and_history_survives_restart()
     assert_eq!(page["messages"][1]["seq"], 2);
     assert!(served.terminate().success());
 }
+
+/// Sends messages with `client_msg_id`s over one WebSocket, one at a time,
+/// until the connection dies; returns (client_msg_id, acked seq or None if
+/// the server died before answering).
+async fn send_until_dead(
+    url: String,
+    token: String,
+    room: &str,
+    who: usize,
+) -> Vec<(String, Option<i64>)> {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut sent = Vec::new();
+    for n in 0.. {
+        let id = format!("s{who}-{n}");
+        let frame = json!({"type": "send_message", "room_id": room, "content": format!("message {id}"),
+                           "client_msg_id": id, "req_id": n});
+        if futures_util::SinkExt::send(&mut ws, Message::text(frame.to_string()))
+            .await
+            .is_err()
+        {
+            return sent;
+        }
+        let seq = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let reply: Value = serde_json::from_str(&text).unwrap();
+                    if reply["req_id"] == n {
+                        assert_eq!(reply["type"], "message_ack", "{reply}");
+                        break reply["seq"].as_i64();
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            }
+        };
+        sent.push((id, seq));
+        if seq.is_none() {
+            return sent;
+        }
+    }
+    sent
+}
+
+/// Spec §5.1 and issue 5: every acked message survives `kill -9` mid-stream,
+/// nothing unacked leaves a hole in the seqs, and retrying the unanswered
+/// sends after the restart stores each exactly once.
+#[tokio::test]
+async fn kill_9_mid_stream_loses_no_acked_message_and_leaves_no_hole() {
+    const SENDERS: usize = 4;
+    let cwd = tempfile::tempdir().unwrap();
+    let env = [
+        ("CONFAB_API_KEY", KEY),
+        ("CONFAB_RATE_LIMIT__MESSAGES_PER_MINUTE", "1000000"),
+        ("CONFAB_RATE_LIMIT__BURST", "1000000"),
+    ];
+    let mut served = Served::start(cwd.path(), &env);
+    let users: Vec<String> = (0..SENDERS).map(|n| format!("u{n}")).collect();
+    let (status, room) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/rooms", served.base),
+        KEY,
+        Some(json!({"id": "busy", "members": users})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let tokens: Vec<String> = users
+        .iter()
+        .map(|u| {
+            confab(cwd.path(), &["token", "--user", u])
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let senders: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(who, token)| {
+            tokio::spawn(send_until_dead(served.ws_url(), token.clone(), "busy", who))
+        })
+        .collect();
+
+    // Let some hundreds of messages commit, then kill the process outright.
+    let base = served.base.clone();
+    loop {
+        let (_, room) = call(
+            reqwest::Method::GET,
+            format!("{base}/api/v1/rooms/busy"),
+            KEY,
+            None,
+        )
+        .await;
+        if room["last_seq"].as_i64().unwrap_or(0) >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    served.child.kill().unwrap(); // SIGKILL
+    served.child.wait().unwrap();
+    let mut sent = Vec::new();
+    for sender in senders {
+        sent.extend(sender.await.unwrap());
+    }
+    let in_flight = sent.iter().filter(|(_, seq)| seq.is_none()).count();
+    eprintln!(
+        "{} sends, {in_flight} unanswered when the process died",
+        sent.len()
+    );
+    let acked: Vec<_> = sent
+        .iter()
+        .filter_map(|(id, seq)| seq.map(|s| (id.clone(), s)))
+        .collect();
+    assert!(
+        acked.len() >= 300,
+        "only {} acks before the kill",
+        acked.len()
+    );
+
+    let served = Served::start(cwd.path(), &env);
+    let stored = all_messages(&served.base, "busy").await;
+    let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs have a hole"
+    );
+    let by_id: std::collections::HashMap<&str, i64> = stored
+        .iter()
+        .map(|m| {
+            (
+                m["content"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("message "),
+                m["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_id.len(), stored.len(), "a message was stored twice");
+    for (id, seq) in &acked {
+        assert_eq!(
+            by_id.get(id.as_str()),
+            Some(seq),
+            "acked {id} at seq {seq} is missing"
+        );
+    }
+
+    // The sends left unanswered are retried with the same client_msg_id:
+    // each ends up stored exactly once, whether or not it made it before.
+    for (id, seq) in sent.iter().filter(|(_, seq)| seq.is_none()) {
+        assert!(seq.is_none());
+        let user = &users[id[1..].split('-').next().unwrap().parse::<usize>().unwrap()];
+        let (status, reply) = call_as(
+            &served.base,
+            user,
+            json!({"content": format!("message {id}"), "client_msg_id": id}),
+        )
+        .await;
+        assert!(status == 201, "{reply}");
+        assert_eq!(
+            reply["duplicate"],
+            by_id.contains_key(id.as_str()),
+            "{id}: {reply}"
+        );
+    }
+    let after = all_messages(&served.base, "busy").await;
+    let seqs: Vec<i64> = after.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let mut contents: Vec<&str> = after
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    contents.sort_unstable();
+    contents.dedup();
+    assert_eq!(
+        contents.len(),
+        after.len(),
+        "a retried send was stored twice"
+    );
+    assert_eq!(
+        after.len(),
+        stored.len()
+            + sent
+                .iter()
+                .filter(|(id, seq)| seq.is_none() && !by_id.contains_key(id.as_str()))
+                .count()
+    );
+    assert!(served.terminate().success());
+}
+
+/// `POST /rooms/busy/messages` with the server key acting as `user`.
+async fn call_as(base: &str, user: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/rooms/busy/messages"))
+        .bearer_auth(KEY)
+        .header("x-confab-user", user)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Every message of a room, paged forward with the server key.
+async fn all_messages(base: &str, room: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = call(
+            reqwest::Method::GET,
+            format!("{base}/api/v1/rooms/{room}/messages?after_seq={after}&limit=100"),
+            KEY,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let messages = page["messages"].as_array().unwrap().clone();
+        if let Some(last) = messages.last() {
+            after = last["seq"].as_i64().unwrap();
+        }
+        all.extend(messages);
+        if page["has_more"] != true {
+            return all;
+        }
+    }
+}
