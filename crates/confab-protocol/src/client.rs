@@ -257,6 +257,20 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "ping",
 ];
 
+/// Whether any string (or object key) in `value` holds U+0000. Such text is
+/// refused everywhere: PostgreSQL cannot store it in `text` or `jsonb`, and a
+/// chat has no use for it.
+pub fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
+        _ => false,
+    }
+}
+
 /// Decodes one text frame. Never panics; every failure is a [`DecodeError`]
 /// with the contract code the server answers with.
 pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
@@ -286,6 +300,14 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
         req_id: req_id.clone(),
         room_id: room_id.clone(),
     };
+    // JSON can carry U+0000 only as the escape `\u0000`: skip the walk
+    // unless the text has one.
+    if text.contains("\\u0000") && contains_nul(&value) {
+        return Err(fail(
+            ErrorCode::InvalidField,
+            "text may not contain U+0000".into(),
+        ));
+    }
     let kind = match object.get("type") {
         Some(serde_json::Value::String(kind)) => kind.as_str(),
         Some(_) => {

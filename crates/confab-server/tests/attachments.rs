@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
-use common::{Api, TestServer};
+use common::TestServer;
 use serde_json::{Value, json};
 
 /// The 67 bytes of a 1×1 transparent PNG.
@@ -14,31 +14,14 @@ const PNG: &[u8] = &[
     0x42, 0x60, 0x82,
 ];
 
-/// Posts a multipart form with one `file` field.
-async fn upload(api: &Api, name: &str, content_type: &str, bytes: &[u8]) -> (u16, Value) {
-    let boundary = "confab-test-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let (status, json) = api
-        .call_raw(
-            reqwest::Method::POST,
-            "/api/v1/attachments",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body,
-        )
-        .await;
-    (status.as_u16(), json)
-}
-
 #[tokio::test]
 async fn an_uploaded_image_is_sent_and_served_to_members_only() {
     let server = TestServer::start().await;
     let room = server.room("alice", &["bob"]).await;
-    let (status, att) = upload(&server.api("alice"), "../../dot.png", "image/png", PNG).await;
+    let (status, att) = server
+        .api("alice")
+        .upload("../../dot.png", "image/png", PNG)
+        .await;
     assert_eq!(status, 201, "{att}");
     assert_eq!(att["content_type"], "image/png");
     assert_eq!(att["size"], PNG.len());
@@ -92,10 +75,14 @@ async fn an_uploaded_image_is_sent_and_served_to_members_only() {
 async fn bad_uploads_and_bad_references_are_refused() {
     let server = TestServer::start_with(|c| c.limits.max_upload_bytes = 1024).await;
     let alice = server.api("alice");
-    let (status, body) = upload(&alice, "fake.png", "image/png", b"just some text").await;
+    let (status, body) = alice
+        .upload("fake.png", "image/png", b"just some text")
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "invalid_field");
-    let (status, body) = upload(&alice, "big.bin", "application/octet-stream", &[7u8; 4096]).await;
+    let (status, body) = alice
+        .upload("big.bin", "application/octet-stream", &[7u8; 4096])
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "invalid_field");
     let (status, body) = alice
@@ -109,7 +96,7 @@ async fn bad_uploads_and_bad_references_are_refused() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_field");
 
-    let (status, doc) = upload(&alice, "notes.txt", "text/plain", b"hello").await;
+    let (status, doc) = alice.upload("notes.txt", "text/plain", b"hello").await;
     assert_eq!(status, 201, "{doc}");
     let room = server.room("alice", &["bob"]).await;
     let mut bob = server.ws("bob").await;

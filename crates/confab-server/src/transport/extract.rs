@@ -4,13 +4,39 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::{Caller, ChatError};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use confab_protocol::ErrorCode;
+use serde::de::DeserializeOwned;
 
-/// A JSON body; a bad one answers `invalid_json` (400) or `invalid_field` (422).
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body; a bad one answers `invalid_json` (400) or `invalid_field`
+/// (422), as does text holding U+0000 anywhere (see
+/// [`confab_protocol::contains_nul`]).
 pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if confab_protocol::contains_nul(&value) {
+            return Err(ChatError::InvalidField("text may not contain U+0000".into()).into());
+        }
+        serde_json::from_value(value).map(Body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
+    }
+}
 
 /// Query parameters; bad ones answer `invalid_field`.
 #[derive(FromRequestParts)]

@@ -429,6 +429,26 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Posts a multipart form with one `file` field to `/api/v1/attachments`.
+    pub async fn upload(&self, name: &str, content_type: &str, bytes: &[u8]) -> (u16, Value) {
+        let boundary = "confab-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let (status, json) = self
+            .call_raw(
+                reqwest::Method::POST,
+                "/api/v1/attachments",
+                &format!("multipart/form-data; boundary={boundary}"),
+                body,
+            )
+            .await;
+        (status.as_u16(), json)
+    }
+
     /// `GET`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, None).await
