@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestServer;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The 67 bytes of a 1×1 transparent PNG.
 const PNG: &[u8] = &[
