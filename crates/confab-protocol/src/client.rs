@@ -171,10 +171,12 @@ impl ClientFrame {
 }
 
 /// The fields of `send_message`, shared with `POST /rooms/{id}/messages`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SendMessage {
     /// The room (taken from the path on REST).
     #[serde(default, deserialize_with = "de_id")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub room_id: String,
     /// The text. Required (and not blank) for `text` and `system` messages;
     /// `location`, `image` and `file` messages may leave it out or empty.
@@ -199,6 +201,7 @@ pub struct SendMessage {
     pub client_msg_id: Option<String>,
     /// Free-form JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
     /// An upload for `image`/`file` messages.
     #[serde(

@@ -7,6 +7,7 @@ use std::fmt;
 ///
 /// Clients branch on this, never on the message text, so the set is closed:
 /// exactly the codes of spec §2.4.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// The kind of a message (spec §2.2). Case-insensitive on input.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageType {
@@ -59,6 +60,7 @@ impl<'de> Deserialize<'de> for MessageType {
 }
 
 /// Who sent a message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sender {
     /// The user id.
@@ -66,10 +68,12 @@ pub struct Sender {
     /// The user's handle (the id unless the token named one).
     pub username: String,
     /// The display name, if known.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
 }
 
 /// A point on the map carried by a `location` message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Location {
     /// Latitude, −90 to 90.
@@ -79,6 +83,7 @@ pub struct Location {
 }
 
 /// An uploaded file referenced by an `image` or `file` message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
     /// The upload's id.
@@ -94,6 +99,7 @@ pub struct Attachment {
 }
 
 /// A stored message, exactly as every frame and REST answer shows it (spec §2.2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Globally unique message id.
@@ -109,56 +115,69 @@ pub struct Message {
     /// What kind of message it is.
     pub message_type: MessageType,
     /// The id of the message this one answers, in the same room.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reply_to: Option<String>,
     /// Free-form JSON object the sender attached.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// The upload an `image`/`file` message refers to.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub attachment: Option<Attachment>,
     /// The point a `location` message refers to.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub location: Option<Location>,
     /// Emoji → ids of the users who reacted with it.
     pub reactions: BTreeMap<String, Vec<String>>,
     /// When it was stored.
     pub timestamp: Timestamp,
     /// When it was last edited.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub edited_at: Option<Timestamp>,
     /// Whether it was deleted (its `seq` slot stays).
     pub deleted: bool,
 }
 
 /// A member of a room as listed in `room_list` participants.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
     /// The user id.
     pub id: String,
     /// The display name, if known.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
     /// Whether the user has a live connection.
     pub online: bool,
 }
 
 /// A room as the caller sees it: in `room_list`, `room_added`, and REST answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomSummary {
     /// The room id (an app's own id, or one the server generated).
     pub id: String,
     /// The display name.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
     /// `direct`, `group`, `assistant`, or any app word such as `job`.
     pub room_type: String,
     /// Free-form JSON object the app attached.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// Closed rooms keep their history and accept no messages.
     pub closed: bool,
     /// The `seq` of the newest message (0 when empty).
     pub last_seq: i64,
     /// The newest message's content, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_message_content: Option<String>,
     /// When the newest message was stored.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_message_time: Option<Timestamp>,
     /// Messages above the caller's read marker not sent by the caller.
     pub unread_count: i64,
     /// The caller's room role (`owner`, `admin`, `member`, `viewer`), if a member.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub role: Option<String>,
     /// When the room was created.
     pub created_at: Timestamp,
@@ -167,11 +186,13 @@ pub struct RoomSummary {
 }
 
 /// A member as `GET /rooms/{id}/members` lists it (spec §7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     /// The user id.
     pub user_id: String,
     /// The display name, if known.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
     /// The room role.
     pub role: String,
@@ -182,6 +203,7 @@ pub struct Member {
 }
 
 /// Limits announced in `connection_established` so clients can check before sending.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// Characters per message.
@@ -193,6 +215,7 @@ pub struct Limits {
 }
 
 /// A user as `GET /api/v1/me` and `PUT /api/v1/users/{id}` show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// The user id (the JWT `sub`).
@@ -200,6 +223,7 @@ pub struct User {
     /// The handle.
     pub username: String,
     /// The display name, if known.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
     /// Global role: `admin`, `member` or `viewer`.
     pub role: String,

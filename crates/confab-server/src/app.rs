@@ -40,6 +40,9 @@ pub enum StartError {
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The OpenAPI document could not be serialized.
+    #[error("openapi document: {0}")]
+    OpenApi(#[from] serde_json::Error),
 }
 
 /// A built server, ready to serve.
@@ -101,7 +104,7 @@ impl App {
     ) -> Result<(), StartError> {
         let state = self.state;
         let token = state.shutdown.clone();
-        let router = crate::transport::router(state.clone());
+        let router = crate::transport::router(state.clone())?;
         let signal = {
             let token = token.clone();
             async move {

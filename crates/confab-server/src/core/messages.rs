@@ -30,9 +30,10 @@ pub struct Sent {
 pub const ASSISTANT_USER: &str = "assistant";
 
 /// One message of `GET /rooms/{id}/context`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ContextEntry {
     /// `user`, `assistant` or `system`.
+    #[schema(value_type = String)]
     pub role: &'static str,
     /// The sender's display name (or handle).
     pub name: String,

@@ -65,7 +65,7 @@ impl RateWindow {
 }
 
 /// The answer of `GET /api/v1/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Open WebSocket connections on this node.
     pub connections: usize,

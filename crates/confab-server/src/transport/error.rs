@@ -7,7 +7,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use confab_protocol::ErrorCode;
-use serde_json::json;
+use serde::Serialize;
 
 /// An error answered over HTTP.
 #[derive(Debug)]
@@ -29,6 +29,22 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+/// The body of every REST error: `{"error": {"code", "message"}}` (spec §4).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The contract code clients branch on.
+    pub code: ErrorCode,
+    /// Text for people.
+    pub message: String,
 }
 
 /// The HTTP status for each contract code.
@@ -99,7 +115,12 @@ impl From<PathRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -3,70 +3,60 @@
 //! # Layout
 //! - [`ws`]: the unified WebSocket session (`/ws`, `/ws/chat/`).
 //! - [`rest`]: REST handlers under `/api/v1`, health checks.
+//! - [`openapi`]: the OpenAPI document generated from the handlers, served
+//!   at `/api/v1/openapi.json`.
 //! - [`extract`]: extractors whose rejections use our error body.
 //! - [`error`]: [`error::ApiError`], the one mapping to HTTP statuses.
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod rest;
 pub mod ws;
 
 use crate::app::AppState;
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{delete, get, patch, post, put};
-use confab_protocol::ErrorCode;
+use axum::{Extension, Router};
+use openapi::{ApiDoc, OpenApiJson};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-/// Every route the server serves.
-pub fn router(state: AppState) -> Router {
+/// Every route the server serves, and the OpenAPI document describing them.
+///
+/// Each handler is registered with `routes!`, which adds the route and its
+/// `#[utoipa::path]` operation together: a route missing from the document
+/// cannot be added here. The document is serialized once, now, and handed
+/// to its handler as an extension. Fails only if the document cannot be
+/// serialized.
+pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
     // Room for the multipart framing around the largest accepted file.
     let upload_limit = state.chat.config.limits.max_upload_bytes + 64 * 1024;
-    let api = Router::new()
-        .route(
-            "/attachments",
-            post(rest::upload).layer(DefaultBodyLimit::max(upload_limit)),
-        )
-        .route("/attachments/{id}", get(rest::download))
-        .route("/me", get(rest::me))
-        .route("/stats", get(rest::stats))
-        .route("/users/{id}", put(rest::put_user))
-        .route("/rooms", get(rest::list_rooms).post(rest::create_room))
-        .route(
-            "/rooms/{id}",
-            get(rest::get_room)
-                .patch(rest::patch_room)
-                .delete(rest::close_room),
-        )
-        .route(
-            "/rooms/{id}/members",
-            get(rest::list_members).post(rest::add_member),
-        )
-        .route("/rooms/{id}/members/{user_id}", delete(rest::remove_member))
-        .route(
-            "/rooms/{id}/messages",
-            get(rest::list_messages).post(rest::send_message),
-        )
-        .route(
-            "/rooms/{id}/messages/{message_id}",
-            patch(rest::edit_message).delete(rest::delete_message),
-        )
-        .route("/rooms/{id}/read", post(rest::mark_read))
-        .route("/rooms/{id}/context", get(rest::context));
-    Router::new()
-        .route("/ws", get(ws::upgrade))
-        .route("/ws/chat", get(ws::upgrade))
-        .route("/ws/chat/", get(ws::upgrade))
-        .route("/healthz", get(rest::healthz))
-        .route("/readyz", get(rest::readyz))
-        .nest("/api/v1", api)
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(rest::upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .routes(routes!(rest::download))
+        .routes(routes!(rest::me))
+        .routes(routes!(rest::stats))
+        .routes(routes!(rest::put_user))
+        .routes(routes!(rest::list_rooms, rest::create_room))
+        .routes(routes!(rest::get_room, rest::patch_room, rest::close_room))
+        .routes(routes!(rest::list_members, rest::add_member))
+        .routes(routes!(rest::remove_member))
+        .routes(routes!(rest::list_messages, rest::send_message))
+        .routes(routes!(rest::edit_message, rest::delete_message))
+        .routes(routes!(rest::mark_read))
+        .routes(routes!(rest::context))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(ws::upgrade_chat))
+        .routes(routes!(ws::upgrade_chat_slash))
+        .routes(routes!(rest::healthz))
+        .routes(routes!(rest::readyz))
+        .split_for_parts();
+    let doc = OpenApiJson::new(&doc)?;
+    Ok(router
         .fallback(rest::not_found)
-        .method_not_allowed_fallback(|| async {
-            error::ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::InvalidField,
-                "method not allowed on this route",
-            )
-        })
-        .with_state(state)
+        .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(Extension(doc))
+        .with_state(state))
 }

@@ -1,12 +1,19 @@
 //! REST handlers under `/api/v1` (spec §4). Each one parses, calls core once,
 //! and shapes the answer; rules live in core.
+//!
+//! Every handler carries a `#[utoipa::path]` and every body a `ToSchema`
+//! derive: the OpenAPI document ([`super::openapi`]) is generated from them,
+//! and the router registers handlers through the same attribute.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Ids, Params};
+use super::openapi::{BadJsonBody, FileBytes, InvalidField, NotFound, Refusals, UploadForm};
 use crate::app::AppState;
 use crate::core::Caller;
 use crate::core::attachments::Upload;
+use crate::core::messages::ContextEntry;
 use crate::core::rooms::CreateRoom;
+use crate::core::stats::Stats;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,24 +24,47 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use confab_protocol::client::SendMessage;
 use confab_protocol::ids::{de_id, de_id_list, de_opt_id};
-use confab_protocol::{ErrorCode, RoomSummary, User};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use confab_protocol::{Attachment, ErrorCode, Member, Message, RoomSummary, User};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-/// `GET /api/v1/me`.
+/// `GET /api/v1/me`: the caller.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "users",
+    responses((status = 200, description = "The caller's user record", body = User), Refusals),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn me(caller: Caller) -> Json<User> {
     Json(crate::core::wire::user(caller.user))
 }
 
-/// Body of `PUT /api/v1/users/{id}`.
-#[derive(Debug, Deserialize)]
+/// Body of `PUT /api/v1/users/{id}`; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PutUser {
+    /// The display name.
     name: Option<String>,
+    /// Global role: `admin`, `member` or `viewer`.
     role: Option<String>,
+    /// `true` refuses the user's connections (open ones are closed with 4002).
     disabled: Option<bool>,
 }
 
-/// `PUT /api/v1/users/{id}` (server key).
+/// `PUT /api/v1/users/{id}` (server key): create or update a user.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = String, Path, description = "The user id")),
+    request_body = PutUser,
+    responses(
+        (status = 200, description = "The user as stored", body = User),
+        Refusals, BadJsonBody,
+    ),
+    security(("server_key" = [])),
+)]
 pub async fn put_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,21 +84,41 @@ pub async fn put_user(
     Ok(Json(user))
 }
 
-/// Body of `POST /api/v1/rooms`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/rooms`. Ids may also be sent as numbers.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateRoomBody {
+    /// An app's own id for the room; generated when absent.
     #[serde(default, deserialize_with = "de_opt_id")]
     id: Option<String>,
+    /// The display name.
     name: Option<String>,
+    /// `direct`, `group` (default), `assistant`, or any app word such as `job`.
     room_type: Option<String>,
+    /// User ids to add as members (the caller becomes `owner`).
     #[serde(default, deserialize_with = "de_id_list")]
     members: Option<Vec<String>>,
+    /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// With the server key: the user who owns the room.
     #[serde(default, deserialize_with = "de_opt_id")]
     owner: Option<String>,
 }
 
 /// `POST /api/v1/rooms`: 201 with the room, or 200 with an existing direct room.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms",
+    tag = "rooms",
+    request_body = CreateRoomBody,
+    responses(
+        (status = 201, description = "The room was created", body = RoomSummary),
+        (status = 200, description = "A `direct` room of the same two members already existed", body = RoomSummary),
+        (status = 409, description = "`invalid_field`: a room with this `id` already exists", body = ErrorBody),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn create_room(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,26 +147,61 @@ pub async fn create_room(
 }
 
 /// Query of `GET /api/v1/rooms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RoomListQuery {
+    /// Page size (default 50, max 100).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Answer of `GET /api/v1/rooms`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomList {
+    /// The caller's rooms, newest activity first.
+    pub rooms: Vec<RoomSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/rooms`: the caller's rooms, newest activity first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms",
+    tag = "rooms",
+    params(RoomListQuery),
+    responses(
+        (status = 200, description = "A page of the caller's rooms", body = RoomList),
+        Refusals, InvalidField,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn list_rooms(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<RoomListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoomList>> {
     let (rooms, next_cursor) = state
         .chat
         .room_list(&caller, query.limit, query.cursor.as_deref())
         .await?;
-    Ok(Json(json!({"rooms": rooms, "next_cursor": next_cursor})))
+    Ok(Json(RoomList { rooms, next_cursor }))
 }
 
-/// `GET /api/v1/rooms/{id}`.
+/// `GET /api/v1/rooms/{id}`: the room as the caller sees it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}",
+    tag = "rooms",
+    params(("id" = String, Path, description = "The room id")),
+    responses(
+        (status = 200, description = "The room", body = RoomSummary),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn get_room(
     State(state): State<AppState>,
     caller: Caller,
@@ -125,14 +210,29 @@ pub async fn get_room(
     Ok(Json(state.chat.get_room(&caller, &room_id).await?))
 }
 
-/// Body of `PATCH /api/v1/rooms/{id}`.
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /api/v1/rooms/{id}`; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PatchRoom {
+    /// The new display name.
     name: Option<String>,
+    /// The new metadata object (replaces the old one).
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-/// `PATCH /api/v1/rooms/{id}`: rename and/or replace metadata.
+/// `PATCH /api/v1/rooms/{id}`: rename and/or replace metadata (room admins).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rooms/{id}",
+    tag = "rooms",
+    params(("id" = String, Path, description = "The room id")),
+    request_body = PatchRoom,
+    responses(
+        (status = 200, description = "The room after the change", body = RoomSummary),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn patch_room(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +246,18 @@ pub async fn patch_room(
     Ok(Json(room))
 }
 
-/// `DELETE /api/v1/rooms/{id}`: close (history stays).
+/// `DELETE /api/v1/rooms/{id}`: close (history stays; room admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rooms/{id}",
+    tag = "rooms",
+    params(("id" = String, Path, description = "The room id")),
+    responses(
+        (status = 200, description = "The closed room", body = RoomSummary),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn close_room(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,25 +266,57 @@ pub async fn close_room(
     Ok(Json(state.chat.close_room(&caller, &room_id).await?))
 }
 
+/// Answer of `GET /api/v1/rooms/{id}/members`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    /// Every member with their room role.
+    pub members: Vec<Member>,
+}
+
 /// `GET /api/v1/rooms/{id}/members`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/members",
+    tag = "rooms",
+    params(("id" = String, Path, description = "The room id")),
+    responses(
+        (status = 200, description = "The room's members", body = MemberList),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
     Ids(room_id): Ids<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MemberList>> {
     let members = state.chat.members(&caller, &room_id).await?;
-    Ok(Json(json!({"members": members})))
+    Ok(Json(MemberList { members }))
 }
 
 /// Body of `POST /api/v1/rooms/{id}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AddMember {
+    /// The user to add (a number is read as its decimal string).
     #[serde(deserialize_with = "de_id")]
     user_id: String,
+    /// Room role: `owner`, `admin`, `member` (default) or `viewer`.
     role: Option<String>,
 }
 
-/// `POST /api/v1/rooms/{id}/members`: add, or change the role.
+/// `POST /api/v1/rooms/{id}/members`: add, or change the role (room admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms/{id}/members",
+    tag = "rooms",
+    params(("id" = String, Path, description = "The room id")),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "The member as stored", body = Member),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,7 +330,22 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
-/// `DELETE /api/v1/rooms/{id}/members/{user_id}`.
+/// `DELETE /api/v1/rooms/{id}/members/{user_id}`: remove a member (room
+/// admins, or the member leaving).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rooms/{id}/members/{user_id}",
+    tag = "rooms",
+    params(
+        ("id" = String, Path, description = "The room id"),
+        ("user_id" = String, Path, description = "The member's user id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,20 +359,46 @@ pub async fn remove_member(
 }
 
 /// Query of `GET /api/v1/rooms/{id}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Only messages with a smaller `seq` (the newest `limit` of them).
     before_seq: Option<i64>,
+    /// Only messages with a greater `seq` (the oldest `limit` of them).
     after_seq: Option<i64>,
+    /// Page size (default 50, max 100).
     limit: Option<u32>,
 }
 
+/// Answer of `GET /api/v1/rooms/{id}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    /// The room.
+    pub room_id: String,
+    /// The page, ascending `seq`.
+    pub messages: Vec<Message>,
+    /// More messages lie beyond this page in the direction asked.
+    pub has_more: bool,
+}
+
 /// `GET /api/v1/rooms/{id}/messages`: a page of history, ascending seq.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/messages",
+    tag = "messages",
+    params(("id" = String, Path, description = "The room id"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of history", body = HistoryPage),
+        Refusals, NotFound, InvalidField,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn list_messages(
     State(state): State<AppState>,
     caller: Caller,
     Ids(room_id): Ids<String>,
     Params(query): Params<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HistoryPage>> {
     let (messages, has_more) = state
         .chat
         .history(
@@ -225,13 +409,36 @@ pub async fn list_messages(
             query.limit,
         )
         .await?;
-    Ok(Json(
-        json!({"room_id": room_id, "messages": messages, "has_more": has_more}),
-    ))
+    Ok(Json(HistoryPage {
+        room_id,
+        messages,
+        has_more,
+    }))
+}
+
+/// Answer of `POST /api/v1/rooms/{id}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentMessage {
+    /// The stored message.
+    pub message: Message,
+    /// The `client_msg_id` was already stored: this is the original message.
+    pub duplicate: bool,
 }
 
 /// `POST /api/v1/rooms/{id}/messages`: store and fan out; 201 with
 /// `{"message", "duplicate"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms/{id}/messages",
+    tag = "messages",
+    params(("id" = String, Path, description = "The room id")),
+    request_body = SendMessage,
+    responses(
+        (status = 201, description = "Stored (or, with `duplicate: true`, stored before)", body = SentMessage),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,79 +449,171 @@ pub async fn send_message(
     let sent = state.chat.send_message(&caller, body, |_| {}).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"message": sent.message, "duplicate": sent.duplicate})),
+        Json(SentMessage {
+            message: sent.message,
+            duplicate: sent.duplicate,
+        }),
     ))
 }
 
 /// Body of `PATCH /api/v1/rooms/{id}/messages/{message_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EditBody {
+    /// The new text.
     content: String,
 }
 
-/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: edit; `{"message"}`.
+/// Answer of an edit or a delete: the message as it now is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageAnswer {
+    /// The message after the change.
+    pub message: Message,
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: edit (its sender or a
+/// room admin); `{"message"}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rooms/{id}/messages/{message_id}",
+    tag = "messages",
+    params(
+        ("id" = String, Path, description = "The room id"),
+        ("message_id" = String, Path, description = "The message id"),
+    ),
+    request_body = EditBody,
+    responses(
+        (status = 200, description = "The edited message", body = MessageAnswer),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn edit_message(
     State(state): State<AppState>,
     caller: Caller,
     Ids((room_id, message_id)): Ids<(String, String)>,
     Body(body): Body<EditBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessageAnswer>> {
     let message = state
         .chat
         .edit_message(&caller, &room_id, &message_id, body.content)
         .await?;
-    Ok(Json(json!({"message": message})))
+    Ok(Json(MessageAnswer { message }))
 }
 
-/// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: delete; `{"message"}`.
+/// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: delete (its sender or
+/// a room admin; the seq stays); `{"message"}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rooms/{id}/messages/{message_id}",
+    tag = "messages",
+    params(
+        ("id" = String, Path, description = "The room id"),
+        ("message_id" = String, Path, description = "The message id"),
+    ),
+    responses(
+        (status = 200, description = "The deleted message", body = MessageAnswer),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn delete_message(
     State(state): State<AppState>,
     caller: Caller,
     Ids((room_id, message_id)): Ids<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessageAnswer>> {
     let message = state
         .chat
         .delete_message(&caller, &room_id, &message_id)
         .await?;
-    Ok(Json(json!({"message": message})))
+    Ok(Json(MessageAnswer { message }))
 }
 
 /// Query of `GET /api/v1/rooms/{id}/context`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContextQuery {
+    /// How many recent messages (default `assistant.max_history_messages`).
     max_messages: Option<u32>,
+}
+
+/// Answer of `GET /api/v1/rooms/{id}/context`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomContext {
+    /// The room.
+    pub room_id: String,
+    /// Recent messages, oldest first.
+    pub messages: Vec<ContextEntry>,
 }
 
 /// `GET /api/v1/rooms/{id}/context`: recent messages for an AI back-end,
 /// `{"room_id", "messages": [{role, name, content, timestamp}]}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/context",
+    tag = "messages",
+    params(("id" = String, Path, description = "The room id"), ContextQuery),
+    responses(
+        (status = 200, description = "Recent messages", body = RoomContext),
+        Refusals, NotFound, InvalidField,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn context(
     State(state): State<AppState>,
     caller: Caller,
     Ids(room_id): Ids<String>,
     Params(query): Params<ContextQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoomContext>> {
     let messages = state
         .chat
         .context(&caller, &room_id, query.max_messages)
         .await?;
-    Ok(Json(json!({"room_id": room_id, "messages": messages})))
+    Ok(Json(RoomContext { room_id, messages }))
 }
 
 /// Body of `POST /api/v1/rooms/{id}/read` (optional: no body = everything).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReadBody {
+    /// Everything up to and including this `seq` is read.
     up_to_seq: Option<i64>,
+    /// These messages are read (the marker moves to the highest of them).
     #[serde(default, deserialize_with = "de_id_list")]
     message_ids: Option<Vec<String>>,
 }
 
-/// `POST /api/v1/rooms/{id}/read`.
+/// Answer of `POST /api/v1/rooms/{id}/read`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadState {
+    /// The room.
+    pub room_id: String,
+    /// The caller's read marker after the call.
+    pub last_read_seq: i64,
+    /// Messages still unread for the caller.
+    pub unread_count: i64,
+}
+
+/// `POST /api/v1/rooms/{id}/read`: move the caller's read marker (no body:
+/// everything is read).
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms/{id}/read",
+    tag = "messages",
+    params(("id" = String, Path, description = "The room id")),
+    request_body(content = Option<ReadBody>, description = "Optional; an empty body marks everything read"),
+    responses(
+        (status = 200, description = "The read marker", body = ReadState),
+        (status = 400, description = "`invalid_json`: the body is not JSON", body = ErrorBody),
+        (status = 413, description = "`invalid_json`: the body is larger than the request limit", body = ErrorBody),
+        Refusals, NotFound, InvalidField,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: Caller,
     Ids(room_id): Ids<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReadState>> {
     let body: ReadBody = optional_json(&body)?;
     let marker = state
         .chat
@@ -326,9 +625,11 @@ pub async fn mark_read(
         .unread_count(&room_id, caller.id())
         .await
         .map_err(crate::core::ChatError::from)?;
-    Ok(Json(
-        json!({"room_id": room_id, "last_read_seq": marker, "unread_count": unread}),
-    ))
+    Ok(Json(ReadState {
+        room_id,
+        last_read_seq: marker,
+        unread_count: unread,
+    }))
 }
 
 /// Parses a JSON body that may be absent (empty means `T::default()`).
@@ -353,6 +654,21 @@ fn optional_json<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResu
 
 /// `POST /api/v1/attachments`: multipart upload, form field `file`; 201 with
 /// `{id, url, content_type, size, name}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/attachments",
+    tag = "attachments",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The stored upload; send its `id` as `attachment_id`", body = Attachment),
+        (status = 400, description = "`invalid_field`: the multipart form is malformed", body = ErrorBody),
+        (status = 413, description = "`invalid_field`: the file is larger than `limits.max_upload_bytes`", body = ErrorBody),
+        (status = 415, description = "`invalid_field`: the body is not `multipart/form-data`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: no `file` field, or a type that is not accepted", body = ErrorBody),
+        Refusals,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -391,6 +707,17 @@ pub async fn upload(
 
 /// `GET /api/v1/attachments/{id}`: the bytes, for the uploader and members
 /// of rooms where the upload was shared.
+#[utoipa::path(
+    get,
+    path = "/api/v1/attachments/{id}",
+    tag = "attachments",
+    params(("id" = String, Path, description = "The upload's id")),
+    responses(
+        (status = 200, description = "The file, with its stored `Content-Type`", content_type = "application/octet-stream", body = inline(FileBytes)),
+        Refusals, NotFound,
+    ),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,
@@ -412,37 +739,98 @@ pub async fn download(
     Ok((headers, bytes).into_response())
 }
 
-/// `GET /api/v1/stats`: admins and the server key.
-pub async fn stats(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<crate::core::stats::Stats>> {
+/// `GET /api/v1/stats`: server counters, for global admins and the server key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "server",
+    responses((status = 200, description = "Counters", body = Stats), Refusals),
+    security(("bearer_jwt" = []), ("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Stats>> {
     Ok(Json(state.chat.stats(&caller).await?))
 }
 
+/// Answer of `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    pub status: &'static str,
+}
+
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    responses((status = 200, description = "The process is up", body = Health)),
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Answer of `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(value_type = String, example = "ready")]
+    pub status: &'static str,
+    /// `ok` or `down`.
+    #[schema(value_type = String, example = "ok")]
+    pub storage: &'static str,
 }
 
 /// `GET /readyz`: storage answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "server",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Storage does not answer", body = Readiness),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.chat.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "storage": "ok"})),
+            Json(Readiness {
+                status: "ready",
+                storage: "ok",
+            }),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "storage": "down"})),
+                Json(Readiness {
+                    status: "unavailable",
+                    storage: "down",
+                }),
             )
         }
     }
 }
 
+/// The message of the route-miss answer, distinct from every handler's own
+/// `not_found` (so a client, and the OpenAPI test, can tell "no such route"
+/// from "no such room").
+pub const NO_SUCH_ROUTE: &str = "no such route";
+
+/// The message of the wrong-method answer.
+pub const METHOD_NOT_ALLOWED: &str = "method not allowed on this route";
+
 /// Any other path: our error body, not an empty 404.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, NO_SUCH_ROUTE)
+}
+
+/// A served path with another method: our error body, 405.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::InvalidField,
+        METHOD_NOT_ALLOWED,
+    )
 }

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ACT_AS_HEADER;
 
 /// The subprotocol browsers offer: `Sec-WebSocket-Protocol: confab.v1, bearer.T`.
@@ -37,13 +37,36 @@ const SUBPROTOCOL: &str = "confab.v1";
 const WRITE_BATCH: usize = 64;
 
 /// Query parameters of the upgrade request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
+    /// The JWT, for clients that can set neither a header nor a subprotocol
+    /// (least preferred: URLs end up in logs).
     token: Option<String>,
 }
 
-/// `GET /ws`: upgrades, then authenticates (handshake token, or an `auth`
-/// first frame) and runs the session.
+/// `GET /ws`: the unified WebSocket session (spec §2).
+///
+/// Upgrades, then authenticates (handshake token, or an `auth` first frame
+/// within 5 s) and runs the session. The frames spoken after the `101` are
+/// described in docs/protocol.md, not here. A token may come as
+/// `Authorization: Bearer T`, as the subprotocol `bearer.T` next to
+/// `confab.v1`, in the first frame, or as `?token=T`; a refused credential
+/// closes the socket with 4001/4002/4003 after the upgrade.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "websocket",
+    params(
+        WsQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.v1, bearer.T` (browsers)"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the session runs; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+    ),
+    security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -109,6 +132,61 @@ pub async fn upgrade(
             run(state, socket, token, act_as).await;
         })
     })
+}
+
+/// `GET /ws/chat`: the same session as `/ws` under the chat consumers' path.
+///
+/// Everything about `/ws` holds here; the frames are described in
+/// docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/ws/chat",
+    tag = "websocket",
+    params(
+        WsQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.v1, bearer.T` (browsers)"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the `/ws` session; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+    ),
+    security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn upgrade_chat(
+    state: State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    upgrade(state, headers, query, ws).await
+}
+
+/// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
+/// per-room chat front-ends use (spec §2).
+///
+/// Everything about `/ws` holds here; the frames are described in
+/// docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/ws/chat/",
+    tag = "websocket",
+    params(
+        WsQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.v1, bearer.T` (browsers)"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the `/ws` session; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+    ),
+    security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn upgrade_chat_slash(
+    state: State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    upgrade(state, headers, query, ws).await
 }
 
 /// Runs one connection from authentication to close.

@@ -475,6 +475,29 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Sends a request with an optional JSON body and returns the raw
+    /// response (for answers that are not JSON, or to read headers).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        if let Some(user) = &self.act_as {
+            request = request.header("x-confab-user", user);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+}
+
 /// A WebSocket client speaking the unified protocol.
 pub struct WsClient {
     /// The raw stream, for tests that need it.
