@@ -467,6 +467,43 @@ async fn rest_examples_are_what_the_server_answers() {
         exchanges += 1;
     }
     assert!(exchanges >= 20, "only {exchanges} REST examples found");
+
+    // Every route of the OpenAPI document has an example here, except the
+    // WebSocket upgrades (the first half of this page) and the document itself.
+    let (_, openapi) = server.anonymous_api().get("/api/v1/openapi.json").await;
+    let examples: Vec<(String, String)> = fenced_blocks(&docs)
+        .into_iter()
+        .filter(|(info, _)| info == "http")
+        .map(|(_, request)| {
+            let line = request.lines().next().unwrap().to_owned();
+            let (method, target) = line.split_once(' ').unwrap();
+            let path = target.split('?').next().unwrap().to_owned();
+            (method.to_owned(), path)
+        })
+        .collect();
+    for (template, operations) in openapi["paths"].as_object().unwrap() {
+        if template.starts_with("/ws") || template == "/api/v1/openapi.json" {
+            continue;
+        }
+        for method in operations.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            assert!(
+                examples
+                    .iter()
+                    .any(|(m, path)| *m == method && path_matches(template, path)),
+                "docs/examples.md has no example of {method} {template}"
+            );
+        }
+    }
+}
+
+/// Whether a concrete path fits an OpenAPI path template (`{x}` = one segment).
+fn path_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
 /// Sends one documented request: a request line, headers, a blank line and
