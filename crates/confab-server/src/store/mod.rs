@@ -19,6 +19,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
 use std::collections::BTreeMap;

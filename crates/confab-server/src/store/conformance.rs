@@ -1,0 +1,888 @@
+//! Store semantics every backend keeps, written once and run against each:
+//! `sqlite::tests` and `postgres::tests` implement [`Backend`] and expand
+//! [`conformance_tests!`], which makes one `#[tokio::test]` per function
+//! here. Backend-specific behaviour (group commit, WAL, `query_only`, lock
+//! ordering across nodes) is tested beside its backend.
+
+use super::{
+    AppendOutcome, CommitHook, CreateOutcome, DynStore, GlobalRole, HistoryPage, MessageRecord,
+    NewMessage, NewRoom, ReactionChange, RoomRecord, RoomRole, Store, StoreError, UserRecord,
+    UserUpsert,
+};
+use async_trait::async_trait;
+use confab_protocol::{Location, MessageType, Timestamp};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A backend under test.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + Sized + 'static {
+    /// A store on a fresh, migrated, empty database, and what keeps that
+    /// database alive (dropped at the end of the test).
+    async fn fresh() -> (Self, DynStore);
+
+    /// Another store on the same database (after a restart, or a second node).
+    async fn open_again(&self) -> DynStore;
+}
+
+/// One `#[tokio::test]` per conformance test, run against `$backend`.
+macro_rules! conformance_tests {
+    ($backend:ty) => {
+        $crate::store::conformance::conformance_tests!(@each $backend:
+            upsert_user_creates_then_changes_only_given_fields,
+            rooms_create_update_close_and_refuse_taken_ids,
+            direct_rooms_are_deduplicated_even_when_created_at_once,
+            members_are_added_changed_and_removed,
+            commit_hooks_run_in_seq_order_under_concurrent_appends,
+            concurrent_appends_get_every_seq_exactly_once,
+            repeated_client_msg_id_returns_the_original_and_uses_no_seq,
+            failed_appends_store_nothing_and_use_no_seq,
+            history_pages_in_all_three_directions,
+            mark_read_moves_forward_only_and_clamps,
+            unread_count_skips_own_and_deleted_messages,
+            room_list_is_newest_first_with_a_keyset_cursor,
+            data_survives_close_and_reopen,
+            edits_deletes_and_reactions,
+            attachments_are_shared_with_room_members,
+        );
+    };
+    (@each $backend:ty: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::store::conformance::$name::<$backend>().await;
+            }
+        )*
+    };
+}
+pub(crate) use conformance_tests;
+
+pub(crate) fn no_hook() -> CommitHook {
+    Box::new(|_| {})
+}
+
+pub(crate) async fn user(store: &dyn Store, id: &str) -> UserRecord {
+    store
+        .upsert_user(UserUpsert {
+            id: id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+pub(crate) fn new_room(id: &str, members: &[&str]) -> NewRoom {
+    NewRoom {
+        id: id.to_owned(),
+        name: Some(format!("Room {id}")),
+        room_type: "group".to_owned(),
+        metadata: serde_json::json!({ "topic": id }),
+        direct_key: None,
+        members: members
+            .iter()
+            .map(|m| (m.to_string(), RoomRole::Member))
+            .collect(),
+    }
+}
+
+pub(crate) async fn room(store: &dyn Store, id: &str, members: &[&str]) -> RoomRecord {
+    match store.create_room(new_room(id, members)).await.unwrap() {
+        CreateOutcome::Created(room) => room,
+        other => panic!("expected a new room, got {other:?}"),
+    }
+}
+
+pub(crate) fn msg(room_id: &str, sender_id: &str, content: &str) -> NewMessage {
+    NewMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        room_id: room_id.to_owned(),
+        sender_id: sender_id.to_owned(),
+        content: content.to_owned(),
+        message_type: MessageType::Text,
+        reply_to: None,
+        metadata: serde_json::json!({}),
+        attachment: None,
+        location: None,
+        client_msg_id: None,
+        created_at: Timestamp::now(),
+    }
+}
+
+pub(crate) async fn send(
+    store: &dyn Store,
+    room_id: &str,
+    sender_id: &str,
+    content: &str,
+) -> MessageRecord {
+    match store
+        .append_message(msg(room_id, sender_id, content), no_hook())
+        .await
+        .unwrap()
+    {
+        AppendOutcome::Stored(m) => m,
+        other => panic!("expected a stored message, got {other:?}"),
+    }
+}
+
+pub(crate) async fn last_seq(store: &dyn Store, room_id: &str) -> i64 {
+    store.get_room(room_id).await.unwrap().unwrap().last_seq
+}
+
+/// The seqs of every stored message of the room, ascending, read page by page.
+pub(crate) async fn stored_seqs(store: &dyn Store, room_id: &str) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    loop {
+        let after = seqs.last().copied().unwrap_or(0);
+        let (page, more) = store
+            .history(room_id, HistoryPage::After(after), 500)
+            .await
+            .unwrap();
+        seqs.extend(page.iter().map(|m| m.seq));
+        if !more {
+            return seqs;
+        }
+    }
+}
+
+pub(crate) async fn message_count(store: &dyn Store, room_id: &str) -> i64 {
+    stored_seqs(store, room_id).await.len() as i64
+}
+
+pub(crate) async fn upsert_user_creates_then_changes_only_given_fields<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    let created = user(&*store, "u1").await;
+    assert_eq!(created.username, "u1", "the handle defaults to the id");
+    assert_eq!(created.name, None);
+    assert_eq!(created.role, GlobalRole::Member);
+    assert!(!created.disabled);
+
+    let changed = store
+        .upsert_user(UserUpsert {
+            id: "u1".into(),
+            name: Some("Ada".into()),
+            role: Some(GlobalRole::Admin),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.username, "u1");
+    assert_eq!(changed.name.as_deref(), Some("Ada"));
+    assert_eq!(changed.role, GlobalRole::Admin);
+    assert_eq!(
+        changed.created_at, created.created_at,
+        "creation time is kept"
+    );
+
+    let changed = store
+        .upsert_user(UserUpsert {
+            id: "u1".into(),
+            username: Some("ada".into()),
+            disabled: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.username, "ada");
+    assert_eq!(changed.name.as_deref(), Some("Ada"), "None leaves the name");
+    assert_eq!(changed.role, GlobalRole::Admin, "None leaves the role");
+    assert!(changed.disabled);
+
+    // Nothing to change: the row as it is.
+    let same = store
+        .upsert_user(UserUpsert {
+            id: "u1".into(),
+            username: Some("ada".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(same, changed);
+
+    assert_eq!(store.get_user("u1").await.unwrap(), Some(changed));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    store.close().await;
+}
+
+pub(crate) async fn rooms_create_update_close_and_refuse_taken_ids<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    user(&*store, "b").await;
+    let created = room(&*store, "r1", &["a", "b"]).await;
+    assert_eq!(created.last_seq, 0);
+    assert_eq!(created.last_activity, created.created_at);
+    assert_eq!(created.metadata, serde_json::json!({ "topic": "r1" }));
+    assert!(!created.closed);
+    assert_eq!(store.get_room("r1").await.unwrap(), Some(created.clone()));
+
+    let err = store.create_room(new_room("r1", &["a"])).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err}");
+
+    // A member who is no user: nothing is stored, not even the room.
+    let err = store
+        .create_room(new_room("r2", &["a", "ghost"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err}");
+    assert_eq!(store.get_room("r2").await.unwrap(), None);
+    assert_eq!(store.get_member("r2", "a").await.unwrap(), None);
+
+    let renamed = store
+        .update_room("r1", Some("New".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("New"));
+    assert_eq!(renamed.metadata, created.metadata);
+    let remeta = store
+        .update_room("r1", None, Some(serde_json::json!({ "k": [1, 2] })))
+        .await
+        .unwrap();
+    assert_eq!(remeta.name.as_deref(), Some("New"));
+    assert_eq!(remeta.metadata, serde_json::json!({ "k": [1, 2] }));
+    assert!(matches!(
+        store.update_room("nope", None, None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(store.close_room("r1").await.unwrap().closed);
+    assert!(store.close_room("r1").await.unwrap().closed, "idempotent");
+    assert!(matches!(
+        store.close_room("nope").await,
+        Err(StoreError::NotFound)
+    ));
+    store.close().await;
+}
+
+pub(crate) async fn direct_rooms_are_deduplicated_even_when_created_at_once<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    user(&*store, "b").await;
+    let direct = |id: &str| NewRoom {
+        room_type: "direct".into(),
+        direct_key: Some("a\nb".into()),
+        members: vec![
+            ("a".into(), RoomRole::Member),
+            ("b".into(), RoomRole::Member),
+        ],
+        ..new_room(id, &[])
+    };
+
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let room = direct(&format!("dm-{i}"));
+            tokio::spawn(async move { store.create_room(room).await.unwrap() })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            CreateOutcome::Created(room) => created.push(room),
+            CreateOutcome::ExistingDirect(room) => existing.push(room),
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert_eq!(existing.len(), 7);
+    assert!(existing.iter().all(|room| *room == created[0]));
+
+    // Later, with an id that is also taken: still the existing room.
+    let again = store.create_room(direct(&created[0].id)).await.unwrap();
+    assert_eq!(again, CreateOutcome::ExistingDirect(created[0].clone()));
+    assert_eq!(store.counts().await.unwrap(), (1, 0), "one room stored");
+    store.close().await;
+}
+
+pub(crate) async fn members_are_added_changed_and_removed<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    for id in ["a", "b", "c"] {
+        user(&*store, id).await;
+    }
+    store
+        .upsert_user(UserUpsert {
+            id: "b".into(),
+            name: Some("Bea".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    room(&*store, "r", &["a"]).await;
+    send(&*store, "r", "a", "one").await;
+    send(&*store, "r", "a", "two").await;
+
+    let b = store.add_member("r", "b", RoomRole::Admin).await.unwrap();
+    assert_eq!(b.role, RoomRole::Admin);
+    assert_eq!(b.last_read_seq, 2, "a new member has read what came before");
+    assert_eq!(store.unread_count("r", "b").await.unwrap(), 0);
+
+    // Adding again changes the role only.
+    let b2 = store.add_member("r", "b", RoomRole::Viewer).await.unwrap();
+    assert_eq!(b2.role, RoomRole::Viewer);
+    assert_eq!(b2.joined_at, b.joined_at);
+    assert_eq!(store.get_member("r", "b").await.unwrap(), Some(b2.clone()));
+
+    let members = store.list_members("r").await.unwrap();
+    let ids: Vec<_> = members.iter().map(|m| m.member.user_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(members[1].name.as_deref(), Some("Bea"));
+    assert_eq!(members[1].username, "b");
+
+    assert!(matches!(
+        store.add_member("r", "ghost", RoomRole::Member).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.add_member("nope", "c", RoomRole::Member).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(store.remove_member("r", "b").await.unwrap());
+    assert!(!store.remove_member("r", "b").await.unwrap());
+    assert_eq!(store.get_member("r", "b").await.unwrap(), None);
+    assert_eq!(store.list_members("r").await.unwrap().len(), 1);
+    store.close().await;
+}
+
+/// Commit hooks are where core fans out; they must see a room's seqs in
+/// order however the senders race.
+pub(crate) async fn commit_hooks_run_in_seq_order_under_concurrent_appends<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    for i in 0..8 {
+        user(&*store, &format!("u{i}")).await;
+    }
+    room(&*store, "r", &[]).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, seen) = (store.clone(), seen.clone());
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    let seen = seen.clone();
+                    let hook: CommitHook = Box::new(move |outcome| {
+                        if let AppendOutcome::Stored(m) = outcome {
+                            seen.lock().unwrap().push(m.seq);
+                        }
+                    });
+                    store
+                        .append_message(msg("r", &format!("u{i}"), &format!("{i}:{n}")), hook)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(*seen.lock().unwrap(), (1..=320).collect::<Vec<_>>());
+    // A failed append runs no hook.
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let hook: CommitHook = Box::new(move |_| flag.store(true, Ordering::SeqCst));
+    assert!(
+        store
+            .append_message(msg("missing", "u0", "x"), hook)
+            .await
+            .is_err()
+    );
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+pub(crate) async fn concurrent_appends_get_every_seq_exactly_once<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    for i in 0..8 {
+        user(&*store, &format!("u{i}")).await;
+    }
+    room(&*store, "r", &[]).await;
+
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for n in 0..50 {
+                    let m = send(&*store, "r", &format!("u{i}"), &format!("{i}:{n}")).await;
+                    seqs.push(m.seq);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let mine = task.await.unwrap();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "one sender's seqs increase"
+        );
+        seqs.extend(mine);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    assert_eq!(last_seq(&*store, "r").await, 400);
+
+    assert_eq!(
+        stored_seqs(&*store, "r").await,
+        (1..=400).collect::<Vec<_>>()
+    );
+    store.close().await;
+}
+
+pub(crate) async fn repeated_client_msg_id_returns_the_original_and_uses_no_seq<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    user(&*store, "b").await;
+    room(&*store, "r", &["a", "b"]).await;
+    room(&*store, "r2", &["a"]).await;
+
+    let mut first = msg("r", "a", "hello");
+    first.client_msg_id = Some("c1".into());
+    first.metadata = serde_json::json!({ "x": 1 });
+    first.location = Some(Location {
+        lat: 1.5,
+        lng: -2.25,
+    });
+    let AppendOutcome::Stored(original) = store
+        .append_message(first.clone(), no_hook())
+        .await
+        .unwrap()
+    else {
+        panic!("first send must store");
+    };
+    assert_eq!(original.seq, 1);
+
+    // Same key, new id and text (a retry after a lost ack): the original comes back.
+    let mut retry = msg("r", "a", "hello again");
+    retry.client_msg_id = Some("c1".into());
+    let again = store.append_message(retry, no_hook()).await.unwrap();
+    assert_eq!(again, AppendOutcome::Duplicate(original.clone()));
+    assert_eq!(last_seq(&*store, "r").await, 1);
+    assert_eq!(message_count(&*store, "r").await, 1);
+
+    // The key is per sender and per room.
+    let mut other_sender = msg("r", "b", "mine");
+    other_sender.client_msg_id = Some("c1".into());
+    assert!(
+        matches!(store.append_message(other_sender, no_hook()).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 2)
+    );
+    let mut other_room = msg("r2", "a", "there");
+    other_room.client_msg_id = Some("c1".into());
+    assert!(
+        matches!(store.append_message(other_room, no_hook()).await.unwrap(), AppendOutcome::Stored(m) if m.seq == 1)
+    );
+
+    // What was acked is what is read back.
+    assert_eq!(
+        store.get_message("r", &original.id).await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(store.get_message("r2", &original.id).await.unwrap(), None);
+    store.close().await;
+}
+
+pub(crate) async fn failed_appends_store_nothing_and_use_no_seq<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    room(&*store, "r", &["a"]).await;
+    send(&*store, "r", "a", "one").await;
+
+    let err = store
+        .append_message(msg("missing", "a", "x"), no_hook())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err}");
+    let err = store
+        .append_message(msg("r", "ghost", "x"), no_hook())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err}");
+
+    // A taken message id fails the insert after the seq was bumped: the
+    // savepoint takes the bump back.
+    let first = send(&*store, "r", "a", "two").await;
+    let mut clash = msg("r", "a", "x");
+    clash.id = first.id.clone();
+    let err = store.append_message(clash, no_hook()).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err}");
+
+    assert_eq!(last_seq(&*store, "r").await, 2);
+    assert_eq!(send(&*store, "r", "a", "three").await.seq, 3);
+    assert_eq!(message_count(&*store, "r").await, 3);
+    store.close().await;
+}
+
+pub(crate) async fn history_pages_in_all_three_directions<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    room(&*store, "r", &["a"]).await;
+    room(&*store, "empty", &["a"]).await;
+    for n in 1..=10 {
+        send(&*store, "r", "a", &format!("m{n}")).await;
+    }
+    let seqs = |page: &[MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+    let (page, more) = store.history("r", HistoryPage::Latest, 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![7, 8, 9, 10], true));
+    assert_eq!(page[3].content, "m10");
+    assert_eq!(page[3].sender_username, "a");
+
+    let (page, more) = store.history("r", HistoryPage::Before(7), 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![3, 4, 5, 6], true));
+    let (page, more) = store.history("r", HistoryPage::Before(3), 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![1, 2], false));
+    let (page, more) = store.history("r", HistoryPage::Before(5), 4).await.unwrap();
+    assert_eq!(
+        (seqs(&page), more),
+        (vec![1, 2, 3, 4], false),
+        "exactly the rest"
+    );
+
+    let (page, more) = store.history("r", HistoryPage::After(0), 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![1, 2, 3, 4], true));
+    let (page, more) = store.history("r", HistoryPage::After(6), 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![7, 8, 9, 10], false));
+    let (page, more) = store.history("r", HistoryPage::After(10), 4).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![], false));
+
+    let (page, more) = store.history("r", HistoryPage::Latest, 100).await.unwrap();
+    assert_eq!((seqs(&page), more), ((1..=10).collect(), false));
+    let (page, more) = store
+        .history("empty", HistoryPage::Latest, 4)
+        .await
+        .unwrap();
+    assert_eq!((page.len(), more), (0, false));
+    let (page, more) = store.history("r", HistoryPage::Latest, 0).await.unwrap();
+    assert_eq!((page.len(), more), (0, true));
+    store.close().await;
+}
+
+pub(crate) async fn mark_read_moves_forward_only_and_clamps<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    user(&*store, "b").await;
+    room(&*store, "r", &["a", "b"]).await;
+    for n in 0..5 {
+        send(&*store, "r", "a", &format!("m{n}")).await;
+    }
+    assert_eq!(store.unread_count("r", "b").await.unwrap(), 5);
+    assert_eq!(store.mark_read("r", "b", 3).await.unwrap(), 3);
+    assert_eq!(store.unread_count("r", "b").await.unwrap(), 2);
+    assert_eq!(
+        store.mark_read("r", "b", 1).await.unwrap(),
+        3,
+        "never backward"
+    );
+    assert_eq!(store.mark_read("r", "b", -7).await.unwrap(), 3);
+    assert_eq!(store.mark_read("r", "b", 3).await.unwrap(), 3);
+    assert_eq!(
+        store.mark_read("r", "b", 99).await.unwrap(),
+        5,
+        "clamped to last_seq"
+    );
+    assert_eq!(
+        store
+            .get_member("r", "b")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_read_seq,
+        5
+    );
+    assert_eq!(store.unread_count("r", "b").await.unwrap(), 0);
+
+    assert!(matches!(
+        store.mark_read("r", "ghost", 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.mark_read("nope", "b", 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.unread_count("r", "ghost").await,
+        Err(StoreError::NotFound)
+    ));
+    store.close().await;
+}
+
+pub(crate) async fn unread_count_skips_own_and_deleted_messages<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    user(&*store, "b").await;
+    room(&*store, "r", &["a", "b"]).await;
+    send(&*store, "r", "a", "from a").await;
+    let gone = send(&*store, "r", "a", "deleted").await;
+    send(&*store, "r", "b", "from b").await;
+    send(&*store, "r", "a", "from a again").await;
+
+    store.delete_message("r", &gone.id).await.unwrap();
+
+    assert_eq!(
+        store.unread_count("r", "b").await.unwrap(),
+        2,
+        "a's two live messages"
+    );
+    assert_eq!(store.unread_count("r", "a").await.unwrap(), 1, "b's one");
+    let deleted = store.get_message("r", &gone.id).await.unwrap().unwrap();
+    assert!(deleted.deleted);
+    assert_eq!(deleted.seq, gone.seq, "a deleted message keeps its seq");
+    store.close().await;
+}
+
+pub(crate) async fn room_list_is_newest_first_with_a_keyset_cursor<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    user(&*store, "me").await;
+    user(&*store, "you").await;
+    // Created in this order; activity set so that two rooms tie.
+    for id in ["r1", "r2", "r3", "r4", "r5"] {
+        room(&*store, id, &["me", "you"]).await;
+    }
+    room(&*store, "not-mine", &["you"]).await;
+    let at = |room: &str, millis: i64, sender: &str| {
+        let mut m = msg(room, sender, &format!("last in {room}"));
+        m.created_at = Timestamp(millis);
+        m
+    };
+    // Activity is the max of creation and message times, so use far-future times.
+    let t = Timestamp::now().millis() + 1_000_000;
+    store
+        .append_message(at("r3", t + 30, "you"), no_hook())
+        .await
+        .unwrap();
+    store
+        .append_message(at("r1", t + 20, "you"), no_hook())
+        .await
+        .unwrap();
+    store
+        .append_message(at("r1", t + 20, "me"), no_hook())
+        .await
+        .unwrap();
+    store
+        .append_message(at("r4", t + 20, "you"), no_hook())
+        .await
+        .unwrap();
+    store
+        .append_message(at("r5", t + 10, "me"), no_hook())
+        .await
+        .unwrap();
+
+    let all = store.list_user_rooms("me", 100, None).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|e| e.room.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["r3", "r1", "r4", "r5", "r2"],
+        "by activity, ties by id"
+    );
+
+    let r1 = &all[1];
+    assert_eq!(r1.member.user_id, "me");
+    assert_eq!(r1.member.room_id, "r1");
+    assert_eq!(r1.unread_count, 1, "your message, not mine");
+    let last = r1.last_message.as_ref().unwrap();
+    assert_eq!((last.seq, last.sender_id.as_str()), (2, "me"));
+    assert_eq!(all[0].unread_count, 1);
+    assert_eq!(all[3].unread_count, 0);
+    assert_eq!(all[4].last_message, None);
+    assert_eq!(all[4].unread_count, 0);
+
+    // Page by two, each page starting after the previous page's last entry.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_user_rooms("me", 2, after.clone()).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().unwrap();
+        after = Some((last.room.last_activity, last.room.id.clone()));
+        paged.extend(page.into_iter().map(|e| e.room.id));
+    }
+    assert_eq!(paged, ids);
+    assert!(
+        store
+            .list_user_rooms("nobody", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+}
+
+pub(crate) async fn data_survives_close_and_reopen<B: Backend>() {
+    let (backend, store) = B::fresh().await;
+    user(&*store, "a").await;
+    room(&*store, "r", &["a"]).await;
+    let sent = send(&*store, "r", "a", "kept").await;
+    store.mark_read("r", "a", 1).await.unwrap();
+    store.close().await;
+
+    let err = store
+        .append_message(msg("r", "a", "late"), no_hook())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
+    assert!(matches!(store.get_room("r").await, Err(StoreError::Closed)));
+    assert!(matches!(store.ping().await, Err(StoreError::Closed)));
+    store.close().await; // twice is harmless
+
+    let store = backend.open_again().await;
+    assert_eq!(store.get_message("r", &sent.id).await.unwrap(), Some(sent));
+    assert_eq!(last_seq(&*store, "r").await, 1);
+    assert_eq!(
+        store
+            .get_member("r", "a")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_read_seq,
+        1
+    );
+    assert_eq!(send(&*store, "r", "a", "next").await.seq, 2);
+    store.close().await;
+}
+
+pub(crate) async fn edits_deletes_and_reactions<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    for id in ["a", "b", "c"] {
+        user(&*store, id).await;
+    }
+    room(&*store, "r", &["a", "b", "c"]).await;
+    room(&*store, "other", &["a"]).await;
+    let first = send(&*store, "r", "a", "first").await;
+
+    let at = Timestamp(first.created_at.millis() + 5);
+    let edited = store
+        .edit_message("r", &first.id, "first, edited".into(), at)
+        .await
+        .unwrap();
+    assert_eq!(edited.content, "first, edited");
+    assert_eq!(edited.edited_at, Some(at));
+    assert_eq!(edited.seq, first.seq);
+    assert!(matches!(
+        store.edit_message("other", &first.id, "x".into(), at).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let react = |user: &str, emoji: &str, present: bool, millis: i64| ReactionChange {
+        room_id: "r".into(),
+        message_id: first.id.clone(),
+        user_id: user.into(),
+        emoji: emoji.into(),
+        present,
+        at: Timestamp(millis),
+    };
+    store
+        .set_reaction(react("c", "👍", true, 10))
+        .await
+        .unwrap();
+    store
+        .set_reaction(react("a", "👍", true, 20))
+        .await
+        .unwrap();
+    store
+        .set_reaction(react("a", "👍", true, 30))
+        .await
+        .unwrap();
+    let map = store
+        .set_reaction(react("b", "🎉", true, 40))
+        .await
+        .unwrap();
+    let expected: std::collections::BTreeMap<String, Vec<String>> = [
+        ("👍".to_owned(), vec!["c".to_owned(), "a".to_owned()]),
+        ("🎉".to_owned(), vec!["b".to_owned()]),
+    ]
+    .into();
+    assert_eq!(
+        map, expected,
+        "users in reaction order, adding twice is a no-op"
+    );
+    let read = store.get_message("r", &first.id).await.unwrap().unwrap();
+    assert_eq!(read.reactions, expected);
+    let (page, _) = store.history("r", HistoryPage::Latest, 10).await.unwrap();
+    assert_eq!(page[0].reactions, expected);
+
+    let map = store
+        .set_reaction(react("b", "🎉", false, 50))
+        .await
+        .unwrap();
+    assert_eq!(map.len(), 1);
+    let map = store
+        .set_reaction(react("b", "🎉", false, 60))
+        .await
+        .unwrap();
+    assert_eq!(map.len(), 1, "removing twice is a no-op");
+
+    let deleted = store.delete_message("r", &first.id).await.unwrap();
+    assert!(deleted.deleted);
+    assert_eq!(deleted.content, "");
+    assert!(
+        deleted.reactions.is_empty(),
+        "reactions go with the message"
+    );
+    assert_eq!(deleted.seq, first.seq);
+    assert!(
+        store.delete_message("r", &first.id).await.unwrap().deleted,
+        "idempotent"
+    );
+    assert!(matches!(
+        store.edit_message("r", &first.id, "x".into(), at).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.set_reaction(react("a", "👍", true, 70)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_message("r", "no-such-id").await,
+        Err(StoreError::NotFound)
+    ));
+    store.close().await;
+}
+
+pub(crate) async fn attachments_are_shared_with_room_members<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    for id in ["a", "b", "c"] {
+        user(&*store, id).await;
+    }
+    room(&*store, "r", &["a", "b"]).await;
+    let upload = super::AttachmentRecord {
+        id: "att-1".into(),
+        uploader_id: "a".into(),
+        sha256: "ab".repeat(32),
+        content_type: "image/png".into(),
+        size: 1234,
+        name: "cat.png".into(),
+        created_at: Timestamp(1_700_000_000_000),
+    };
+    store.create_attachment(upload.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_attachment(upload.clone()).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.get_attachment("att-1").await.unwrap(),
+        Some(upload.clone())
+    );
+    assert_eq!(store.get_attachment("nope").await.unwrap(), None);
+    assert!(!store.attachment_shared_with("att-1", "b").await.unwrap());
+
+    let mut image = msg("r", "a", "");
+    image.message_type = MessageType::Image;
+    image.attachment = Some(upload.clone());
+    let AppendOutcome::Stored(stored) = store.append_message(image, no_hook()).await.unwrap()
+    else {
+        panic!("the image message must store");
+    };
+    assert_eq!(
+        store
+            .get_message("r", &stored.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attachment,
+        Some(upload)
+    );
+    assert!(store.attachment_shared_with("att-1", "b").await.unwrap());
+    assert!(!store.attachment_shared_with("att-1", "c").await.unwrap());
+    store.close().await;
+}
