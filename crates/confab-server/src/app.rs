@@ -6,8 +6,9 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::core::Chat;
 use crate::hub::Hub;
+use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{DynStore, StoreError};
+use crate::store::{DynStore, Store, StoreError};
 use confab_protocol::CloseCode;
 use std::future::Future;
 use std::sync::Arc;
@@ -50,16 +51,29 @@ pub struct App {
     state: AppState,
 }
 
-/// Opens (and migrates) the configured storage backend.
+/// Opens (and migrates) the configured storage backend: `sqlite:` URLs (and
+/// the default) select SQLite, `postgres://` and `postgresql://` PostgreSQL.
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     let url = config.database_url();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(&url).await?;
         store.migrate().await?;
         Ok(Arc::new(store))
+    } else if is_postgres_url(&url) {
+        let settings = PgPoolSettings {
+            max_connections: config.database.max_connections,
+            acquire_timeout: Duration::from_secs(config.database.acquire_timeout_s),
+        };
+        let store = PgStore::open(&url, settings).await?;
+        if let Err(e) = store.migrate().await {
+            store.close().await;
+            return Err(e.into());
+        }
+        Ok(Arc::new(store))
     } else {
         Err(ConfigError::Value(format!(
-            "database_url {url:?}: this build supports sqlite:// URLs"
+            "database_url {:?}: expected sqlite://PATH or postgres://…",
+            config.database_url_redacted()
         ))
         .into())
     }

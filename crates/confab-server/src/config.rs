@@ -23,6 +23,8 @@ pub struct Config {
     /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://DATA_DIR/confab.db`.
     #[serde(deserialize_with = "scalar_string")]
     pub database_url: String,
+    /// Connection pool of the PostgreSQL backend.
+    pub database: DatabaseConfig,
     /// `memory`, `redis://…` or `nats://…`.
     #[serde(deserialize_with = "scalar_string")]
     pub broker_url: String,
@@ -40,6 +42,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Connection handling.
     pub server: ServerConfig,
+}
+
+/// `[database]`: the PostgreSQL connection pool (SQLite ignores it: it has
+/// one writing connection and a few readers of its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Most connections one node opens; the writer uses one at a time, reads the rest.
+    pub max_connections: u32,
+    /// Seconds a request waits for a free connection before failing (`internal`, 503).
+    pub acquire_timeout_s: u64,
 }
 
 /// `[auth]`: how connections prove who they are.
@@ -101,6 +114,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("confab-data"),
             database_url: String::new(),
+            database: DatabaseConfig::default(),
             broker_url: "memory".into(),
             jwt_secret: String::new(),
             api_key: String::new(),
@@ -108,6 +122,15 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 10,
+            acquire_timeout_s: 5,
         }
     }
 }
@@ -228,6 +251,16 @@ impl Config {
                 "auth.leeway_s must be at most 30".into(),
             ));
         }
+        if self.database.max_connections < 2 {
+            return Err(ConfigError::Value(
+                "database.max_connections must be at least 2 (the writer and a reader)".into(),
+            ));
+        }
+        if self.database.acquire_timeout_s == 0 {
+            return Err(ConfigError::Value(
+                "database.acquire_timeout_s must be > 0".into(),
+            ));
+        }
         if self.broker_url != "memory" {
             return Err(ConfigError::Value(format!(
                 "broker_url {:?}: only `memory` is supported by this build",
@@ -243,6 +276,28 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("confab.db").display())
         } else {
             self.database_url.clone()
+        }
+    }
+
+    /// The database URL with any password replaced by `***`, for messages
+    /// and logs (`postgres://confab:***@db/confab`).
+    pub fn database_url_redacted(&self) -> String {
+        let url = self.database_url();
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return url;
+        };
+        let authority_end = url[scheme_end..]
+            .find('/')
+            .map_or(url.len(), |i| scheme_end + i);
+        let authority = &url[scheme_end..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &authority[..colon],
+                &url[scheme_end + at..]
+            ),
+            _ => url,
         }
     }
 
@@ -387,6 +442,26 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    }
+
+    #[test]
+    fn database_passwords_stay_out_of_messages() {
+        let with = |url: &str| Config {
+            database_url: url.into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            with("postgres://confab:s3cret@db:5432/confab?sslmode=require").database_url_redacted(),
+            "postgres://confab:***@db:5432/confab?sslmode=require"
+        );
+        assert_eq!(
+            with("postgres://postgres@127.0.0.1/postgres").database_url_redacted(),
+            "postgres://postgres@127.0.0.1/postgres"
+        );
+        assert_eq!(
+            with("sqlite://data/confab.db").database_url_redacted(),
+            "sqlite://data/confab.db"
+        );
     }
 
     #[test]

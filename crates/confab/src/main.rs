@@ -41,7 +41,7 @@ struct ConfigArgs {
     /// Folder for the SQLite file, uploads and the generated secret.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` (default: the data dir's confab.db).
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB` (default: the data dir's confab.db).
     #[arg(long)]
     database_url: Option<String>,
     /// Log as JSON lines instead of text.
@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.log_json);
             let config = args.load()?;
             confab_server::app::migrate(&config).await?;
-            eprintln!("migrations applied to {}", config.database_url());
+            eprintln!("migrations applied to {}", config.database_url_redacted());
             Ok(())
         }
     }

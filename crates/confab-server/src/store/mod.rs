@@ -1,8 +1,9 @@
 //! Storage: the room log and everything persisted beside it.
 //!
-//! One trait, [`Store`], with one implementation per backend (SQLite now,
-//! PostgreSQL with the scale-out work). Core talks only to the trait, so the
-//! backend is picked once at start-up from `database_url`.
+//! One trait, [`Store`], with one implementation per backend: [`sqlite`]
+//! (embedded, one node) and [`postgres`] (shared by several nodes). Core
+//! talks only to the trait, so the backend is picked once at start-up from
+//! `database_url`.
 //!
 //! The contract every implementation keeps:
 //! - a message's `seq` is assigned in the same transaction as its insert, so a
@@ -17,6 +18,7 @@
 //! Methods are listed in the same order, with the same meaning, in every
 //! implementation: users, rooms, members, messages, read state, health.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]

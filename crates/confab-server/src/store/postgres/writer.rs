@@ -1,0 +1,419 @@
+//! The PostgreSQL writer task: group commit, room locks in id order, bounded
+//! retries. See the parent module's docs for why it is shaped this way.
+
+use crate::store::{StoreError, StoreResult};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Executor, Postgres, Transaction};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Most jobs run in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 256;
+
+/// Jobs that may wait for the writer; a full queue makes callers wait (backpressure).
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Tries of one batch when it meets a deadlock, a serialization failure or a
+/// lost connection before its commit; then every job gets the error.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The first pause before a retry; it doubles with each try (plus jitter, so
+/// that two nodes that collided do not collide again in step).
+const RETRY_BASE: Duration = Duration::from_millis(10);
+
+/// A job's work: run again from scratch on every try of its batch, so it
+/// borrows what it needs and clones what it gives away.
+pub(super) type Work<T> =
+    Box<dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync>;
+
+/// Work to run on the writer after a job's commit, in commit order.
+pub(super) type Hook<T> = Box<dyn FnOnce(&T) + Send>;
+
+/// Counters of the writer, from [`super::PgStore::write_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Transactions committed since the store opened.
+    pub commits: u64,
+    /// Write jobs (successful or rolled back to their savepoint) in those
+    /// transactions.
+    pub jobs: u64,
+    /// Batches tried again after a deadlock, serialization failure or lost
+    /// connection.
+    pub retries: u64,
+}
+
+/// Counters the writer keeps.
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    committed_jobs: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// The handle store methods use to queue writes; owns the writer task.
+pub(super) struct Writer {
+    /// The writer's queue; `None` once [`Writer::close`] started.
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    /// The writer task, awaited by [`Writer::close`].
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// What the writer has done.
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Starts the writer task on `pool`.
+    pub(super) fn start(pool: PgPool) -> Writer {
+        let counters = Arc::new(Counters::default());
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let task = tokio::spawn(run_writer(pool, receiver, counters.clone()));
+        Writer {
+            jobs: Mutex::new(Some(sender)),
+            task: tokio::sync::Mutex::new(Some(task)),
+            counters,
+        }
+    }
+
+    /// Queues `work`, which writes the rows of `rooms` (locked in id order at
+    /// the start of its batch), and waits for its answer, which comes only
+    /// after the transaction it ran in committed. `hook` runs on the writer
+    /// right after that commit, before the next batch.
+    pub(super) async fn submit<T: Send + 'static>(
+        &self,
+        rooms: Vec<String>,
+        work: Work<T>,
+        hook: Option<Hook<T>>,
+    ) -> StoreResult<T> {
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(PendingJob {
+            rooms,
+            work,
+            result: None,
+            reply,
+            hook,
+        });
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        drop(sender);
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether the writer still takes jobs.
+    pub(super) fn is_open(&self) -> bool {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|sender| !sender.is_closed())
+    }
+
+    /// Jobs waiting in the queue (tests use it to form batches).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |sender| QUEUE_CAPACITY - sender.capacity())
+    }
+
+    /// What the writer has done so far.
+    pub(super) fn stats(&self) -> WriteStats {
+        WriteStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            jobs: self.counters.committed_jobs.load(Ordering::Relaxed),
+            retries: self.counters.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Refuses new jobs, lets the queued ones finish and waits for the task.
+    pub(super) async fn close(&self) {
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(task) = self.task.lock().await.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the PostgreSQL writer task failed");
+        }
+    }
+}
+
+/// A job with its result type erased, so that jobs of every type share a queue.
+trait WriteJob: Send {
+    /// The rooms whose rows the job writes.
+    fn rooms(&self) -> &[String];
+
+    /// Forgets the result of an earlier try.
+    fn reset(&mut self);
+
+    /// Runs (or runs again) the work, keeping its result for [`WriteJob::settle`].
+    fn run<'a>(&'a mut self, conn: &'a mut PgConnection) -> BoxFuture<'a, ()>;
+
+    /// How the last run went.
+    fn outcome(&self) -> Outcome;
+
+    /// Sends the answer: the work's own result if the commit succeeded or the
+    /// work failed anyway, else `batch` (the transaction's error). Runs the
+    /// hook when the work's success was committed.
+    fn settle(self: Box<Self>, batch: Option<&sqlx::Error>);
+}
+
+/// How a job's run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Keep its savepoint.
+    Succeeded,
+    /// Roll its savepoint back; the rest of the batch goes on.
+    Failed,
+    /// The whole transaction is doomed (deadlock, serialization failure,
+    /// lost connection): try the batch again.
+    Retry,
+}
+
+/// A queued job.
+struct PendingJob<T> {
+    rooms: Vec<String>,
+    work: Work<T>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+    hook: Option<Hook<T>>,
+}
+
+impl<T: Send + 'static> WriteJob for PendingJob<T> {
+    fn rooms(&self) -> &[String] {
+        &self.rooms
+    }
+
+    fn reset(&mut self) {
+        self.result = None;
+    }
+
+    fn run<'a>(&'a mut self, conn: &'a mut PgConnection) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // A panicking job fails alone (its savepoint is rolled back)
+            // instead of taking the writer, and every later write, with it.
+            let result = match AssertUnwindSafe((self.work)(conn)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!("a PostgreSQL write job panicked");
+                    Err(StoreError::Database(sqlx::Error::Protocol(
+                        "the write job panicked".to_owned(),
+                    )))
+                }
+            };
+            self.result = Some(result);
+        })
+    }
+
+    fn outcome(&self) -> Outcome {
+        match &self.result {
+            Some(Ok(_)) => Outcome::Succeeded,
+            Some(Err(StoreError::Database(e))) if retryable(e) => Outcome::Retry,
+            _ => Outcome::Failed,
+        }
+    }
+
+    fn settle(self: Box<Self>, batch: Option<&sqlx::Error>) {
+        let answer = match (self.result, batch) {
+            (Some(Ok(value)), None) => {
+                if let Some(hook) = self.hook {
+                    hook(&value);
+                }
+                Ok(value)
+            }
+            (Some(Err(e)), _) => Err(e),
+            (_, Some(e)) => Err(batch_error(e)),
+            (None, None) => Err(StoreError::Database(sqlx::Error::Protocol(
+                "the write job never ran".to_owned(),
+            ))),
+        };
+        // The caller may have given up waiting; nothing to do then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Whether a failure dooms the transaction but not a fresh try of it:
+/// deadlock (40P01), serialization failure (40001), the server closing the
+/// connection (class 08, 57P01–57P03) or the socket breaking.
+pub(super) fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(&*code, "40P01" | "40001" | "57P01" | "57P02" | "57P03")
+                || code.starts_with("08")
+        }),
+        sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+/// The error each job of a failed transaction gets (`sqlx::Error` is not `Clone`).
+fn batch_error(e: &sqlx::Error) -> StoreError {
+    StoreError::Database(match e {
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Protocol(format!("the write transaction failed: {other}")),
+    })
+}
+
+/// The writer: takes whatever is queued (up to [`MAX_BATCH`]) and runs it as
+/// one batch, until the queue closes.
+async fn run_writer(
+    pool: PgPool,
+    mut receiver: mpsc::Receiver<Box<dyn WriteJob>>,
+    counters: Arc<Counters>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Returns 0 only once every sender is gone and the queue is empty.
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        run_batch(&pool, std::mem::take(&mut batch), &counters).await;
+    }
+}
+
+/// Why one try of a batch did not commit.
+enum TryError {
+    /// Try again with a fresh transaction (and connection).
+    Retry(sqlx::Error),
+    /// Give up: every job that has no answer of its own gets this.
+    Fatal(sqlx::Error),
+}
+
+/// Classifies a failure of the transaction itself.
+fn try_error(e: sqlx::Error) -> TryError {
+    if retryable(&e) {
+        TryError::Retry(e)
+    } else {
+        TryError::Fatal(e)
+    }
+}
+
+/// Runs the jobs in one transaction, each in its own savepoint, commits once,
+/// and only then answers them and runs their hooks, in queue order. Tries
+/// again (bounded) when the transaction as a whole failed for a reason a
+/// fresh try may not meet.
+async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &Counters) {
+    let mut attempt = 1;
+    let failure = loop {
+        match try_batch(pool, &mut jobs).await {
+            Ok(()) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .committed_jobs
+                    .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                for job in jobs {
+                    job.settle(None);
+                }
+                return;
+            }
+            Err(TryError::Retry(e)) if attempt < MAX_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, jobs = jobs.len(), "PostgreSQL write batch will be tried again");
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                let base = RETRY_BASE * 2u32.pow(attempt - 1);
+                let jitter = rand::random_range(0..=base.as_millis() as u64);
+                tokio::time::sleep(base + Duration::from_millis(jitter)).await;
+                attempt += 1;
+            }
+            Err(TryError::Retry(e) | TryError::Fatal(e)) => break e,
+        }
+    };
+    tracing::error!(error = %failure, jobs = jobs.len(), "PostgreSQL write batch failed");
+    for job in jobs {
+        // Jobs that failed in the last try keep their own error; the others
+        // (succeeded there, or never ran) get the batch's.
+        job.settle(Some(&failure));
+    }
+}
+
+/// One try of a batch. On `Ok` the transaction committed and every job holds
+/// its result; on `Err` nothing of it is stored.
+async fn try_batch(pool: &PgPool, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), TryError> {
+    for job in jobs.iter_mut() {
+        job.reset();
+    }
+    // No retry when no connection comes: the pool already waited its
+    // `acquire_timeout`, and the callers should hear about it.
+    let mut tx: Transaction<'static, Postgres> = pool.begin().await.map_err(|e| match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => TryError::Fatal(e),
+        other => try_error(other),
+    })?;
+    if let Err(e) = run_jobs(&mut tx, jobs).await {
+        // Roll back now, not when the connection is next used: locks taken
+        // in released savepoints belong to the transaction and would block
+        // the next try (a broken connection has lost them already).
+        if let Err(rollback) = tx.rollback().await {
+            tracing::debug!(error = %rollback, "rolling back a failed write batch");
+        }
+        return Err(e);
+    }
+    // A failure of COMMIT itself: a database error (a serialization failure
+    // found at commit) means nothing was stored and a retry is safe; a broken
+    // connection leaves it unknown whether the commit happened, so the jobs
+    // fail rather than risk storing twice (a client retries with its
+    // `client_msg_id`).
+    tx.commit().await.map_err(|e| match e {
+        sqlx::Error::Database(_) => try_error(e),
+        other => TryError::Fatal(other),
+    })
+}
+
+/// Locks the batch's rooms, then runs each job in its own savepoint.
+async fn run_jobs(conn: &mut PgConnection, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), TryError> {
+    // Lock ordering: every room the batch writes, in id order, before any
+    // job runs. Two nodes' batches over the same rooms then queue behind one
+    // another instead of deadlocking; per-room row locks taken later (the
+    // seq bump, member and message rows) are already covered.
+    let mut rooms: Vec<&str> = jobs
+        .iter()
+        .flat_map(|job| job.rooms().iter().map(String::as_str))
+        .collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    if !rooms.is_empty() {
+        sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(&rooms)
+            .execute(&mut *conn)
+            .await
+            .map_err(try_error)?;
+    }
+
+    for job in jobs.iter_mut() {
+        conn.execute("SAVEPOINT job").await.map_err(try_error)?;
+        job.run(conn).await;
+        match job.outcome() {
+            Outcome::Succeeded => {
+                conn.execute("RELEASE SAVEPOINT job")
+                    .await
+                    .map_err(try_error)?;
+            }
+            Outcome::Failed => {
+                conn.execute("ROLLBACK TO SAVEPOINT job")
+                    .await
+                    .map_err(try_error)?;
+                conn.execute("RELEASE SAVEPOINT job")
+                    .await
+                    .map_err(try_error)?;
+            }
+            Outcome::Retry => {
+                return Err(TryError::Retry(sqlx::Error::Protocol(
+                    "a write job met a deadlock, serialization failure or lost connection"
+                        .to_owned(),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
