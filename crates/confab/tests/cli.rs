@@ -14,6 +14,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const KEY: &str = "cli-test-key";
 
+/// Fresh PostgreSQL databases: the same helper the server's tests use.
+#[path = "../../confab-server/tests/common/postgres.rs"]
+mod postgres;
+
 /// A `confab serve` child process.
 struct Served {
     child: Child,
@@ -432,4 +436,56 @@ async fn all_messages(base: &str, room: &str) -> Vec<Value> {
             return all;
         }
     }
+}
+
+/// The binary on PostgreSQL: `migrate` creates the schema in the named
+/// database, `serve` stores there (no SQLite file appears) and reports ready.
+#[tokio::test]
+async fn migrate_and_serve_on_postgres() {
+    let db = postgres::TestDatabase::create().await;
+    let cwd = tempfile::tempdir().unwrap();
+    confab(cwd.path(), &["migrate", "--database-url", db.url()]);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(applied >= 1);
+
+    let env = [("CONFAB_API_KEY", KEY), ("CONFAB_DATABASE_URL", db.url())];
+    let served = Served::start(cwd.path(), &env);
+    let (status, room) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/rooms", served.base),
+        KEY,
+        Some(json!({"id": "job-7", "name": "Windows", "members": ["u1"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let (status, sent) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/rooms/job-7/messages", served.base),
+        KEY,
+        Some(json!({"content": "hello", "message_type": "system"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sent}");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/readyz", served.base),
+        KEY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(served.terminate().success());
+
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE room_id = 'job-7'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(seqs, [1]);
+    assert!(!cwd.path().join("confab-data/confab.db").exists());
 }

@@ -1,6 +1,13 @@
 //! The one shared test helper: a real confab server on a free port with a
 //! temporary data dir, and real WebSocket and HTTP clients to drive it.
+//!
+//! The storage backend comes from `CONFAB_TEST_DATABASE`: `sqlite` (the
+//! default: a file in the temp data dir) or `postgres` (a fresh database per
+//! server on `CONFAB_TEST_POSTGRES_URL`, see [`postgres`]), so that every
+//! end-to-end test runs unchanged on both.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod postgres;
 
 use confab_protocol::ServerFrame;
 use confab_server::auth::{Authenticator, TokenRequest};
@@ -25,6 +32,45 @@ pub const API_KEY: &str = "test-server-key";
 /// How long a test waits for a frame that must come.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Which storage backend the end-to-end tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// A SQLite file in the server's data dir.
+    Sqlite,
+    /// A fresh PostgreSQL database per server (kept across restarts).
+    Postgres,
+}
+
+impl TestBackend {
+    /// The backend named by `CONFAB_TEST_DATABASE` (`sqlite` when unset);
+    /// any other value fails the test rather than quietly testing SQLite.
+    pub fn from_env() -> TestBackend {
+        match std::env::var("CONFAB_TEST_DATABASE").as_deref() {
+            Err(_) | Ok("" | "sqlite") => TestBackend::Sqlite,
+            Ok("postgres" | "postgresql") => TestBackend::Postgres,
+            Ok(other) => panic!("CONFAB_TEST_DATABASE={other:?}: expected sqlite or postgres"),
+        }
+    }
+}
+
+/// The file in a PostgreSQL test server's data dir that names its database,
+/// so that a restart on the same data dir finds the same data.
+const DATABASE_URL_FILE: &str = "test-database-url";
+
+/// A data dir (and, on PostgreSQL, its database) that outlives the server
+/// that used it, for restart tests.
+pub struct KeptData {
+    dir: tempfile::TempDir,
+    _database: Option<postgres::TestDatabase>,
+}
+
+impl KeptData {
+    /// The data dir, to pass to [`TestServer::start_in`].
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// A running server. Dropping it without [`TestServer::stop`] aborts it.
 pub struct TestServer {
     /// Where it listens.
@@ -39,6 +85,7 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
+    _database: Option<postgres::TestDatabase>,
     http: reqwest::Client,
 }
 
@@ -56,11 +103,27 @@ impl TestServer {
         server
     }
 
-    /// A server on an existing data dir (to test restarts).
+    /// A server on an existing data dir (to test restarts): on PostgreSQL,
+    /// on the database an earlier server on this data dir used, else a fresh one.
     pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let (database_url, database) = match TestBackend::from_env() {
+            TestBackend::Sqlite => (String::new(), None),
+            TestBackend::Postgres => {
+                let file = data_dir.join(DATABASE_URL_FILE);
+                match std::fs::read_to_string(&file) {
+                    Ok(url) => (url, None),
+                    Err(_) => {
+                        let database = postgres::TestDatabase::create().await;
+                        std::fs::write(&file, database.url()).unwrap();
+                        (database.url().to_owned(), Some(database))
+                    }
+                }
+            }
+        };
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
             data_dir: data_dir.to_path_buf(),
+            database_url,
             api_key: API_KEY.into(),
             ..Config::default()
         };
@@ -87,6 +150,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             _tmp: None,
+            _database: database,
             http: reqwest::Client::new(),
         }
     }
@@ -104,9 +168,13 @@ impl TestServer {
         }
     }
 
-    /// Takes the temp dir out, so that it outlives this server (restart tests).
-    pub fn keep_data_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._tmp.take()
+    /// Takes the temp dir (and database) out, so that they outlive this
+    /// server (restart tests).
+    pub fn keep_data_dir(&mut self) -> Option<KeptData> {
+        Some(KeptData {
+            dir: self._tmp.take()?,
+            _database: self._database.take(),
+        })
     }
 
     /// A one-hour token for `user`.
