@@ -1,5 +1,5 @@
--- confab's PostgreSQL schema, version 1: the same tables and meaning as the
--- SQLite migrations 0001–0003, in PostgreSQL's own types.
+-- confab's PostgreSQL schema, version 1: the same tables, indexes and meaning
+-- as the SQLite migrations 0001–0004, in PostgreSQL's own types.
 --
 -- Once applied, a migration is never edited: later changes go in a new file.
 -- Times are BIGINT milliseconds since the Unix epoch (as in SQLite, so both
@@ -81,6 +81,16 @@ CREATE TABLE messages (
     -- of a room (seq = last_seq) and unread counts (seq > marker) as ranges.
     CONSTRAINT messages_room_seq UNIQUE (room_id, seq)
 );
+
+-- Unread counts without reading the room's history (spec §7 "Unread"), as
+-- in SQLite's 0004:
+-- unread = (rooms.last_seq - marker)            every seq above the marker is a row
+--        - own messages above the marker         messages_by_sender
+--        - others' deleted messages above it     messages_deleted
+-- so the cost follows the reader's own recent messages and the room's
+-- deletions, never the number of messages in the room.
+CREATE INDEX messages_by_sender ON messages (room_id, sender_id, seq);
+CREATE INDEX messages_deleted ON messages (room_id, seq) WHERE deleted;
 
 -- Idempotent sends: one message per (sender, room, client_msg_id).
 CREATE UNIQUE INDEX messages_client_msg_id

@@ -934,4 +934,92 @@ mod tests {
         store.ping().await.unwrap();
         store.close().await;
     }
+
+    /// A 100k-message room (seeded in one statement, then analysed, as a
+    /// real one would be): the hot queries' plans read `messages` only
+    /// through its indexes — the unread count through `messages_by_sender`
+    /// and `messages_deleted`, never the room's history — and the unread
+    /// counts are right, for one member and in the room list.
+    #[tokio::test]
+    async fn a_100k_message_room_is_read_through_indexes() {
+        const SEEDED: i64 = 100_000;
+        let db = TestDatabase::create().await;
+        let store = open(&db).await;
+        user(&store, "a").await;
+        user(&store, "b").await;
+        room(&store, "big", &["a", "b"]).await;
+        let mut conn = outsider(&db).await;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, created_at) \
+             SELECT 'seed-' || g, 'big', g, 'a', 'hello ' || g, 'text', g \
+             FROM generate_series(1, $1::BIGINT) g",
+        )
+        .bind(SEEDED)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE rooms SET last_seq = $1 WHERE id = 'big'")
+            .bind(SEEDED)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.execute("ANALYZE").await.unwrap();
+
+        assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED);
+        assert_eq!(store.unread_count("big", "a").await.unwrap(), 0);
+        for i in 0..3 {
+            send(&store, "big", "b", &format!("b{i}")).await;
+        }
+        for seq in [10, SEEDED] {
+            store
+                .delete_message("big", &format!("seed-{seq}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED - 2);
+        assert_eq!(
+            store.unread_count("big", "a").await.unwrap(),
+            3,
+            "b's three"
+        );
+        store.mark_read("big", "b", SEEDED / 2).await.unwrap();
+        let expected_b = SEEDED / 2 - 1; // seq 100000 is deleted
+        assert_eq!(store.unread_count("big", "b").await.unwrap(), expected_b);
+        let list = store.list_user_rooms("b", 10, None).await.unwrap();
+        assert_eq!(list[0].unread_count, expected_b);
+
+        let mut plans = Vec::new();
+        for (name, sql) in [
+            ("unread", UNREAD_COUNT),
+            ("latest", HISTORY_LATEST),
+            ("before", HISTORY_BEFORE),
+            ("after", HISTORY_AFTER),
+            ("room list", LIST_USER_ROOMS),
+        ] {
+            let explain = format!("EXPLAIN {sql}");
+            let query = sqlx::query_scalar::<_, String>(&explain);
+            let query = match name {
+                "unread" => query.bind("big").bind("b"),
+                "latest" => query.bind("big").bind(50_i64),
+                "before" | "after" => query.bind("big").bind(50_i64).bind(SEEDED / 2),
+                _ => query
+                    .bind("b")
+                    .bind(None::<i64>)
+                    .bind(None::<String>)
+                    .bind(10_i64),
+            };
+            let plan = query.fetch_all(&store.pool).await.unwrap().join("\n");
+            assert!(
+                !plan.contains("Seq Scan on messages"),
+                "{name} scans messages:\n{plan}"
+            );
+            plans.push((name, plan));
+        }
+        let unread = &plans[0].1;
+        assert!(
+            unread.contains("messages_by_sender") && unread.contains("messages_deleted"),
+            "unread:\n{unread}"
+        );
+        store.close().await;
+    }
 }

@@ -298,16 +298,55 @@ pub(super) const HISTORY_AFTER: &str = concat!(
     "WHERE m.room_id = $1 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $2"
 );
 
-/// Messages above the member's marker, not theirs, not deleted: a range on
-/// the `(room_id, seq)` index, bounded by the unread messages themselves.
-pub(super) const UNREAD_COUNT: &str = "SELECT (SELECT COUNT(*) FROM messages c \
-        WHERE c.room_id = mb.room_id AND c.seq > mb.last_read_seq \
-          AND c.sender_id <> mb.user_id AND NOT c.deleted) \
-     FROM members mb WHERE mb.room_id = $1 AND mb.user_id = $2";
+/// `unread_count` of one member (spec §7): every seq above the marker is a
+/// row, so it is the distance to the room's `last_seq` minus the member's own
+/// messages above the marker minus others' deleted ones above it. Both
+/// subtractions are index ranges (`messages_by_sender`, the partial
+/// `messages_deleted`) over rows the reader sent or the room deleted, never
+/// the room's history. Arguments are SQL expressions for the room id, user
+/// id, marker and the room's last seq. The same formula as SQLite's; the
+/// user (and, for one member, the room) is passed as the query's parameter
+/// rather than a column, so that the planner estimates the reader's own
+/// messages from the statistics of that very sender and picks
+/// `messages_by_sender` (with a column it assumes an average sender, which
+/// in a room dominated by one sender makes `(room_id, seq)` look cheaper).
+macro_rules! unread_count_sql {
+    ($room:literal, $user:literal, $marker:literal, $last_seq:literal) => {
+        concat!(
+            "(",
+            $last_seq,
+            " - ",
+            $marker,
+            " - (SELECT COUNT(*) FROM messages own WHERE own.room_id = ",
+            $room,
+            " AND own.sender_id = ",
+            $user,
+            " AND own.seq > ",
+            $marker,
+            ")",
+            " - (SELECT COUNT(*) FROM messages del WHERE del.room_id = ",
+            $room,
+            " AND del.deleted AND del.seq > ",
+            $marker,
+            " AND del.sender_id <> ",
+            $user,
+            "))"
+        )
+    };
+}
+
+/// One member's unread count; no row if they are not a member.
+pub(super) const UNREAD_COUNT: &str = concat!(
+    "SELECT ",
+    unread_count_sql!("$1", "$2", "mb.last_read_seq", "r.last_seq"),
+    " FROM members mb JOIN rooms r ON r.id = mb.room_id \
+     WHERE mb.room_id = $1 AND mb.user_id = $2"
+);
 
 /// A page of a user's rooms. The inner query picks the page first, so the
 /// unread count and the last message are looked up for that page only.
-pub(super) const LIST_USER_ROOMS: &str = "WITH page AS ( \
+pub(super) const LIST_USER_ROOMS: &str = concat!(
+    "WITH page AS ( \
         SELECT r.id, r.name, r.room_type, r.metadata, r.closed, r.last_seq, r.last_activity, \
                r.created_at, r.direct_key, mb.user_id AS mb_user_id, mb.role AS mb_role, \
                mb.last_read_seq AS mb_last_read_seq, mb.joined_at AS mb_joined_at \
@@ -318,10 +357,9 @@ pub(super) const LIST_USER_ROOMS: &str = "WITH page AS ( \
         ORDER BY r.last_activity DESC, r.id ASC \
         LIMIT $4 \
      ) \
-     SELECT page.*, \
-        (SELECT COUNT(*) FROM messages c \
-           WHERE c.room_id = page.id AND c.seq > page.mb_last_read_seq \
-             AND c.sender_id <> page.mb_user_id AND NOT c.deleted) AS unread_count, \
+     SELECT page.*, ",
+    unread_count_sql!("page.id", "$1", "page.mb_last_read_seq", "page.last_seq"),
+    " AS unread_count, \
         lm.id AS lm_id, lm.room_id AS lm_room_id, lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, \
         COALESCE(lu.username, lm.sender_id) AS lm_sender_username, lu.name AS lm_sender_name, \
         lm.content AS lm_content, lm.message_type AS lm_message_type, lm.reply_to AS lm_reply_to, \
@@ -331,7 +369,8 @@ pub(super) const LIST_USER_ROOMS: &str = "WITH page AS ( \
      FROM page \
      LEFT JOIN messages lm ON lm.room_id = page.id AND lm.seq = page.last_seq \
      LEFT JOIN users lu ON lu.id = lm.sender_id \
-     ORDER BY page.last_activity DESC, page.id ASC";
+     ORDER BY page.last_activity DESC, page.id ASC"
+);
 
 /// One row of [`LIST_USER_ROOMS`].
 pub(super) fn room_list_entry_from_row(row: &PgRow) -> sqlx::Result<RoomListEntry> {
