@@ -38,6 +38,11 @@ pub enum StoreError {
     /// A row with this id already exists (e.g. `POST /rooms` with a taken `id`).
     #[error("already exists")]
     AlreadyExists,
+    /// The database cannot be reached: no connection within the pool's
+    /// acquire timeout, connections refused or lost. Nothing was stored;
+    /// trying again later may work (REST answers 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The backend failed (I/O, constraint we did not expect, lost connection).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -2,6 +2,7 @@
 //! status and `{"error": {"code", "message"}}`.
 
 use crate::core::ChatError;
+use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -73,6 +74,11 @@ impl From<ChatError> for ApiError {
         let status = match &error {
             ChatError::AlreadyExists(_) => StatusCode::CONFLICT,
             ChatError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The database is down or the server is stopping: nothing was
+            // stored, and the same request may succeed later or elsewhere.
+            ChatError::Store(StoreError::Unavailable(_) | StoreError::Closed) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             other => status_for(other.code()),
         };
         ApiError::new(status, error.code(), error.public_message())

@@ -97,16 +97,37 @@ impl TestServer {
 
     /// A server in a fresh temp dir, with `tweak` applied to the config.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(TestBackend::from_env(), tweak).await
+    }
+
+    /// A server on this backend whatever `CONFAB_TEST_DATABASE` says (for
+    /// tests of one backend's behaviour), in a fresh temp dir.
+    pub async fn start_on(backend: TestBackend, tweak: impl FnOnce(&mut Config)) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let mut server = Self::start_in(tmp.path(), tweak).await;
+        let mut server = Self::start_in_on(backend, tmp.path(), tweak).await;
         server._tmp = Some(tmp);
         server
+    }
+
+    /// The PostgreSQL database this server owns (`None` on SQLite, or when
+    /// an earlier server on the same data dir owns it).
+    pub fn database(&self) -> Option<&postgres::TestDatabase> {
+        self._database.as_ref()
     }
 
     /// A server on an existing data dir (to test restarts): on PostgreSQL,
     /// on the database an earlier server on this data dir used, else a fresh one.
     pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
-        let (database_url, database) = match TestBackend::from_env() {
+        Self::start_in_on(TestBackend::from_env(), data_dir, tweak).await
+    }
+
+    /// [`TestServer::start_in`] on a given backend.
+    pub async fn start_in_on(
+        backend: TestBackend,
+        data_dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let (database_url, database) = match backend {
             TestBackend::Sqlite => (String::new(), None),
             TestBackend::Postgres => {
                 let file = data_dir.join(DATABASE_URL_FILE);

@@ -875,7 +875,7 @@ mod tests {
     }
 
     /// The database going away (here: dropped, its connections cut) fails
-    /// `ping` and writes with a database error, stores nothing and runs no hook.
+    /// `ping`, reads and writes as unavailable, and runs no hook.
     #[tokio::test]
     async fn an_unavailable_database_fails_reads_writes_and_ping() {
         let db = TestDatabase::create().await;
@@ -892,7 +892,10 @@ mod tests {
             .await
             .unwrap();
 
-        assert!(matches!(store.ping().await, Err(StoreError::Database(_))));
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
         let hook: CommitHook = Box::new(move |_| flag.store(true, Ordering::SeqCst));
@@ -900,11 +903,11 @@ mod tests {
             .append_message(msg("r", "a", "lost"), hook)
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Database(_)), "{err}");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
         assert!(!ran.load(Ordering::SeqCst), "no hook without a commit");
         assert!(matches!(
             store.get_room("r").await,
-            Err(StoreError::Database(_))
+            Err(StoreError::Unavailable(_))
         ));
         store.close().await;
     }

@@ -11,11 +11,31 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgExecutor, Row};
 use std::collections::BTreeMap;
 
-/// Maps a read's error: a closed pool means the store is shutting down.
+/// Maps a read's error: a closed pool means the store is shutting down, a
+/// database out of reach is [`StoreError::Unavailable`].
 pub(super) fn read_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolClosed => StoreError::Closed,
+        e if unreachable(&e) => StoreError::Unavailable(e.to_string()),
         other => StoreError::Database(other),
+    }
+}
+
+/// Whether an error means the database is out of reach rather than that a
+/// statement failed: no connection in time, a broken socket, or the server
+/// refusing or dropping connections (SQLSTATE classes 08 connection
+/// exception, 53 insufficient resources, 57 operator intervention; 3D000
+/// no such database; 55000 when it does not accept connections).
+pub(super) fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || matches!(&*code, "3D000" | "55000")
+        }),
+        _ => false,
     }
 }
 

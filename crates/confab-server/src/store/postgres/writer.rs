@@ -1,6 +1,7 @@
 //! The PostgreSQL writer task: group commit, room locks in id order, bounded
 //! retries. See the parent module's docs for why it is shaped this way.
 
+use super::rows::unreachable;
 use crate::store::{StoreError, StoreResult};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -235,6 +236,9 @@ impl<T: Send + 'static> WriteJob for PendingJob<T> {
                 }
                 Ok(value)
             }
+            (Some(Err(StoreError::Database(e))), _) if unreachable(&e) => {
+                Err(StoreError::Unavailable(e.to_string()))
+            }
             (Some(Err(e)), _) => Err(e),
             (_, Some(e)) => Err(batch_error(e)),
             (None, None) => Err(StoreError::Database(sqlx::Error::Protocol(
@@ -262,12 +266,13 @@ pub(super) fn retryable(e: &sqlx::Error) -> bool {
 
 /// The error each job of a failed transaction gets (`sqlx::Error` is not `Clone`).
 fn batch_error(e: &sqlx::Error) -> StoreError {
-    StoreError::Database(match e {
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        other => sqlx::Error::Protocol(format!("the write transaction failed: {other}")),
-    })
+    match e {
+        sqlx::Error::PoolClosed => StoreError::Closed,
+        e if unreachable(e) => StoreError::Unavailable(e.to_string()),
+        other => StoreError::Database(sqlx::Error::Protocol(format!(
+            "the write transaction failed: {other}"
+        ))),
+    }
 }
 
 /// The writer: takes whatever is queued (up to [`MAX_BATCH`]) and runs it as
