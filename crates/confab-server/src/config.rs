@@ -223,7 +223,14 @@ impl Config {
             None => {}
         }
         let config: Config = figment
-            .merge(Env::prefixed("CONFAB_").split("__"))
+            // `CONFAB_TEST_*` belong to the test suite (which backend, which
+            // PostgreSQL), not to the server: a `confab` a test starts must
+            // not refuse them as unknown keys.
+            .merge(
+                Env::prefixed("CONFAB_")
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(Box::new)?;
@@ -405,6 +412,27 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.jwt_secret, "12345");
             assert_eq!(config.api_key, "true");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_suite_variables_are_not_configuration() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_TEST_DATABASE", "postgres");
+            jail.set_env("CONFAB_TEST_POSTGRES_URL", "postgres://elsewhere/postgres");
+            jail.set_env("CONFAB_TESTING", "1");
+            assert!(
+                Config::load(None, &Overrides::default()).is_err(),
+                "only the TEST_ prefix is set aside"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_TEST_DATABASE", "postgres");
+            jail.set_env("CONFAB_TEST_POSTGRES_URL", "postgres://elsewhere/postgres");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config, Config::default());
             Ok(())
         });
     }
