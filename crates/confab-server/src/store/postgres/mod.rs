@@ -739,6 +739,52 @@ mod tests {
         node_b.close().await;
     }
 
+    /// Two nodes creating the same direct room at once store it once: the
+    /// losers wait on the unique `direct_key`, then get the winner's room.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_creating_one_direct_room_store_it_once() {
+        let db = TestDatabase::create().await;
+        let nodes = [Arc::new(open(&db).await), Arc::new(open(&db).await)];
+        user(&*nodes[0], "a").await;
+        user(&*nodes[0], "b").await;
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let node = nodes[i % 2].clone();
+                tokio::spawn(async move {
+                    node.create_room(NewRoom {
+                        room_type: "direct".into(),
+                        direct_key: Some("a\nb".into()),
+                        members: vec![
+                            ("a".into(), RoomRole::Member),
+                            ("b".into(), RoomRole::Member),
+                        ],
+                        ..crate::store::conformance::new_room(&format!("dm-{i}"), &[])
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut existing = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                CreateOutcome::Created(room) => created.push(room),
+                CreateOutcome::ExistingDirect(room) => existing.push(room),
+            }
+        }
+        assert_eq!(created.len(), 1, "{created:?}");
+        assert!(existing.iter().all(|room| *room == created[0]));
+        assert_eq!(nodes[1].counts().await.unwrap(), (1, 0));
+        assert_eq!(
+            nodes[1].list_members(&created[0].id).await.unwrap().len(),
+            2
+        );
+        for node in nodes {
+            node.close().await;
+        }
+    }
+
     /// While another program holds the room, the writer waits; the jobs
     /// queued meanwhile form one batch, whose failing jobs roll back alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
