@@ -121,7 +121,11 @@ impl PgStore {
                 format!("not a PostgreSQL URL (expected postgres://…): {database_url}").into(),
             )));
         }
-        let options = PgConnectOptions::from_str(database_url)?.application_name("confab");
+        let mut options = PgConnectOptions::from_str(database_url)?;
+        // Named in pg_stat_activity, unless the URL names it otherwise.
+        if options.get_application_name().is_none() {
+            options = options.application_name("confab");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(2))
             .min_connections(1)
