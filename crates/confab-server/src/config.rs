@@ -67,14 +67,27 @@ pub struct AuthConfig {
     pub auth_timeout_s: u64,
 }
 
-/// `[rate_limit]`: how fast one user may send.
+/// `[rate_limit]`: how fast one user (or one address) may act. Every limit
+/// is counted per node; cross-node counters come with the shared broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Sustained messages per minute per user.
+    /// Sustained messages per minute per user, over WebSocket and REST together.
     pub messages_per_minute: u32,
-    /// Messages a user may send at once above the sustained rate.
+    /// Messages a user may send at once before the sustained rate applies.
     pub burst: u32,
+    /// Sustained reaction changes per minute per user.
+    pub reactions_per_minute: u32,
+    /// Reaction changes a user may make at once.
+    pub reaction_burst: u32,
+    /// Sustained `typing` broadcasts per minute per user; the rest are coalesced.
+    pub typing_per_minute: u32,
+    /// `typing` broadcasts a user may cause at once.
+    pub typing_burst: u32,
+    /// Sustained WebSocket handshakes per minute per client address.
+    pub handshakes_per_minute: u32,
+    /// WebSocket handshakes an address may make at once.
+    pub handshake_burst: u32,
 }
 
 /// `[limits]`: sizes of what clients send and receive.
@@ -91,6 +104,12 @@ pub struct LimitsConfig {
     pub max_upload_bytes: usize,
     /// Largest `since_seq` replay sent after `subscribe_room`; the rest is paged.
     pub max_catch_up: u32,
+    /// Deepest nesting of arrays and objects in a client frame (deeper → `invalid_json`).
+    pub max_json_depth: usize,
+    /// Open WebSockets per user on this node (one more closes with 4029).
+    pub max_connections_per_user: usize,
+    /// Open WebSockets per client address on this node (one more closes with 4029).
+    pub max_connections_per_address: usize,
 }
 
 /// `[server]`: connection handling.
@@ -106,6 +125,10 @@ pub struct ServerConfig {
     pub outbound_queue_bytes: usize,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_s: u64,
+    /// Browser origins allowed to open a WebSocket besides the server's own
+    /// host; empty means localhost only, `*` means any.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -150,6 +173,12 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             messages_per_minute: 60,
             burst: 10,
+            reactions_per_minute: 120,
+            reaction_burst: 20,
+            typing_per_minute: 60,
+            typing_burst: 10,
+            handshakes_per_minute: 120,
+            handshake_burst: 60,
         }
     }
 }
@@ -162,6 +191,9 @@ impl Default for LimitsConfig {
             max_metadata_bytes: 8 * 1024,
             max_upload_bytes: 10 * 1024 * 1024,
             max_catch_up: 1000,
+            max_json_depth: 32,
+            max_connections_per_user: 20,
+            max_connections_per_address: 200,
         }
     }
 }
@@ -173,6 +205,7 @@ impl Default for ServerConfig {
             outbound_queue_frames: 1024,
             outbound_queue_bytes: 4 << 20,
             shutdown_grace_s: 10,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -251,6 +284,35 @@ impl Config {
         if self.server.outbound_queue_frames == 0 {
             return Err(ConfigError::Value(
                 "server.outbound_queue_frames must be > 0".into(),
+            ));
+        }
+        if self.server.heartbeat_ms < 100 {
+            return Err(ConfigError::Value(
+                "server.heartbeat_ms must be at least 100".into(),
+            ));
+        }
+        let rates = &self.rate_limit;
+        for (key, value) in [
+            ("messages_per_minute", rates.messages_per_minute),
+            ("burst", rates.burst),
+            ("reactions_per_minute", rates.reactions_per_minute),
+            ("reaction_burst", rates.reaction_burst),
+            ("typing_per_minute", rates.typing_per_minute),
+            ("typing_burst", rates.typing_burst),
+            ("handshakes_per_minute", rates.handshakes_per_minute),
+            ("handshake_burst", rates.handshake_burst),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value(format!("rate_limit.{key} must be > 0")));
+            }
+        }
+        let limits = &self.limits;
+        if limits.max_json_depth == 0
+            || limits.max_connections_per_user == 0
+            || limits.max_connections_per_address == 0
+        {
+            return Err(ConfigError::Value(
+                "limits.max_json_depth and limits.max_connections_per_* must be > 0".into(),
             ));
         }
         if self.auth.leeway_s > 30 {
@@ -355,6 +417,26 @@ fn scalar_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<St
     })
 }
 
+/// Reads a list of strings from a TOML array or from one comma-separated
+/// string (`CONFAB_SERVER__ALLOWED_ORIGINS=https://a.example,https://b.example`).
+fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::One(text) => text.split(',').map(str::to_owned).collect(),
+        List::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
 /// Writes a file readable only by its owner (where the OS has such modes).
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -402,6 +484,46 @@ mod tests {
             assert_eq!(config.listen, "127.0.0.1:0");
             Ok(())
         });
+    }
+
+    #[test]
+    fn allowed_origins_take_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "CONFAB_SERVER__ALLOWED_ORIGINS",
+                "https://a.example, https://b.example",
+            );
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.server.allowed_origins,
+                ["https://a.example", "https://b.example"]
+            );
+            jail.set_env("CONFAB_SERVER__ALLOWED_ORIGINS", "*");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.allowed_origins, ["*"]);
+            jail.clear_env();
+            jail.create_file(
+                "confab.toml",
+                "[server]\nallowed_origins = [\"https://c.example\"]\n",
+            )?;
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.allowed_origins, ["https://c.example"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let mut config = Config::default();
+        config.rate_limit.typing_burst = 0;
+        assert!(config.validate().is_err());
+        let mut config = Config::default();
+        config.limits.max_connections_per_address = 0;
+        assert!(config.validate().is_err());
+        let mut config = Config::default();
+        config.server.heartbeat_ms = 10;
+        assert!(config.validate().is_err());
+        assert!(Config::default().validate().is_ok());
     }
 
     #[test]

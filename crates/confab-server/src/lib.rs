@@ -9,6 +9,7 @@
 //! - [`store`]: the room log and everything persisted, behind one trait.
 //! - [`hub`]: this node's live state — connections, room subscriptions,
 //!   typing — and the local fan-out of pre-serialized frames.
+//! - [`limits`]: rate limits and connection caps, per node.
 //! - [`auth`]: tokens and the server key.
 //! - [`config`]: the typed configuration.
 //! - [`app`]: builds all of the above from a [`Config`] and serves it on a
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod hub;
+pub mod limits;
 pub mod store;
 pub mod transport;
 

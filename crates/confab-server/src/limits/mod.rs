@@ -1,0 +1,68 @@
+//! Rate limits and connection caps: what stops one user or one address from
+//! flooding the node (spec §2.1 close 4029, §2.4 `rate_limited`).
+//!
+//! Every counter here is per node: a user connected to two nodes gets each
+//! node's allowance. Limiters are keyed maps shared by all connections (one
+//! entry per active user or address, not one object per connection), and
+//! [`Limits::gc`] drops entries that are back to a fresh state, so the maps
+//! stay as small as the set of recently active keys.
+//!
+//! # Layout
+//! - [`rate`]: [`KeyedRate`], a token bucket per key (the `governor` crate).
+//! - [`caps`]: [`ConnCap`], a count of open connections per key, released
+//!   by dropping the [`ConnSlot`] it hands out.
+
+pub mod caps;
+pub mod rate;
+
+pub use caps::{ConnCap, ConnSlot};
+pub use rate::KeyedRate;
+
+use crate::config::Config;
+use std::net::IpAddr;
+
+/// Every limit of one node, built once from the configuration.
+pub struct Limits {
+    /// `send_message` (WebSocket and REST) per user.
+    pub messages: KeyedRate<String>,
+    /// `add_reaction` / `remove_reaction` per user.
+    pub reactions: KeyedRate<String>,
+    /// `typing` broadcasts per user; the rest are coalesced.
+    pub typing: KeyedRate<String>,
+    /// WebSocket handshakes per client address.
+    pub handshakes: KeyedRate<IpAddr>,
+    /// Open WebSockets per user.
+    pub user_conns: ConnCap<String>,
+    /// Open WebSockets per client address.
+    pub addr_conns: ConnCap<IpAddr>,
+}
+
+impl Limits {
+    /// Builds the limiters from `[rate_limit]` and `[limits]`.
+    pub fn new(config: &Config) -> Self {
+        let rates = &config.rate_limit;
+        Limits {
+            messages: KeyedRate::new(rates.messages_per_minute, rates.burst),
+            reactions: KeyedRate::new(rates.reactions_per_minute, rates.reaction_burst),
+            typing: KeyedRate::new(rates.typing_per_minute, rates.typing_burst),
+            handshakes: KeyedRate::new(rates.handshakes_per_minute, rates.handshake_burst),
+            user_conns: ConnCap::new(config.limits.max_connections_per_user),
+            addr_conns: ConnCap::new(config.limits.max_connections_per_address),
+        }
+    }
+
+    /// Forgets rate-limit entries that are indistinguishable from fresh ones
+    /// (their bucket has refilled), and gives the freed memory back. Run
+    /// periodically by the server; the connection caps clean up by themselves.
+    pub fn gc(&self) {
+        self.messages.gc();
+        self.reactions.gc();
+        self.typing.gc();
+        self.handshakes.gc();
+    }
+
+    /// Entries held by all rate limiters (for stats and tests).
+    pub fn tracked_keys(&self) -> usize {
+        self.messages.len() + self.reactions.len() + self.typing.len() + self.handshakes.len()
+    }
+}
