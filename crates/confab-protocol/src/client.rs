@@ -333,8 +333,66 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
     }
 }
 
+/// Like [`decode_client_frame`], but first refuses (`invalid_json`) a frame
+/// whose arrays and objects nest deeper than `max_depth` levels, the frame
+/// object itself being level 1. The check is one pass over the bytes without
+/// allocating, so a hostile frame costs no more than its length.
+pub fn decode_client_frame_limited(text: &str, max_depth: usize) -> Result<Envelope, DecodeError> {
+    if nesting_exceeds(text, max_depth) {
+        return Err(DecodeError {
+            code: ErrorCode::InvalidJson,
+            message: format!("JSON nested deeper than {max_depth} levels"),
+            req_id: None,
+            room_id: None,
+        });
+    }
+    decode_client_frame(text)
+}
+
+/// Whether the brackets of `text` (outside strings) nest deeper than `max`.
+/// Not a validator: malformed JSON is left to the parser.
+pub fn nesting_exceeds(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        use super::{decode_client_frame_limited, nesting_exceeds};
+        assert!(!nesting_exceeds(r#"{"a":[{"b":1}]}"#, 3));
+        assert!(nesting_exceeds(r#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!nesting_exceeds(r#"{"a":"[[[[{{{{\"[["}"#, 1));
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        let frame = format!(r#"{{"type":"ping","req_id":1,"x":{deep}}}"#);
+        let refused = decode_client_frame_limited(&frame, 32).unwrap_err();
+        assert_eq!(refused.code, crate::ErrorCode::InvalidJson);
+        assert!(decode_client_frame_limited(&frame, 41).is_ok());
+    }
+
     use super::*;
 
     #[test]

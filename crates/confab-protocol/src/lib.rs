@@ -22,7 +22,10 @@ pub mod model;
 pub mod server;
 pub mod time;
 
-pub use client::{ClientFrame, DecodeError, Envelope, contains_nul, decode_client_frame};
+pub use client::{
+    ClientFrame, DecodeError, Envelope, contains_nul, decode_client_frame,
+    decode_client_frame_limited,
+};
 pub use error::{CloseCode, ErrorCode};
 pub use ids::ReqId;
 pub use model::*;

@@ -6,11 +6,14 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::core::Chat;
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
+use crate::transport::origin::OriginPolicy;
 use confab_protocol::CloseCode;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -27,6 +30,8 @@ pub struct AppState {
     /// Every WebSocket session, awaited on shutdown (axum's graceful shutdown
     /// does not wait for upgraded connections).
     pub tracker: TaskTracker,
+    /// Which browser origins may open a WebSocket.
+    pub origins: OriginPolicy,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -91,11 +96,13 @@ impl App {
             store,
             hub,
             auth,
-            config: Arc::new(config),
             sent_rate: Arc::default(),
+            limits: Limits::new(&config),
+            config: Arc::new(config),
         };
         Ok(App {
             state: AppState {
+                origins: OriginPolicy::new(&chat.config.server.allowed_origins),
                 chat: Arc::new(chat),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
@@ -129,9 +136,14 @@ impl App {
                 token.cancel();
             }
         };
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await;
+        let gc = tokio::spawn(collect_limiter_garbage(state.chat.clone(), token.clone()));
+        // The peer address feeds the per-address limits.
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
         token.cancel();
         state.chat.hub.close_all(CloseCode::Restarting);
         state.tracker.close();
@@ -142,9 +154,25 @@ impl App {
         {
             tracing::warn!("some connections did not close within the grace period");
         }
+        let _ = gc.await;
         state.chat.store.close().await;
         served?;
         Ok(())
+    }
+}
+
+/// How often rate-limit entries that are back to a fresh state are dropped.
+const LIMITER_GC_PERIOD: Duration = Duration::from_secs(60);
+
+/// Keeps the keyed rate limiters as small as the set of recently active
+/// users and addresses, until the server stops.
+async fn collect_limiter_garbage(chat: Arc<Chat>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(LIMITER_GC_PERIOD);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => chat.limits.gc(),
+            () = stop.cancelled() => return,
+        }
     }
 }
 

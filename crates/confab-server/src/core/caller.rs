@@ -75,13 +75,20 @@ impl Chat {
         })
     }
 
-    /// Re-verifies a `refresh_token` for a live connection: it must name the
-    /// same user. Returns the new expiry.
+    /// Re-verifies a `refresh_token` for a live connection: it must be valid,
+    /// name the same user, and not expire before the token it replaces (a
+    /// refresh extends a connection's life, never shortens it). Returns the
+    /// new expiry; on refusal the connection keeps its current one.
     pub fn refresh(&self, caller: &Caller, token: &str) -> ChatResult<u64> {
         let identity = self.auth.verify(token)?;
         if identity.user_id != caller.user.id {
             return Err(ChatError::Auth(AuthError::Invalid(
                 "the new token names another user".into(),
+            )));
+        }
+        if caller.exp.is_some_and(|current| identity.exp < current) {
+            return Err(ChatError::Auth(AuthError::Invalid(
+                "the new token expires before the current one".into(),
             )));
         }
         Ok(identity.exp)

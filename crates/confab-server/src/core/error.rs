@@ -2,8 +2,10 @@
 //! failure becomes an `error.code` (spec §2.4) or a close code (spec §2.1).
 
 use crate::auth::AuthError;
+use crate::limits::rate::ceil_millis;
 use crate::store::StoreError;
 use confab_protocol::{CloseCode, ErrorCode};
+use std::time::Duration;
 
 /// Why a chat operation was refused. The `Display` text is safe to show the
 /// client; internal causes are logged, never sent.
@@ -48,6 +50,15 @@ pub enum ChatError {
     /// A file could not be written or read (uploads).
     #[error("internal error")]
     Io(#[from] std::io::Error),
+    /// Over a rate limit; nothing was done. Retry after the given wait.
+    #[error("too many requests; retry in {} ms", ceil_millis(*.retry_after))]
+    RateLimited {
+        /// How long until the request would be allowed.
+        retry_after: Duration,
+    },
+    /// The user or address has as many open connections as allowed (close 4029).
+    #[error("too many connections")]
+    TooManyConnections,
     /// Storage failed; nothing was stored.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -66,6 +77,7 @@ impl ChatError {
             ChatError::Forbidden(_) | ChatError::UserRefused => ErrorCode::Forbidden,
             ChatError::NotSubscribed => ErrorCode::NotSubscribed,
             ChatError::Auth(_) => ErrorCode::Unauthorized,
+            ChatError::RateLimited { .. } | ChatError::TooManyConnections => ErrorCode::RateLimited,
             ChatError::Store(_) | ChatError::Io(_) => ErrorCode::Internal,
         }
     }
@@ -77,7 +89,19 @@ impl ChatError {
             ChatError::Auth(_) => CloseCode::BadToken,
             ChatError::UserRefused => CloseCode::UserRefused,
             ChatError::Forbidden(_) | ChatError::NotFound(_) => CloseCode::NotMember,
+            ChatError::TooManyConnections | ChatError::RateLimited { .. } => {
+                CloseCode::TooManyConnections
+            }
             _ => CloseCode::Restarting,
+        }
+    }
+
+    /// `retry_after_ms` of the `error` frame (and, in seconds, the REST
+    /// `Retry-After` header) for a rate-limited request.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ChatError::RateLimited { retry_after } => Some(ceil_millis(*retry_after)),
+            _ => None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Caller, Chat, ChatError, ChatResult, encode, wire};
 use crate::hub::{ConnId, Hub, Outbox, RoomEvent, TypingCheck};
+use crate::limits::ConnSlot;
 use crate::store::HistoryPage;
 use confab_protocol::{ReqId, ServerFrame, Timestamp};
 use std::sync::Arc;
@@ -131,6 +132,8 @@ impl Chat {
 
     /// Starts (or refreshes) or stops the caller's typing indicator in a room
     /// this connection is subscribed to. Others see it; the typist never does.
+    /// Past `rate_limit.typing_per_minute` the frames are coalesced silently:
+    /// typing is a hint, and an error per keystroke would help nobody.
     pub fn typing(
         &self,
         caller: &Caller,
@@ -142,9 +145,15 @@ impl Chat {
             return Err(ChatError::NotSubscribed);
         }
         if is_typing {
-            let started = self
-                .hub
-                .set_typing(room_id, caller.id(), Instant::now() + TYPING_TTL);
+            let until = Instant::now() + TYPING_TTL;
+            if self.check_rate(&self.limits.typing, caller).is_err() {
+                // Over the typing rate: coalesced, never an error. A refresh
+                // still keeps a shown indicator alive; a start is dropped, so
+                // a start/stop flood cannot fan out either.
+                self.hub.extend_typing(room_id, caller.id(), until);
+                return Ok(());
+            }
+            let started = self.hub.set_typing(room_id, caller.id(), until);
             publish_typing(&self.hub, room_id, caller, true);
             if started {
                 spawn_typing_expiry(self.hub.clone(), room_id.to_owned(), caller.clone());
@@ -172,6 +181,20 @@ impl Chat {
             .map(|m| m.member.user_id)
             .filter(|id| self.hub.is_online(id))
             .collect())
+    }
+
+    /// Admits one more connection of the caller under
+    /// `limits.max_connections_per_user`; the connection holds the slot until
+    /// it ends. The server key is not capped.
+    pub fn admit(&self, caller: &Caller) -> ChatResult<Option<ConnSlot<String>>> {
+        if caller.server_key {
+            return Ok(None);
+        }
+        self.limits
+            .user_conns
+            .try_acquire(caller.user.id.clone())
+            .map(Some)
+            .ok_or(ChatError::TooManyConnections)
     }
 
     /// Registers a new connection; on the user's first one, subscribers of

@@ -92,6 +92,9 @@ impl Chat {
             return Err(ChatError::Forbidden("the room is closed".into()));
         }
         let new = self.validate_send(caller, request).await?;
+        // Last check before storing: a refused send has stored nothing, and a
+        // send refused for another reason has not used up the allowance.
+        self.check_rate(&self.limits.messages, caller)?;
         let hub = self.hub.clone();
         let rate = self.sent_rate.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
@@ -342,6 +345,7 @@ impl Chat {
                 "emoji must be 1–32 characters without spaces".into(),
             ));
         }
+        self.check_rate(&self.limits.reactions, caller)?;
         let reactions = self
             .store
             .set_reaction(ReactionChange {

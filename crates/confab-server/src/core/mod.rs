@@ -30,6 +30,7 @@ pub use error::{ChatError, ChatResult};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::hub::{Hub, RoomEvent};
+use crate::limits::{KeyedRate, Limits};
 use crate::store::{DynStore, MemberRecord, RoomRecord, RoomRole};
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::ServerFrame;
@@ -47,6 +48,8 @@ pub struct Chat {
     pub config: Arc<Config>,
     /// Messages stored per second over the last minute.
     pub sent_rate: Arc<stats::RateWindow>,
+    /// Rate limits and connection caps of this node.
+    pub limits: Limits,
 }
 
 /// Serializes a frame once, for fan-out to any number of connections.
@@ -103,6 +106,16 @@ impl Chat {
                 except_user: None,
             },
         );
+    }
+
+    /// Takes one unit of a per-user rate limit, or refuses with
+    /// `rate_limited`. The server key is a trusted back-end and is not limited.
+    pub fn check_rate(&self, rate: &KeyedRate<String>, caller: &Caller) -> ChatResult<()> {
+        if caller.server_key {
+            return Ok(());
+        }
+        rate.check(&caller.user.id)
+            .map_err(|retry_after| ChatError::RateLimited { retry_after })
     }
 
     /// Sends a frame to every connection of each listed user on this node.

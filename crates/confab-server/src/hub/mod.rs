@@ -309,6 +309,18 @@ impl Hub {
             .is_none()
     }
 
+    /// Moves the deadline of an indicator that is already set (a coalesced
+    /// refresh); sets nothing when there is none.
+    pub fn extend_typing(&self, room_id: &str, user_id: &str, until: Instant) {
+        let mut state = self.lock();
+        if let Some(deadline) = state
+            .typing
+            .get_mut(&(room_id.to_owned(), Arc::from(user_id)))
+        {
+            *deadline = until;
+        }
+    }
+
     /// Clears a typing indicator. Returns whether there was one.
     pub fn clear_typing(&self, room_id: &str, user_id: &str) -> bool {
         self.lock()

@@ -75,6 +75,20 @@ impl OutboxReceiver {
             self.taken.notify_one();
         }
     }
+
+    /// Kills the connection from the writer's side (a missed heartbeat): the
+    /// session's reader, selecting on the same token, ends too.
+    pub fn kill_with(&self, code: CloseCode) {
+        kill(&self.kill, &self.close_code, code);
+    }
+}
+
+/// Records `code` and cancels `token`, once: the first kill's code wins.
+fn kill(token: &CancellationToken, close_code: &AtomicU16, code: CloseCode) {
+    if !token.is_cancelled() {
+        close_code.store(code.code(), Ordering::Release);
+        token.cancel();
+    }
 }
 
 /// Creates a queue holding at most `max_frames` frames and `max_bytes` bytes
@@ -170,10 +184,7 @@ impl Outbox {
 
     /// Closes the connection at once with `code`, dropping what is queued.
     pub fn kill_with(&self, code: CloseCode) {
-        if !self.kill.is_cancelled() {
-            self.close_code.store(code.code(), Ordering::Release);
-            self.kill.cancel();
-        }
+        kill(&self.kill, &self.close_code, code);
     }
 
     /// A token cancelled when the connection is killed, for tasks to select on.

@@ -5,7 +5,7 @@ use crate::core::ChatError;
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_protocol::ErrorCode;
 use serde::Serialize;
@@ -19,6 +19,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Text for people.
     pub message: String,
+    /// For `rate_limited`: milliseconds until a retry would be allowed, sent
+    /// as `retry_after_ms` in the body and as `Retry-After` (whole seconds).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +31,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 }
@@ -46,6 +50,10 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// Text for people.
     pub message: String,
+    /// For `rate_limited`: milliseconds until a retry would be allowed (also
+    /// sent as the `Retry-After` header, in whole seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The HTTP status for each contract code.
@@ -81,7 +89,10 @@ impl From<ChatError> for ApiError {
             }
             other => status_for(other.code()),
         };
-        ApiError::new(status, error.code(), error.public_message())
+        ApiError {
+            retry_after_ms: error.retry_after_ms(),
+            ..ApiError::new(status, error.code(), error.public_message())
+        }
     }
 }
 
@@ -125,9 +136,15 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
+                retry_after_ms: self.retry_after_ms,
             },
         };
-        (self.status, Json(body)).into_response()
+        let Some(retry_after_ms) = self.retry_after_ms else {
+            return (self.status, Json(body)).into_response();
+        };
+        let seconds = retry_after_ms.div_ceil(1000).max(1);
+        let headers = [(header::RETRY_AFTER, seconds.to_string())];
+        (self.status, headers, Json(body)).into_response()
     }
 }
 

@@ -7,10 +7,14 @@
 //!   at `/api/v1/openapi.json`.
 //! - [`extract`]: extractors whose rejections use our error body.
 //! - [`error`]: [`error::ApiError`], the one mapping to HTTP statuses.
+//! - [`origin`]: which browser origins may open a WebSocket.
+//! - [`heartbeat`]: ping/pong bookkeeping that closes dead peers.
 
 pub mod error;
 pub mod extract;
+pub mod heartbeat;
 pub mod openapi;
+pub mod origin;
 pub mod rest;
 pub mod ws;
 

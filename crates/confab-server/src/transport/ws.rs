@@ -7,9 +7,11 @@
 //! share the outbox, so a client sees them in the order they were queued.
 
 use crate::app::AppState;
-use crate::auth::{AuthError, bearer, unix_now};
+use crate::auth::{AuthError, bearer};
 use crate::core::{Caller, ChatError};
 use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
+use crate::limits::ConnSlot;
+use axum::extract::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -18,23 +20,31 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_protocol::{
     ClientFrame, CloseCode, DecodeError, ErrorCode, Limits, PROTOCOL_VERSION, ReqId, ServerFrame,
-    Timestamp, decode_client_frame,
+    Timestamp, decode_client_frame_limited,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::ACT_AS_HEADER;
+use super::heartbeat::Liveness;
 
 /// The subprotocol browsers offer: `Sec-WebSocket-Protocol: confab.v1, bearer.T`.
 const SUBPROTOCOL: &str = "confab.v1";
 /// Frames written per flush at most, so one busy connection cannot hog its writer.
 const WRITE_BATCH: usize = 64;
+/// The close sent to a peer that missed two pongs. 4008 because the client
+/// is not reading its socket (a reading client answers pings by itself) and
+/// the remedy is the slow consumer's: reconnect and resume with `since_seq`.
+const HEARTBEAT_CLOSE: (u16, &str) = (4008, "no pong: heartbeat missed");
+/// A token expiry further away than this is treated as this far.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Query parameters of the upgrade request.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -47,8 +57,10 @@ pub struct WsQuery {
 
 /// `GET /ws`: the unified WebSocket session (spec §2).
 ///
-/// Upgrades, then authenticates (handshake token, or an `auth` first frame
-/// within 5 s) and runs the session. The frames spoken after the `101` are
+/// Checks the origin (403 unless `server.allowed_origins` allows it),
+/// upgrades, applies the per-address handshake rate and connection cap
+/// (close 4029), then authenticates (handshake token, or an `auth` first
+/// frame within 5 s) and runs the session. The frames spoken after the `101` are
 /// described in docs/protocol.md, not here. A token may come as
 /// `Authorization: Bearer T`, as the subprotocol `bearer.T` next to
 /// `confab.v1`, in the first frame, or as `?token=T`; a refused credential
@@ -64,15 +76,32 @@ pub struct WsQuery {
     responses(
         (status = 101, description = "Switching Protocols: the session runs; see docs/protocol.md"),
         (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
     ),
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| state.origins.allows(origin, host));
+        if !allowed {
+            tracing::debug!(?origin, "websocket refused: origin not allowed");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "this origin may not open a WebSocket here (server.allowed_origins)",
+            )
+            .into_response();
+        }
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -118,18 +147,26 @@ pub async fn upgrade(
     if offered.iter().any(|p| p == SUBPROTOCOL) {
         ws = ws.protocols([SUBPROTOCOL]);
     }
+    // Refused after the upgrade, with a close code, because browsers see
+    // close codes but not HTTP statuses (spec §7). Checked before any token
+    // work, so a flood costs no signature checks and no storage reads.
+    let addr_slot = admit_address(&state, peer.ip());
     let shutdown = state.shutdown.clone();
     let tracker = state.tracker.clone();
     ws.on_upgrade(move |mut socket| {
         tracker.track_future(async move {
-            if shutdown.is_cancelled() {
-                let restarting = CloseCode::Restarting;
-                let _ = socket
-                    .send(close_message(restarting.code(), restarting.reason()))
-                    .await;
+            let refusal = if shutdown.is_cancelled() {
+                Some(CloseCode::Restarting)
+            } else if addr_slot.is_none() {
+                Some(CloseCode::TooManyConnections)
+            } else {
+                None
+            };
+            if let Some(code) = refusal {
+                let _ = socket.send(close_message(code.code(), code.reason())).await;
                 return;
             }
-            run(state, socket, token, act_as).await;
+            run(state, socket, token, act_as, addr_slot).await;
         })
     })
 }
@@ -149,16 +186,18 @@ pub async fn upgrade(
     responses(
         (status = 101, description = "Switching Protocols: the `/ws` session; see docs/protocol.md"),
         (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
     ),
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_chat(
     state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(state, headers, query, ws).await
+    upgrade(state, peer, headers, query, ws).await
 }
 
 /// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
@@ -177,20 +216,44 @@ pub async fn upgrade_chat(
     responses(
         (status = 101, description = "Switching Protocols: the `/ws` session; see docs/protocol.md"),
         (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
     ),
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_chat_slash(
     state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(state, headers, query, ws).await
+    upgrade(state, peer, headers, query, ws).await
 }
 
-/// Runs one connection from authentication to close.
-async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: Option<String>) {
+/// Takes a handshake from the address's rate and a slot under its connection
+/// cap; `None` when either is exhausted.
+fn admit_address(state: &AppState, ip: IpAddr) -> Option<ConnSlot<IpAddr>> {
+    let limits = &state.chat.limits;
+    if let Err(wait) = limits.handshakes.check(&ip) {
+        tracing::debug!(%ip, ?wait, "websocket refused: handshake rate");
+        return None;
+    }
+    let slot = limits.addr_conns.try_acquire(ip);
+    if slot.is_none() {
+        tracing::debug!(%ip, "websocket refused: too many connections from this address");
+    }
+    slot
+}
+
+/// Runs one connection from authentication to close. The address slot is
+/// held for the connection's life.
+async fn run(
+    state: AppState,
+    socket: WebSocket,
+    token: Option<String>,
+    act_as: Option<String>,
+    addr_slot: Option<ConnSlot<IpAddr>>,
+) {
     let (mut sink, mut stream) = socket.split();
     let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
     let caller = match token {
@@ -208,8 +271,12 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
             }
         },
     };
-    let caller = match caller {
-        Ok(caller) => caller,
+    let admitted = caller.and_then(|caller| {
+        let slot = state.chat.admit(&caller)?;
+        Ok((caller, slot))
+    });
+    let (caller, user_slot) = match admitted {
+        Ok(admitted) => admitted,
         Err(error) => {
             tracing::debug!(%error, "websocket refused");
             let _ = sink
@@ -241,9 +308,17 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
         },
         timestamp: Timestamp::now(),
     });
-    let heartbeat = Duration::from_millis(config.server.heartbeat_ms.max(1000));
+    let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
+    let liveness = Liveness::default();
     let writer = tokio::spawn(
-        write_loop(sink, receiver, state.shutdown.clone(), heartbeat).instrument(span.clone()),
+        write_loop(
+            sink,
+            receiver,
+            state.shutdown.clone(),
+            heartbeat,
+            liveness.clone(),
+        )
+        .instrument(span.clone()),
     );
     let mut session = Session {
         state: &state,
@@ -251,9 +326,13 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>, act_as: 
         conn,
         outbox,
         expires: Instant::now(),
+        liveness,
     };
     session.expires = session.expiry_deadline();
     session.read_loop(&mut stream).instrument(span).await;
+    // The slots go back before the departure is announced, so whoever sees
+    // `user_offline` can connect again at once.
+    drop((user_slot, addr_slot));
     state.chat.disconnect(&session.caller, conn).await;
     // Closing our own handle ends the writer once the queue is drained; a
     // writer stuck on a dead socket is given the shutdown grace at most. On
@@ -288,7 +367,7 @@ async fn first_frame_auth(
     let Ok(Some(text)) = first else {
         return Err(AuthError::Missing.into());
     };
-    match decode_client_frame(&text) {
+    match decode_client_frame_limited(&text, state.chat.config.limits.max_json_depth) {
         Ok(envelope) => match envelope.frame {
             ClientFrame::Auth { token } => state.chat.authenticate(&token, None).await,
             _ => Err(AuthError::Missing.into()),
@@ -305,6 +384,8 @@ struct Session<'a> {
     outbox: Outbox,
     /// When the connection's token stops being valid; moved by `refresh_token`.
     expires: Instant,
+    /// Pongs seen, for the writer's heartbeat.
+    liveness: Liveness,
 }
 
 impl Session<'_> {
@@ -323,8 +404,10 @@ impl Session<'_> {
                         "binary frames are not supported; send JSON text".into(),
                         None,
                         None,
+                        None,
                     ),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Pong(_))) => self.liveness.pong(),
+                    Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(error)) => {
                         if is_too_big(&error) {
@@ -355,21 +438,25 @@ impl Session<'_> {
     }
 
     /// When the connection's token stops being valid (far future for the
-    /// server key).
+    /// server key), to the millisecond: `exp` plus the leeway. A far-away or
+    /// absurd `exp` cannot overflow the clock.
     fn expiry_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        match self.caller.exp {
-            None => far,
+        let left = match self.caller.exp {
+            None => FAR_FUTURE,
             Some(exp) => {
                 let leeway = self.state.chat.config.auth.leeway_s;
-                let left = (exp + leeway).saturating_sub(unix_now());
-                Instant::now() + Duration::from_secs(left)
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(exp.saturating_add(leeway)))
+                    .and_then(|end| end.duration_since(SystemTime::now()).ok())
+                    .map_or(Duration::ZERO, |left| left.min(FAR_FUTURE))
             }
-        }
+        };
+        Instant::now() + left
     }
 
     async fn handle_text(&mut self, text: &str) {
-        match decode_client_frame(text) {
+        let max_depth = self.state.chat.config.limits.max_json_depth;
+        match decode_client_frame_limited(text, max_depth) {
             Err(DecodeError {
                 code,
                 message,
@@ -377,7 +464,7 @@ impl Session<'_> {
                 room_id,
             }) => {
                 tracing::debug!(%code, %message, "bad frame");
-                self.reply_error(code, message, req_id, room_id);
+                self.reply_error(code, message, req_id, room_id, None);
             }
             Ok(envelope) => {
                 let room_id = envelope.frame.room_id().map(str::to_owned);
@@ -388,7 +475,14 @@ impl Session<'_> {
                     } else {
                         tracing::debug!(%error, "request refused");
                     }
-                    self.reply_error(error.code(), error.public_message(), req_id, room_id);
+                    let retry_after_ms = error.retry_after_ms();
+                    self.reply_error(
+                        error.code(),
+                        error.public_message(),
+                        req_id,
+                        room_id,
+                        retry_after_ms,
+                    );
                 }
             }
         }
@@ -409,13 +503,14 @@ impl Session<'_> {
         message: String,
         req_id: Option<ReqId>,
         room_id: Option<String>,
+        retry_after_ms: Option<u64>,
     ) {
         self.outbox.send(&ServerFrame::Error {
             code,
             message,
             room_id,
             req_id,
-            retry_after_ms: None,
+            retry_after_ms,
         });
     }
 
@@ -576,16 +671,18 @@ fn close_message(code: u16, reason: &'static str) -> Message {
 }
 
 /// Drains the outbox into the socket: everything queued is written, then
-/// flushed once. Sends heartbeat pings; on shutdown writes what is queued and
-/// closes with 1012.
+/// flushed once. Sends heartbeat pings and closes a peer that missed two
+/// pongs; on shutdown writes what is queued and closes with 1012.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxReceiver,
     shutdown: CancellationToken,
     heartbeat: Duration,
+    liveness: Liveness,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let kill = outbox.kill.clone();
+    let mut heartbeat_missed = false;
     let close = loop {
         tokio::select! {
             biased;
@@ -611,6 +708,14 @@ async fn write_loop(
                 break Some(CloseCode::Restarting.code());
             }
             _ = ping.tick() => {
+                if !liveness.ping_due() {
+                    tracing::debug!("two pings unanswered: closing");
+                    // Ends the session's reader too, which then cleans up
+                    // presence and typing like any other departure.
+                    outbox.kill_with(CloseCode::SlowConsumer);
+                    heartbeat_missed = true;
+                    break Some(HEARTBEAT_CLOSE.0);
+                }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
                 }
@@ -623,7 +728,9 @@ async fn write_loop(
             1012 => CloseCode::Restarting.reason(),
             4002 => CloseCode::UserRefused.reason(),
             4003 => CloseCode::BadToken.reason(),
+            4008 if heartbeat_missed => HEARTBEAT_CLOSE.1,
             4008 => CloseCode::SlowConsumer.reason(),
+            4029 => CloseCode::TooManyConnections.reason(),
             _ => CloseCode::Normal.reason(),
         };
         let _ = sink.send(close_message(code, reason)).await;
