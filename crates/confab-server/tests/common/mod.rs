@@ -22,10 +22,11 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The server key every test server accepts.
 pub const API_KEY: &str = "test-server-key";
@@ -265,7 +266,7 @@ impl TestServer {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        let (stream, _response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (stream, _response) = connect(request).await.unwrap();
         WsClient { stream }
     }
 
@@ -314,6 +315,27 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// A WebSocket handshake to `path` that the server must refuse over
+    /// HTTP; returns the status and the JSON error body.
+    pub async fn ws_refused(&self, path: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self.ws_url(path).into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        match connect(request).await {
+            Ok(_) => panic!("the handshake to {path} was accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().as_deref().unwrap_or_default();
+                let json = serde_json::from_slice(body).unwrap_or(Value::Null);
+                (response.status().as_u16(), json)
+            }
+            Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        }
+    }
+
     /// Connects to `path` with the given headers and reads nothing; also
     /// returns the handshake response's headers (to check the subprotocol).
     pub async fn ws_handshake(
@@ -328,7 +350,7 @@ impl TestServer {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (stream, response) = connect(request).await.unwrap();
         (WsClient { stream }, response.headers().clone())
     }
 
@@ -394,11 +416,22 @@ impl TestServer {
     }
 }
 
-/// A config tweak for tests that send many messages quickly: lifts the
-/// per-user rate limit so that it cannot interfere.
+/// A config tweak for tests that send many messages or open many
+/// connections quickly: lifts every rate limit and connection cap so that
+/// none can interfere.
 pub fn unlimited(config: &mut Config) {
-    config.rate_limit.messages_per_minute = 1_000_000;
-    config.rate_limit.burst = 1_000_000;
+    let rates = &mut config.rate_limit;
+    for (rate, burst) in [
+        (&mut rates.messages_per_minute, &mut rates.burst),
+        (&mut rates.reactions_per_minute, &mut rates.reaction_burst),
+        (&mut rates.typing_per_minute, &mut rates.typing_burst),
+        (&mut rates.handshakes_per_minute, &mut rates.handshake_burst),
+    ] {
+        *rate = 1_000_000;
+        *burst = 1_000_000;
+    }
+    config.limits.max_connections_per_user = 1_000_000;
+    config.limits.max_connections_per_address = 1_000_000;
 }
 
 /// A token for `claims` signed with another secret (a bad signature).
@@ -538,6 +571,30 @@ impl Api {
         (status.as_u16(), json)
     }
 
+    /// Like [`Api::call`], also returning the response headers.
+    pub async fn call_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let text = response.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
     /// `GET`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, None).await
@@ -590,7 +647,7 @@ impl Api {
 /// A WebSocket client speaking the unified protocol.
 pub struct WsClient {
     /// The raw stream, for tests that need it.
-    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub stream: WebSocketStream<Mutable>,
 }
 
 /// How a connection ended, as the client saw it.
@@ -756,6 +813,25 @@ impl WsClient {
         }
     }
 
+    /// Reads until `n` WebSocket pings have arrived, skipping other frames;
+    /// panics if the connection ends first. Reading is what makes the client
+    /// answer each ping with a pong.
+    pub async fn read_pings(&mut self, n: usize) {
+        let mut pings = 0;
+        while pings < n {
+            let message = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a ping")
+                .expect("connection ended")
+                .expect("read failed");
+            match message {
+                Message::Ping(_) => pings += 1,
+                Message::Close(frame) => panic!("closed after {pings} pings: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.stream.send(Message::binary(bytes)).await.unwrap();
@@ -767,6 +843,87 @@ impl WsClient {
     }
 }
 
+/// A client's TCP stream that can stop sending: once muted, everything the
+/// client writes is dropped while reading goes on. A muted client is a peer
+/// whose packets no longer arrive (a phone that lost its uplink): in
+/// particular it still reads the server's pings but its pongs never arrive.
+pub struct Mutable {
+    inner: TcpStream,
+    muted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Mutable {
+    fn is_muted(&self) -> bool {
+        self.muted.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl tokio::io::AsyncRead for Mutable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Mutable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.is_muted() {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.is_muted() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Opens a WebSocket over a [`Mutable`] TCP stream (plain `ws://` only: the
+/// test servers speak no TLS).
+async fn connect(
+    request: Request,
+) -> Result<(WebSocketStream<Mutable>, Response), tokio_tungstenite::tungstenite::Error> {
+    let uri = request.uri();
+    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap_or(80));
+    let inner = TcpStream::connect(addr).await.unwrap();
+    let stream = Mutable {
+        inner,
+        muted: std::sync::Arc::default(),
+    };
+    tokio_tungstenite::client_async(request, stream).await
+}
+
+impl WsClient {
+    /// From now on nothing this client writes reaches the server: no frame,
+    /// no pong, no close. Reading still works.
+    pub fn mute(&self) {
+        self.stream
+            .get_ref()
+            .muted
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Connects to a WebSocket URL with a bearer token and reads
 /// `connection_established` (for clients living in their own task).
 pub async fn connect_with_token(url: &str, token: &str) -> WsClient {
@@ -775,7 +932,7 @@ pub async fn connect_with_token(url: &str, token: &str) -> WsClient {
         "authorization",
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
-    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (stream, _) = connect(request).await.unwrap();
     let mut client = WsClient { stream };
     let hello = client.recv_json().await;
     assert_eq!(hello["type"], "connection_established", "{hello}");
@@ -796,9 +953,11 @@ impl TestServer {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {}", self.token(user))).unwrap(),
         );
-        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
+        let tcp = Mutable {
+            inner: tcp,
+            muted: std::sync::Arc::default(),
+        };
+        let (stream, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
         let mut client = WsClient { stream };
         let hello = client.recv_json().await;
         assert_eq!(hello["type"], "connection_established", "{hello}");
