@@ -445,10 +445,14 @@ impl Session<'_> {
             None => FAR_FUTURE,
             Some(exp) => {
                 let leeway = self.state.chat.config.auth.leeway_s;
-                UNIX_EPOCH
-                    .checked_add(Duration::from_secs(exp.saturating_add(leeway)))
-                    .and_then(|end| end.duration_since(SystemTime::now()).ok())
-                    .map_or(Duration::ZERO, |left| left.min(FAR_FUTURE))
+                match UNIX_EPOCH.checked_add(Duration::from_secs(exp.saturating_add(leeway))) {
+                    // Beyond what the clock can represent: as good as never.
+                    None => FAR_FUTURE,
+                    Some(end) => end
+                        .duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                        .min(FAR_FUTURE),
+                }
             }
         };
         Instant::now() + left

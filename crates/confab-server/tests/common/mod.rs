@@ -672,8 +672,11 @@ impl WsClient {
 
     /// The next frame as JSON; panics after [`WAIT`] or on close.
     pub async fn recv_json(&mut self) -> Value {
+        // One deadline for the whole wait: heartbeat pings arriving more often
+        // than WAIT must not keep a missing frame waited for forever.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let message = tokio::time::timeout(WAIT, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("timed out waiting for a frame")
                 .expect("connection ended")
@@ -748,8 +751,9 @@ impl WsClient {
 
     /// Reads until the connection ends; returns how.
     pub async fn ended(&mut self) -> Ended {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let next = tokio::time::timeout(WAIT, self.stream.next())
+            let next = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("connection did not end in time");
             match next {
