@@ -3,8 +3,10 @@
 //! [`App`] and serves it in a task.
 
 use crate::auth::Authenticator;
+use crate::broker::BrokerError;
 use crate::config::{Config, ConfigError};
 use crate::core::Chat;
+use crate::core::cluster::Cluster;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
@@ -43,6 +45,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The broker could not be reached.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
@@ -92,9 +97,15 @@ impl App {
         let store = open_store(&config).await?;
         let auth = Authenticator::new(&secret, &config.api_key, config.auth.leeway_s);
         let hub = Arc::new(Hub::new(config.server.outbound_queue_frames));
+        let (inbound_tx, inbound) = tokio::sync::mpsc::channel(crate::broker::INBOUND_QUEUE);
+        let broker =
+            crate::broker::connect(&config.broker_url, &config.broker_prefix, inbound_tx).await?;
+        let cluster = Cluster::new(hub.clone(), store.clone(), broker);
+        cluster.spawn_inbound(inbound);
         let chat = Chat {
             store,
             hub,
+            cluster,
             auth,
             sent_rate: Arc::default(),
             limits: Limits::new(&config),

@@ -28,6 +28,10 @@ pub struct Config {
     /// `memory`, `redis://…` or `nats://…`.
     #[serde(deserialize_with = "scalar_string")]
     pub broker_url: String,
+    /// Prefix of every broker channel or subject: nodes of one cluster share
+    /// it; clusters (or tests) sharing a Redis or NATS differ.
+    #[serde(deserialize_with = "scalar_string")]
+    pub broker_prefix: String,
     /// HS256 secret; empty means generated once and kept in `DATA_DIR/jwt_secret`.
     #[serde(deserialize_with = "scalar_string")]
     pub jwt_secret: String,
@@ -139,6 +143,7 @@ impl Default for Config {
             database_url: String::new(),
             database: DatabaseConfig::default(),
             broker_url: "memory".into(),
+            broker_prefix: "confab".into(),
             jwt_secret: String::new(),
             api_key: String::new(),
             auth: AuthConfig::default(),
@@ -330,11 +335,26 @@ impl Config {
                 "database.acquire_timeout_s must be > 0".into(),
             ));
         }
-        if self.broker_url != "memory" {
+        let broker_known = self.broker_url == "memory"
+            || ["redis://", "rediss://", "nats://", "tls://"]
+                .iter()
+                .any(|scheme| self.broker_url.starts_with(scheme));
+        if !broker_known {
             return Err(ConfigError::Value(format!(
-                "broker_url {:?}: only `memory` is supported by this build",
+                "broker_url {:?}: expected memory, redis://… or nats://…",
                 self.broker_url
             )));
+        }
+        let prefix_ok = !self.broker_prefix.is_empty()
+            && self.broker_prefix.len() <= 64
+            && self
+                .broker_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !prefix_ok {
+            return Err(ConfigError::Value(
+                "broker_prefix must be 1–64 characters of A–Z, a–z, 0–9, '-' or '_'".into(),
+            ));
         }
         Ok(())
     }

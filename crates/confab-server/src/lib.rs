@@ -9,6 +9,7 @@
 //! - [`store`]: the room log and everything persisted, behind one trait.
 //! - [`hub`]: this node's live state — connections, room subscriptions,
 //!   typing — and the local fan-out of pre-serialized frames.
+//! - [`broker`]: the publish/subscribe bus between nodes (Redis, NATS).
 //! - [`limits`]: rate limits and connection caps, per node.
 //! - [`auth`]: tokens and the server key.
 //! - [`config`]: the typed configuration.
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod core;
 pub mod hub;

@@ -1,8 +1,9 @@
 //! Live state of a connection: subscriptions with gap-free replay, typing,
 //! presence, and the clean-up when a connection leaves.
 
+use super::cluster::Cluster;
 use super::{Caller, Chat, ChatError, ChatResult, encode, wire};
-use crate::hub::{ConnId, Hub, Outbox, RoomEvent, TypingCheck};
+use crate::hub::{ConnId, Outbox, RoomEvent, TypingCheck};
 use crate::limits::ConnSlot;
 use crate::store::HistoryPage;
 use confab_protocol::{ReqId, ServerFrame, Timestamp};
@@ -37,7 +38,13 @@ impl Chat {
         self.room_access(caller, room_id).await?;
         // Hold live events from here on, so that nothing published between the
         // snapshot below and the end of the replay is lost or doubled.
-        self.hub.subscribe(conn, room_id, true);
+        // This node receives the room's events from other nodes from here on.
+        let again = self.hub.is_subscribed(conn, room_id);
+        self.cluster.watch(room_id).await;
+        if !self.hub.subscribe(conn, room_id, true) || again {
+            // Connection gone, or a subscription replaced: one watch too many.
+            self.cluster.release(room_id);
+        }
         let snapshot = async {
             let room = self
                 .store
@@ -50,7 +57,7 @@ impl Chat {
         let (last_seq, unread_count) = match snapshot.await {
             Ok(v) => v,
             Err(e) => {
-                self.hub.unsubscribe(conn, room_id);
+                self.drop_subscription(conn, room_id);
                 return Err(e);
             }
         };
@@ -65,7 +72,7 @@ impl Chat {
             Some(since) => match self.replay(outbox, room_id, since, last_seq).await {
                 Ok(delivered) => delivered,
                 Err(e) => {
-                    self.hub.unsubscribe(conn, room_id);
+                    self.drop_subscription(conn, room_id);
                     return Err(e);
                 }
             },
@@ -121,9 +128,18 @@ impl Chat {
         Ok(last_seq)
     }
 
+    /// Removes one local subscription and its claim on the room's topic.
+    fn drop_subscription(&self, conn: ConnId, room_id: &str) -> bool {
+        let existed = self.hub.unsubscribe(conn, room_id);
+        if existed {
+            self.cluster.release(room_id);
+        }
+        existed
+    }
+
     /// Ends a subscription; `not_subscribed` if there was none.
     pub fn unsubscribe(&self, caller: &Caller, conn: ConnId, room_id: &str) -> ChatResult<()> {
-        if !self.hub.unsubscribe(conn, room_id) {
+        if !self.drop_subscription(conn, room_id) {
             return Err(ChatError::NotSubscribed);
         }
         self.stop_typing_silently(room_id, caller);
@@ -154,12 +170,12 @@ impl Chat {
                 return Ok(());
             }
             let started = self.hub.set_typing(room_id, caller.id(), until);
-            publish_typing(&self.hub, room_id, caller, true);
+            publish_typing(&self.cluster, room_id, caller, true);
             if started {
-                spawn_typing_expiry(self.hub.clone(), room_id.to_owned(), caller.clone());
+                spawn_typing_expiry(self.cluster.clone(), room_id.to_owned(), caller.clone());
             }
         } else if self.hub.clear_typing(room_id, caller.id()) {
-            publish_typing(&self.hub, room_id, caller, false);
+            publish_typing(&self.cluster, room_id, caller, false);
         }
         Ok(())
     }
@@ -168,7 +184,7 @@ impl Chat {
     /// they send a message, unsubscribe or disconnect).
     pub fn stop_typing_silently(&self, room_id: &str, caller: &Caller) {
         if self.hub.clear_typing(room_id, caller.id()) {
-            publish_typing(&self.hub, room_id, caller, false);
+            publish_typing(&self.cluster, room_id, caller, false);
         }
     }
 
@@ -213,6 +229,7 @@ impl Chat {
     pub async fn disconnect(&self, caller: &Caller, conn: ConnId) {
         let departure = self.hub.unregister(conn);
         for room_id in &departure.rooms {
+            self.cluster.release(room_id);
             self.stop_typing_silently(room_id, caller);
         }
         if departure.user_gone {
@@ -239,7 +256,7 @@ impl Chat {
     }
 }
 
-fn publish_typing(hub: &Hub, room_id: &str, caller: &Caller, is_typing: bool) {
+fn publish_typing(cluster: &Arc<Cluster>, room_id: &str, caller: &Caller, is_typing: bool) {
     let frame = ServerFrame::Typing {
         room_id: room_id.to_owned(),
         user_id: caller.user.id.clone(),
@@ -247,9 +264,9 @@ fn publish_typing(hub: &Hub, room_id: &str, caller: &Caller, is_typing: bool) {
         is_typing,
         timestamp: Timestamp::now(),
     };
-    hub.publish(
+    cluster.publish(
         room_id,
-        &RoomEvent {
+        RoomEvent {
             seq: None,
             bytes: encode(&frame),
             except_user: Some(Arc::from(caller.id())),
@@ -259,15 +276,18 @@ fn publish_typing(hub: &Hub, room_id: &str, caller: &Caller, is_typing: bool) {
 
 /// One timer per (room, typist): sleeps until the indicator's deadline,
 /// follows refreshes, and announces `is_typing: false` when it lapses.
-fn spawn_typing_expiry(hub: Arc<Hub>, room_id: String, caller: Caller) {
+fn spawn_typing_expiry(cluster: Arc<Cluster>, room_id: String, caller: Caller) {
     tokio::spawn(async move {
         let mut until = Instant::now() + TYPING_TTL;
         loop {
             tokio::time::sleep_until(until).await;
-            match hub.typing_deadline(&room_id, caller.id(), Instant::now()) {
+            match cluster
+                .hub
+                .typing_deadline(&room_id, caller.id(), Instant::now())
+            {
                 TypingCheck::Until(next) => until = next,
                 TypingCheck::Lapsed => {
-                    publish_typing(&hub, &room_id, &caller, false);
+                    publish_typing(&cluster, &room_id, &caller, false);
                     return;
                 }
                 TypingCheck::Cleared => return,

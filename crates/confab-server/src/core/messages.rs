@@ -95,7 +95,7 @@ impl Chat {
         // Last check before storing: a refused send has stored nothing, and a
         // send refused for another reason has not used up the allowance.
         self.check_rate(&self.limits.messages, caller)?;
-        let hub = self.hub.clone();
+        let cluster = self.cluster.clone();
         let rate = self.sent_rate.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
             let seq = outcome_seq(outcome);
@@ -109,9 +109,9 @@ impl Chat {
                     message: sent.message,
                     timestamp: Timestamp::now(),
                 };
-                hub.publish(
+                cluster.publish(
                     &room_id,
-                    &RoomEvent {
+                    RoomEvent {
                         seq: Some(seq),
                         bytes: encode(&frame),
                         except_user: None,

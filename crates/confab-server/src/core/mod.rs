@@ -9,6 +9,7 @@
 //! - [`attachments`]: uploads for image and file messages.
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.
+//! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`rooms`]: rooms, members, room lists, read markers.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
@@ -17,6 +18,7 @@
 
 pub mod attachments;
 pub mod caller;
+pub mod cluster;
 pub mod error;
 pub mod live;
 pub mod messages;
@@ -42,6 +44,8 @@ pub struct Chat {
     pub store: DynStore,
     /// This node's live connections.
     pub hub: Arc<Hub>,
+    /// The hub plus the broker: where room events are published.
+    pub cluster: Arc<cluster::Cluster>,
     /// Token verification.
     pub auth: Authenticator,
     /// The configuration, fixed at start-up.
@@ -96,11 +100,11 @@ impl Chat {
         Ok((room, member))
     }
 
-    /// Publishes a frame to the room's subscribers on this node.
+    /// Publishes a frame to the room's subscribers on every node.
     pub fn publish(&self, room_id: &str, frame: &ServerFrame, seq: Option<i64>) {
-        self.hub.publish(
+        self.cluster.publish(
             room_id,
-            &RoomEvent {
+            RoomEvent {
                 seq,
                 bytes: encode(frame),
                 except_user: None,

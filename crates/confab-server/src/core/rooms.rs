@@ -395,7 +395,9 @@ impl Chat {
         if !self.store.remove_member(room_id, user_id).await? {
             return Err(ChatError::NotFound("member"));
         }
-        self.hub.drop_user_from_room(user_id, room_id);
+        for _ in 0..self.hub.drop_user_from_room(user_id, room_id) {
+            self.cluster.release(room_id);
+        }
         self.hub.clear_typing(room_id, user_id);
         self.notify_users(
             [user_id],

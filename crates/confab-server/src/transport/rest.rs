@@ -779,38 +779,53 @@ pub struct Readiness {
     /// `ok` or `down`.
     #[schema(value_type = String, example = "ok")]
     pub storage: &'static str,
+    /// `ok`, `down`, or `none` with `broker_url = "memory"` (one node).
+    #[schema(value_type = String, example = "ok")]
+    pub broker: &'static str,
 }
 
-/// `GET /readyz`: storage answers.
+/// `GET /readyz`: storage answers and, with a broker, the broker is
+/// connected (a node that cannot fan out to the others should not get new
+/// connections; its sends would still be stored and acked).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "server",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "Storage does not answer", body = Readiness),
+        (status = 503, description = "Storage or broker does not answer", body = Readiness),
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.chat.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Readiness {
-                status: "ready",
-                storage: "ok",
-            }),
-        ),
+    let storage = match state.chat.store.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Readiness {
-                    status: "unavailable",
-                    storage: "down",
-                }),
-            )
+            tracing::warn!(error = %e, "readiness check failed: storage");
+            "down"
         }
-    }
+    };
+    let broker = match state.chat.cluster.broker_ready() {
+        None => "none",
+        Some(true) => "ok",
+        Some(false) => {
+            tracing::warn!("readiness check failed: broker disconnected");
+            "down"
+        }
+    };
+    let ready = storage == "ok" && broker != "down";
+    let (code, status) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        code,
+        Json(Readiness {
+            status,
+            storage,
+            broker,
+        }),
+    )
 }
 
 /// The message of the route-miss answer, distinct from every handler's own

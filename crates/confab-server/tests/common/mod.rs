@@ -416,6 +416,32 @@ impl TestServer {
     }
 }
 
+/// The brokers the cluster tests run on: the machine's Redis and NATS.
+pub const BROKERS: [&str; 2] = ["redis://127.0.0.1:6379", "nats://127.0.0.1:4222"];
+
+/// Two nodes acting as one: servers sharing one database, one JWT secret and
+/// one broker under a prefix of their own (so parallel tests do not meet).
+pub async fn cluster(broker_url: &str) -> (TestServer, TestServer) {
+    let prefix = format!("test{}x{}", std::process::id(), rand_id());
+    let secret = format!("cluster-secret-{}", rand_id());
+    let shared = |config: &mut Config| {
+        config.broker_url = broker_url.into();
+        config.broker_prefix = prefix.clone();
+        config.jwt_secret = secret.clone();
+    };
+    let a = TestServer::start_with(shared).await;
+    let database_url = match a.database() {
+        Some(database) => database.url().to_owned(),
+        None => format!("sqlite://{}", a.data_dir.join("confab.db").display()),
+    };
+    let b = TestServer::start_with(|config| {
+        shared(config);
+        config.database_url = database_url;
+    })
+    .await;
+    (a, b)
+}
+
 /// A config tweak for tests that send many messages or open many
 /// connections quickly: lifts every rate limit and connection cap so that
 /// none can interfere.

@@ -1,0 +1,403 @@
+//! Several nodes acting as one: every room event goes to this node's hub and,
+//! through the broker, to the hubs of the other nodes with subscribers.
+//!
+//! A node subscribes to a room's topic only while it has local subscribers
+//! ([`Cluster::watch`] / [`Cluster::release`], counted per subscription).
+//!
+//! # Ordering across nodes
+//! The hub delivers `new_message` in seq order per subscription and drops a
+//! seq at or below the last one given (that is how a replay stitches onto live
+//! events). On one node the store's commit hook already runs in seq order;
+//! across nodes seq N+1 (committed on B) may arrive before seq N (committed on
+//! A). So with a broker every seq-carrying event, local or remote, passes a
+//! per-room reorder stage: it is delivered when it is the next seq; a later
+//! one is held; if the gap has not filled after [`GAP_WAIT`], the missing
+//! seqs are read from the store (they are committed: a later seq exists only
+//! after the earlier committed) and delivered, then the held ones. A seq at or
+//! below the delivered one is a duplicate and dropped. The same repair covers
+//! a broker message lost while the broker was down.
+
+use super::{encode, wire};
+use crate::broker::{DynBroker, Envelope, Inbound};
+use crate::hub::{Hub, RoomEvent};
+use crate::store::{DynStore, HistoryPage};
+use confab_protocol::{ServerFrame, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long an out-of-order event waits for the seqs before it to arrive
+/// through the broker before they are read from the store.
+pub const GAP_WAIT: Duration = Duration::from_millis(150);
+
+/// Rows read per store query while filling a gap.
+const REPAIR_PAGE: u32 = 200;
+
+/// The reorder state of one watched room.
+struct RoomOrder {
+    /// Local subscriptions relying on this room's topic.
+    watchers: usize,
+    /// Tells a new incarnation of the same room's entry from an old one.
+    generation: u64,
+    /// `None` until the starting snapshot is read: events are buffered.
+    next: Option<i64>,
+    /// Events that arrived before `next` was known.
+    starting: Vec<RoomEvent>,
+    /// Events with a seq above `next`, waiting for the gap to fill.
+    held: BTreeMap<i64, RoomEvent>,
+    /// A repair task is running for this room.
+    repairing: bool,
+    /// Flips to true once `next` is known; later watchers wait on it.
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+/// Local hub + broker: what core publishes to.
+pub struct Cluster {
+    /// This node's id, in every envelope it publishes.
+    pub node_id: String,
+    /// This node's connections.
+    pub hub: Arc<Hub>,
+    store: DynStore,
+    broker: Option<DynBroker>,
+    rooms: Mutex<HashMap<String, RoomOrder>>,
+    generations: AtomicU64,
+    /// Serializes broker subscribe/unsubscribe so they apply in order.
+    topics: tokio::sync::Mutex<()>,
+}
+
+/// The broker topic of a room. Ids are escaped so that NATS wildcards and
+/// token separators in an id cannot widen a subscription.
+pub fn room_topic(room_id: &str) -> String {
+    format!("room.{}", escape(room_id))
+}
+
+fn escape(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Cluster {
+    /// A cluster view over `hub`; `broker` is `None` for `memory` (one node).
+    pub fn new(hub: Arc<Hub>, store: DynStore, broker: Option<DynBroker>) -> Arc<Cluster> {
+        Arc::new(Cluster {
+            node_id: uuid::Uuid::now_v7().to_string(),
+            hub,
+            store,
+            broker,
+            rooms: Mutex::default(),
+            generations: AtomicU64::new(1),
+            topics: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomOrder>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether fan-out crosses nodes right now: no broker (one node) counts
+    /// as ready; a broker must be connected.
+    pub fn broker_ready(&self) -> Option<bool> {
+        self.broker.as_ref().map(|b| b.is_ready())
+    }
+
+    /// Reads what the broker delivers until the node stops.
+    pub fn spawn_inbound(self: &Arc<Self>, mut inbound: mpsc::Receiver<Inbound>) {
+        let cluster = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(item) = inbound.recv().await {
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                cluster.receive(&item);
+            }
+        });
+    }
+
+    fn receive(self: &Arc<Self>, item: &Inbound) {
+        let Some(envelope) = Envelope::from_bytes(&item.payload) else {
+            tracing::warn!(topic = item.topic, "broker: undecodable message dropped");
+            return;
+        };
+        if envelope.origin == self.node_id {
+            return; // our own echo: delivered locally already
+        }
+        let Some(room_id) = envelope.room_id.as_deref() else {
+            return;
+        };
+        let event = RoomEvent {
+            seq: envelope.seq,
+            bytes: envelope.frame.into(),
+            except_user: envelope.except_user.map(Arc::from),
+        };
+        self.deliver(room_id, event);
+    }
+
+    /// Publishes a room event: to this node's subscribers now (in seq order)
+    /// and once to the room's topic for the other nodes.
+    pub fn publish(self: &Arc<Self>, room_id: &str, event: RoomEvent) {
+        let Some(broker) = &self.broker else {
+            self.hub.publish(room_id, &event);
+            return;
+        };
+        let envelope = Envelope {
+            origin: self.node_id.clone(),
+            room_id: Some(room_id.to_owned()),
+            seq: event.seq,
+            except_user: event.except_user.as_deref().map(str::to_owned),
+            frame: event.bytes.as_str().to_owned(),
+        };
+        broker.publish(&room_topic(room_id), envelope.to_bytes());
+        self.deliver(room_id, event);
+    }
+
+    /// Hands an event to the hub, through the room's reorder stage.
+    fn deliver(self: &Arc<Self>, room_id: &str, event: RoomEvent) {
+        let mut rooms = self.lock();
+        // No entry: no local subscriber relies on this room.
+        let Some(order) = rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(next) = order.next else {
+            order.starting.push(event);
+            return;
+        };
+        let Some(seq) = event.seq else {
+            self.hub.publish(room_id, &event);
+            return;
+        };
+        if seq < next {
+            return; // duplicate
+        }
+        order.held.insert(seq, event);
+        self.drain(room_id, order);
+        if !order.held.is_empty() && !order.repairing {
+            order.repairing = true;
+            self.spawn_repair(room_id.to_owned(), order.generation);
+        }
+    }
+
+    /// Delivers held events while they are the next seq.
+    fn drain(&self, room_id: &str, order: &mut RoomOrder) {
+        let Some(mut next) = order.next else {
+            return;
+        };
+        while let Some(event) = order.held.remove(&next) {
+            self.hub.publish(room_id, &event);
+            next += 1;
+        }
+        order.next = Some(next);
+    }
+
+    /// Waits [`GAP_WAIT`], then reads from the store what is still missing
+    /// before the held events, until nothing is held.
+    fn spawn_repair(self: &Arc<Self>, room_id: String, generation: u64) {
+        let cluster = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(GAP_WAIT).await;
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                let wanted = {
+                    let mut rooms = cluster.lock();
+                    let Some(order) = rooms.get_mut(&room_id) else {
+                        return;
+                    };
+                    if order.generation != generation {
+                        return;
+                    }
+                    match (order.next, order.held.keys().next()) {
+                        (Some(next), Some(&first)) => (next, first),
+                        _ => {
+                            order.repairing = false;
+                            return;
+                        }
+                    }
+                };
+                let (from, below) = wanted;
+                let limit = u32::try_from(below - from)
+                    .unwrap_or(REPAIR_PAGE)
+                    .clamp(1, REPAIR_PAGE);
+                let records = match cluster
+                    .store
+                    .history(&room_id, HistoryPage::After(from - 1), limit)
+                    .await
+                {
+                    Ok((records, _)) => records,
+                    Err(error) => {
+                        tracing::warn!(%error, room_id, "reorder: missing seqs unreadable; retrying");
+                        continue;
+                    }
+                };
+                let mut rooms = cluster.lock();
+                let Some(order) = rooms.get_mut(&room_id) else {
+                    return;
+                };
+                if order.generation != generation {
+                    return;
+                }
+                for record in records {
+                    if order.next != Some(record.seq) {
+                        continue;
+                    }
+                    let frame = ServerFrame::NewMessage {
+                        room_id: room_id.clone(),
+                        message: wire::message(record),
+                        timestamp: Timestamp::now(),
+                    };
+                    let seq = order.next.unwrap_or_default();
+                    // A copy that arrives late through the broker is now a
+                    // duplicate and dropped.
+                    order.held.remove(&seq);
+                    cluster.hub.publish(
+                        &room_id,
+                        &RoomEvent {
+                            seq: Some(seq),
+                            bytes: encode(&frame),
+                            except_user: None,
+                        },
+                    );
+                    order.next = Some(seq + 1);
+                    cluster.drain(&room_id, order);
+                }
+                if order.held.is_empty() {
+                    order.repairing = false;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Called before a local subscription to a room starts: makes sure this
+    /// node receives the room's topic and knows the seq to deliver next, so
+    /// that the subscription's snapshot (read after this returns) is not
+    /// older than what the reorder stage lets through.
+    pub async fn watch(self: &Arc<Self>, room_id: &str) {
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let (first, generation, mut ready) = {
+            let mut rooms = self.lock();
+            match rooms.get_mut(room_id) {
+                Some(order) => {
+                    order.watchers += 1;
+                    (false, order.generation, order.ready.subscribe())
+                }
+                None => {
+                    let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                    let (ready, rx) = tokio::sync::watch::channel(false);
+                    rooms.insert(
+                        room_id.to_owned(),
+                        RoomOrder {
+                            watchers: 1,
+                            generation,
+                            next: None,
+                            starting: Vec::new(),
+                            held: BTreeMap::new(),
+                            repairing: false,
+                            ready,
+                        },
+                    );
+                    (true, generation, rx)
+                }
+            }
+        };
+        if !first {
+            let _ = ready.wait_for(|r| *r).await;
+            return;
+        }
+        {
+            let _topics = self.topics.lock().await;
+            if let Err(error) = broker.subscribe(&room_topic(room_id)).await {
+                // Kept wanted: the broker subscribes again once it reconnects.
+                tracing::warn!(%error, room_id, "room topic not subscribed now");
+            }
+        }
+        // Read after the topic is subscribed: every seq above it either
+        // arrives through the broker or is repaired from the store.
+        let last_seq = match self.store.get_room(room_id).await {
+            Ok(Some(room)) => Some(room.last_seq),
+            Ok(None) => Some(0),
+            Err(error) => {
+                tracing::warn!(%error, room_id, "reorder: start seq unknown; taking the first event's");
+                None
+            }
+        };
+        let mut rooms = self.lock();
+        let Some(order) = rooms.get_mut(room_id) else {
+            return;
+        };
+        if order.generation != generation {
+            return;
+        }
+        let starting = std::mem::take(&mut order.starting);
+        order.next = last_seq.map(|s| s + 1);
+        let _ = order.ready.send(true);
+        drop(rooms);
+        for event in starting {
+            if last_seq.is_none() {
+                let mut rooms = self.lock();
+                if let (Some(order), Some(seq)) = (rooms.get_mut(room_id), event.seq) {
+                    order.next.get_or_insert(seq);
+                }
+            }
+            self.deliver(room_id, event);
+        }
+    }
+
+    /// Called once for every local room subscription that ended: the last
+    /// one unsubscribes this node from the room's topic.
+    pub fn release(self: &Arc<Self>, room_id: &str) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        {
+            let mut rooms = self.lock();
+            let Some(order) = rooms.get_mut(room_id) else {
+                return;
+            };
+            order.watchers = order.watchers.saturating_sub(1);
+            if order.watchers > 0 {
+                return;
+            }
+            rooms.remove(room_id);
+        }
+        let cluster = self.clone();
+        let room_id = room_id.to_owned();
+        tokio::spawn(async move {
+            let _topics = cluster.topics.lock().await;
+            // Watched again meanwhile: keep the topic.
+            if cluster.lock().contains_key(&room_id) {
+                return;
+            }
+            if let Err(error) = broker.unsubscribe(&room_topic(&room_id)).await {
+                tracing::warn!(%error, room_id, "room topic not unsubscribed");
+            }
+        });
+    }
+
+    /// Whether this node receives the room's topic (tests).
+    pub fn is_watching(&self, room_id: &str) -> bool {
+        self.lock().contains_key(room_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_widen_a_topic() {
+        assert_eq!(room_topic("job-45_a"), "room.job-45_a");
+        assert_eq!(room_topic("a.*>"), "room.a%2E%2A%3E");
+    }
+}
