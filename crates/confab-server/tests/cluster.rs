@@ -1,10 +1,11 @@
 //! Several nodes acting as one: two servers sharing one database and one
 //! broker (Redis, then NATS: every test runs on both), clients on different
 //! nodes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{BROKERS, TestServer, WsClient, cluster};
+use common::{BROKERS, TestServer, WsClient, cluster, cluster_node};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -134,4 +135,207 @@ async fn a_node_listens_to_a_room_only_while_it_has_subscribers() {
         a.stop().await;
         b.stop().await;
     }
+}
+
+/// Events lost on the way (here: a node publishing under another prefix,
+/// as if the broker dropped them) leave a gap that the next event reveals;
+/// the reorder stage reads the missing seqs from the store and delivers
+/// them first, in order, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_broker_events_are_read_from_the_store_in_seq_order() {
+    for broker in BROKERS {
+        let (a, b) = cluster(broker).await;
+        let lost = cluster_node(&a, &format!("lost{}", std::process::id())).await;
+        let room = a.room("alice", &["bob"]).await;
+        let mut bob = b.ws("bob").await;
+        bob.subscribe(&room).await;
+        let mut silent = lost.ws("alice").await;
+        silent.send_message(&room, "one").await;
+        silent.send_message(&room, "two").await;
+        let mut alice = a.ws("alice").await;
+        alice.send_message(&room, "three").await;
+        let got = new_messages(&mut bob, 3).await;
+        let contents: Vec<&str> = got.iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(contents, ["one", "two", "three"], "{broker}");
+        alice.send_message(&room, "four").await;
+        assert_eq!(
+            bob.recv_type("new_message").await["message"]["content"],
+            "four",
+            "{broker}"
+        );
+        bob.expect_silence(std::time::Duration::from_millis(300))
+            .await;
+        lost.stop().await;
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
+/// Cross-node delivery latency, send → receipt on another connection, for
+/// one node (in-process hub) and two nodes over Redis and NATS. Prints
+/// p50/p99; asserts only that everything arrived (no timed assertion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_node_latency_report() {
+    const N: usize = 200;
+    let mut report = Vec::new();
+    for broker in ["memory"].into_iter().chain(BROKERS) {
+        let (a, b) = if broker == "memory" {
+            (TestServer::start().await, None)
+        } else {
+            let (a, b) = cluster(broker).await;
+            (a, Some(b))
+        };
+        let room = a.room("alice", &["bob"]).await;
+        let mut bob = match &b {
+            Some(b) => b.ws("bob").await,
+            None => a.ws("bob").await,
+        };
+        bob.subscribe(&room).await;
+        let mut alice = a.ws("alice").await;
+        let mut samples = Vec::with_capacity(N);
+        for i in 0..N {
+            let start = std::time::Instant::now();
+            alice
+                .send(json!({"type": "send_message", "room_id": room, "content": format!("m{i}")}))
+                .await;
+            let got = bob.recv_type("new_message").await;
+            samples.push(start.elapsed());
+            assert_eq!(got["message"]["seq"], (i + 1) as i64, "{broker}");
+        }
+        samples.sort();
+        let p = |q: f64| samples[((N as f64 * q) as usize).min(N - 1)];
+        report.push(format!(
+            "{broker:>24}: p50 {:?}  p99 {:?}",
+            p(0.50),
+            p(0.99)
+        ));
+        a.stop().await;
+        if let Some(b) = b {
+            b.stop().await;
+        }
+    }
+    println!("send → other connection's new_message, {N} sequential sends:");
+    for line in report {
+        println!("{line}");
+    }
+}
+
+/// A private `redis-server` on a free port, killed and restarted by the test
+/// (never the machine's shared one).
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        PrivateRedis { port, child }
+    }
+
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        PrivateRedis::start_on(port)
+    }
+
+    async fn wait_up(&self) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn readyz(server: &TestServer) -> (u16, Value) {
+    let response = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Waits (bounded) until `/readyz` answers `code`.
+async fn wait_ready(server: &TestServer, code: u16) -> Value {
+    for _ in 0..400 {
+        let (status, body) = readyz(server).await;
+        if status == code {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("/readyz never answered {code}");
+}
+
+/// Redis goes away: `/readyz` fails, sends are still stored and acked, the
+/// node reconnects by itself, fan-out resumes (the gap filled from the
+/// store, in order) and a client that missed events recovers by `since_seq`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_keeps_sends_and_fan_out_resumes_after_reconnect() {
+    let mut redis = PrivateRedis::start();
+    redis.wait_up().await;
+    let (a, b) = cluster(&format!("redis://127.0.0.1:{}", redis.port)).await;
+    let room = a.room("alice", &["bob"]).await;
+    let mut bob = b.ws("bob").await;
+    bob.subscribe(&room).await;
+    let mut alice = a.ws("alice").await;
+    alice.send_message(&room, "before").await;
+    assert_eq!(bob.recv_type("new_message").await["message"]["seq"], 1);
+    assert_eq!(readyz(&a).await.1["broker"], "ok");
+
+    redis.kill();
+    let body = wait_ready(&a, 503).await;
+    assert_eq!(body["broker"], "down", "{body}");
+    assert_eq!(body["storage"], "ok", "{body}");
+    let ack = alice.send_message(&room, "during").await;
+    assert_eq!(ack["seq"], 2, "stored and acked without the broker");
+
+    let mut redis = PrivateRedis::start_on(redis.port);
+    redis.wait_up().await;
+    wait_ready(&a, 200).await;
+    wait_ready(&b, 200).await;
+    alice.send_message(&room, "after").await;
+    let got = new_messages(&mut bob, 2).await;
+    let seqs: Vec<i64> = got.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3], "the gap is filled, in order");
+
+    let mut late = b.ws("bob").await;
+    late.request(json!({"type": "subscribe_room", "room_id": room, "since_seq": 0}))
+        .await;
+    let replayed = new_messages(&mut late, 3).await;
+    assert_eq!(replayed[1]["content"], "during");
+    redis.kill();
+    a.stop().await;
+    b.stop().await;
 }

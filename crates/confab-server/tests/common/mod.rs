@@ -424,22 +424,37 @@ pub const BROKERS: [&str; 2] = ["redis://127.0.0.1:6379", "nats://127.0.0.1:4222
 pub async fn cluster(broker_url: &str) -> (TestServer, TestServer) {
     let prefix = format!("test{}x{}", std::process::id(), rand_id());
     let secret = format!("cluster-secret-{}", rand_id());
-    let shared = |config: &mut Config| {
+    let a = TestServer::start_with(|config| {
+        unlimited(config);
         config.broker_url = broker_url.into();
         config.broker_prefix = prefix.clone();
-        config.jwt_secret = secret.clone();
-    };
-    let a = TestServer::start_with(shared).await;
-    let database_url = match a.database() {
-        Some(database) => database.url().to_owned(),
-        None => format!("sqlite://{}", a.data_dir.join("confab.db").display()),
-    };
-    let b = TestServer::start_with(|config| {
-        shared(config);
-        config.database_url = database_url;
+        config.jwt_secret = secret;
     })
     .await;
+    let b = cluster_node(&a, &prefix).await;
     (a, b)
+}
+
+/// Another node of `first`'s cluster (same database, secret and broker),
+/// on the broker under `prefix` (a different prefix: a node whose events
+/// the others never receive).
+pub async fn cluster_node(first: &TestServer, prefix: &str) -> TestServer {
+    let database_url = match first.database() {
+        Some(database) => database.url().to_owned(),
+        None => first.config.database_url(),
+    };
+    let (broker_url, secret) = (
+        first.config.broker_url.clone(),
+        first.config.jwt_secret.clone(),
+    );
+    TestServer::start_with(|config| {
+        unlimited(config);
+        config.broker_url = broker_url;
+        config.broker_prefix = prefix.into();
+        config.jwt_secret = secret;
+        config.database_url = database_url;
+    })
+    .await
 }
 
 /// A config tweak for tests that send many messages or open many
