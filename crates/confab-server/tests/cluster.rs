@@ -180,7 +180,7 @@ async fn cross_node_latency_report() {
     let mut report = Vec::new();
     for broker in ["memory"].into_iter().chain(BROKERS) {
         let (a, b) = if broker == "memory" {
-            (TestServer::start().await, None)
+            (TestServer::start_with(common::unlimited).await, None)
         } else {
             let (a, b) = cluster(broker).await;
             (a, Some(b))
