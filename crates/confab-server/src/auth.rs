@@ -123,6 +123,11 @@ impl Authenticator {
             .or(claims.user_id.as_ref())
             .and_then(claim_id)
             .ok_or_else(|| AuthError::Invalid("no `sub` (or `user_id`) claim".into()))?;
+        if user_id.starts_with(crate::core::caller::ANONYMOUS_PREFIX) {
+            return Err(AuthError::Invalid(
+                "user ids starting with `anon-` are reserved for anonymous visitors".into(),
+            ));
+        }
         let role = match claims.role.as_deref() {
             None => None,
             Some(name) => Some(

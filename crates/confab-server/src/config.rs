@@ -69,6 +69,9 @@ pub struct AuthConfig {
     pub leeway_s: u64,
     /// Seconds a connection without a handshake token has to send its `auth` frame.
     pub auth_timeout_s: u64,
+    /// Let WebSocket connections without a token in as anonymous visitors
+    /// (`anon-…` ids) who may use only `assistant` rooms they own (spec §1).
+    pub allow_anonymous: bool,
 }
 
 /// `[rate_limit]`: how fast one user (or one address) may act. Every limit
@@ -92,6 +95,12 @@ pub struct RateLimitConfig {
     pub handshakes_per_minute: u32,
     /// WebSocket handshakes an address may make at once.
     pub handshake_burst: u32,
+    /// Sustained messages per minute from anonymous visitors, per client
+    /// address (every anonymous connection gets a fresh id, so an address is
+    /// the only stable key).
+    pub anonymous_messages_per_minute: u32,
+    /// Messages the anonymous visitors of one address may send at once.
+    pub anonymous_burst: u32,
 }
 
 /// `[limits]`: sizes of what clients send and receive.
@@ -114,6 +123,9 @@ pub struct LimitsConfig {
     pub max_connections_per_user: usize,
     /// Open WebSockets per client address on this node (one more closes with 4029).
     pub max_connections_per_address: usize,
+    /// Open anonymous WebSockets per client address on this node, within
+    /// `max_connections_per_address` (one more closes with 4029).
+    pub max_anonymous_connections_per_address: usize,
 }
 
 /// `[server]`: connection handling.
@@ -169,6 +181,7 @@ impl Default for AuthConfig {
             require_existing_users: false,
             leeway_s: 30,
             auth_timeout_s: 5,
+            allow_anonymous: false,
         }
     }
 }
@@ -184,6 +197,8 @@ impl Default for RateLimitConfig {
             typing_burst: 10,
             handshakes_per_minute: 120,
             handshake_burst: 60,
+            anonymous_messages_per_minute: 20,
+            anonymous_burst: 5,
         }
     }
 }
@@ -199,6 +214,7 @@ impl Default for LimitsConfig {
             max_json_depth: 32,
             max_connections_per_user: 20,
             max_connections_per_address: 200,
+            max_anonymous_connections_per_address: 5,
         }
     }
 }
@@ -306,6 +322,11 @@ impl Config {
             ("typing_burst", rates.typing_burst),
             ("handshakes_per_minute", rates.handshakes_per_minute),
             ("handshake_burst", rates.handshake_burst),
+            (
+                "anonymous_messages_per_minute",
+                rates.anonymous_messages_per_minute,
+            ),
+            ("anonymous_burst", rates.anonymous_burst),
         ] {
             if value == 0 {
                 return Err(ConfigError::Value(format!("rate_limit.{key} must be > 0")));
@@ -315,6 +336,7 @@ impl Config {
         if limits.max_json_depth == 0
             || limits.max_connections_per_user == 0
             || limits.max_connections_per_address == 0
+            || limits.max_anonymous_connections_per_address == 0
         {
             return Err(ConfigError::Value(
                 "limits.max_json_depth and limits.max_connections_per_* must be > 0".into(),

@@ -1,9 +1,21 @@
-//! Who is asking: a user from a verified token, or a trusted back-end with the
-//! server key (acting as itself or as a user named in `X-Confab-User`).
+//! Who is asking: a user from a verified token, a trusted back-end with the
+//! server key (acting as itself or as a user named in `X-Confab-User`), or an
+//! anonymous visitor when `auth.allow_anonymous` is on.
 
 use super::{Chat, ChatError, ChatResult};
 use crate::auth::{AuthError, Identity};
-use crate::store::{GlobalRole, UserRecord, UserUpsert};
+use crate::store::{GlobalRole, RoomRecord, RoomRole, UserRecord, UserUpsert};
+use confab_protocol::Timestamp;
+use std::net::IpAddr;
+
+/// The prefix of anonymous visitors' ids (spec §1). User tokens may not
+/// claim such an id (a token for `anon-x` would own visitor `anon-x`'s
+/// rooms); the server key may act as one, which is how a back-end opens an
+/// `assistant` room for a visitor.
+pub const ANONYMOUS_PREFIX: &str = "anon-";
+
+/// The room type anonymous visitors may use (spec §1).
+pub const ASSISTANT_ROOM: &str = "assistant";
 
 /// The user id the server key acts as when it names no user; the sender of
 /// messages a back-end posts as itself.
@@ -16,8 +28,12 @@ pub struct Caller {
     pub user: UserRecord,
     /// Authenticated with the server key: may do anything.
     pub server_key: bool,
-    /// The token's expiry (seconds since the epoch); `None` for the server key.
+    /// The token's expiry (seconds since the epoch); `None` for the server
+    /// key and anonymous visitors.
     pub exp: Option<u64>,
+    /// For an anonymous visitor, the address it came from: the key of its
+    /// (stricter) limits. `None` for everyone who proved an identity.
+    pub anonymous: Option<IpAddr>,
 }
 
 impl Caller {
@@ -34,6 +50,34 @@ impl Caller {
     /// Global `viewer`s are read-only everywhere.
     pub fn can_write(&self) -> bool {
         self.server_key || self.user.role != GlobalRole::Viewer
+    }
+
+    /// A fresh anonymous visitor from `address`. Nothing is stored until a
+    /// back-end makes it a room (acting as its id with the server key), so
+    /// visitors who only look leave no rows behind.
+    pub fn anonymous(address: IpAddr) -> Caller {
+        let id = format!("{ANONYMOUS_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        let now = Timestamp::now();
+        Caller {
+            user: UserRecord {
+                username: id.clone(),
+                id,
+                name: None,
+                role: GlobalRole::Member,
+                disabled: false,
+                created_at: now,
+            },
+            server_key: false,
+            exp: None,
+            anonymous: Some(address),
+        }
+    }
+
+    /// Whether this caller may use `room` at all, before membership: an
+    /// anonymous visitor only in `assistant` rooms it owns (spec §1).
+    pub fn may_use(&self, room: &RoomRecord, role: Option<RoomRole>) -> bool {
+        self.anonymous.is_none()
+            || (room.room_type == ASSISTANT_ROOM && role == Some(RoomRole::Owner))
     }
 }
 
@@ -63,6 +107,7 @@ impl Chat {
                 user,
                 server_key: true,
                 exp: None,
+                anonymous: None,
             });
         }
         let identity = self.auth.verify(token)?;
@@ -72,6 +117,7 @@ impl Chat {
             user,
             server_key: false,
             exp: Some(exp),
+            anonymous: None,
         })
     }
 

@@ -7,6 +7,7 @@ use crate::hub::{ConnId, Outbox, RoomEvent, TypingCheck};
 use crate::limits::ConnSlot;
 use crate::store::HistoryPage;
 use confab_protocol::{ReqId, ServerFrame, Timestamp};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -16,6 +17,14 @@ pub const TYPING_TTL: Duration = Duration::from_secs(6);
 
 /// Rows read per query while replaying a backlog.
 const REPLAY_PAGE: u32 = 200;
+
+/// The connection-cap slots one live connection holds; dropping it gives
+/// them back.
+#[derive(Default)]
+pub struct Admission {
+    _user: Option<ConnSlot<String>>,
+    _anonymous: Option<ConnSlot<IpAddr>>,
+}
 
 impl Chat {
     /// Subscribes a connection to a room: queues `subscribed`, then (with
@@ -200,17 +209,31 @@ impl Chat {
     }
 
     /// Admits one more connection of the caller under
-    /// `limits.max_connections_per_user`; the connection holds the slot until
-    /// it ends. The server key is not capped.
-    pub fn admit(&self, caller: &Caller) -> ChatResult<Option<ConnSlot<String>>> {
+    /// `limits.max_connections_per_user` and, for an anonymous visitor, under
+    /// `limits.max_anonymous_connections_per_address`; the connection holds
+    /// the slots until it ends. The server key is not capped.
+    pub fn admit(&self, caller: &Caller) -> ChatResult<Admission> {
         if caller.server_key {
-            return Ok(None);
+            return Ok(Admission::default());
         }
-        self.limits
+        let anonymous = match caller.anonymous {
+            Some(address) => Some(
+                self.limits
+                    .anonymous_conns
+                    .try_acquire(address)
+                    .ok_or(ChatError::TooManyConnections)?,
+            ),
+            None => None,
+        };
+        let user = self
+            .limits
             .user_conns
             .try_acquire(caller.user.id.clone())
-            .map(Some)
-            .ok_or(ChatError::TooManyConnections)
+            .ok_or(ChatError::TooManyConnections)?;
+        Ok(Admission {
+            _user: Some(user),
+            _anonymous: anonymous,
+        })
     }
 
     /// Registers a new connection; on the user's first one, subscribers of

@@ -94,7 +94,7 @@ impl Chat {
         let new = self.validate_send(caller, request).await?;
         // Last check before storing: a refused send has stored nothing, and a
         // send refused for another reason has not used up the allowance.
-        self.check_rate(&self.limits.messages, caller)?;
+        self.check_message_rate(caller)?;
         let cluster = self.cluster.clone();
         let rate = self.sent_rate.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {

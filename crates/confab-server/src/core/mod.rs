@@ -79,6 +79,11 @@ impl Chat {
         if member.is_none() && !caller.is_admin() {
             return Err(ChatError::Forbidden("not a member of this room".into()));
         }
+        if !caller.may_use(&room, member.as_ref().map(|m| m.role)) {
+            return Err(ChatError::Forbidden(
+                "anonymous visitors may only use assistant rooms they own".into(),
+            ));
+        }
         Ok((room, member))
     }
 
@@ -120,6 +125,19 @@ impl Chat {
         }
         rate.check(&caller.user.id)
             .map_err(|retry_after| ChatError::RateLimited { retry_after })
+    }
+
+    /// The message rate: per user, and for anonymous visitors also the
+    /// stricter per-address one (checked first, so a refused visitor does
+    /// not spend its per-user allowance).
+    pub fn check_message_rate(&self, caller: &Caller) -> ChatResult<()> {
+        if let Some(address) = caller.anonymous {
+            self.limits
+                .anonymous_messages
+                .check(&address)
+                .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        }
+        self.check_rate(&self.limits.messages, caller)
     }
 
     /// Sends a frame to every connection of each listed user on this node.

@@ -253,6 +253,9 @@ impl Chat {
         } else {
             None
         };
+        // An anonymous visitor sees only the rooms it may use; the cursor
+        // still follows the unfiltered page, so paging stays consistent.
+        entries.retain(|e| caller.may_use(&e.room, Some(e.member.role)));
         let mut rooms = Vec::with_capacity(entries.len());
         for entry in entries {
             rooms.push(self.summary(entry).await?);

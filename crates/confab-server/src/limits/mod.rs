@@ -35,6 +35,11 @@ pub struct Limits {
     pub user_conns: ConnCap<String>,
     /// Open WebSockets per client address.
     pub addr_conns: ConnCap<IpAddr>,
+    /// `send_message` by anonymous visitors, per client address: each of
+    /// their connections has a fresh id, so the address is the stable key.
+    pub anonymous_messages: KeyedRate<IpAddr>,
+    /// Open anonymous WebSockets per client address (stricter than `addr_conns`).
+    pub anonymous_conns: ConnCap<IpAddr>,
 }
 
 impl Limits {
@@ -48,6 +53,11 @@ impl Limits {
             handshakes: KeyedRate::new(rates.handshakes_per_minute, rates.handshake_burst),
             user_conns: ConnCap::new(config.limits.max_connections_per_user),
             addr_conns: ConnCap::new(config.limits.max_connections_per_address),
+            anonymous_messages: KeyedRate::new(
+                rates.anonymous_messages_per_minute,
+                rates.anonymous_burst,
+            ),
+            anonymous_conns: ConnCap::new(config.limits.max_anonymous_connections_per_address),
         }
     }
 
@@ -59,10 +69,15 @@ impl Limits {
         self.reactions.gc();
         self.typing.gc();
         self.handshakes.gc();
+        self.anonymous_messages.gc();
     }
 
     /// Entries held by all rate limiters (for stats and tests).
     pub fn tracked_keys(&self) -> usize {
-        self.messages.len() + self.reactions.len() + self.typing.len() + self.handshakes.len()
+        self.messages.len()
+            + self.reactions.len()
+            + self.typing.len()
+            + self.handshakes.len()
+            + self.anonymous_messages.len()
     }
 }

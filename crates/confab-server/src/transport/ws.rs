@@ -8,6 +8,7 @@
 
 use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
+use crate::core::live::Admission;
 use crate::core::{Caller, ChatError};
 use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
 use crate::limits::ConnSlot;
@@ -166,7 +167,7 @@ pub async fn upgrade(
                 let _ = socket.send(close_message(code.code(), code.reason())).await;
                 return;
             }
-            run(state, socket, token, act_as, addr_slot).await;
+            run(state, socket, token, act_as, peer.ip(), addr_slot).await;
         })
     })
 }
@@ -252,12 +253,16 @@ async fn run(
     socket: WebSocket,
     token: Option<String>,
     act_as: Option<String>,
+    peer: IpAddr,
     addr_slot: Option<ConnSlot<IpAddr>>,
 ) {
     let (mut sink, mut stream) = socket.split();
     let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
     let caller = match token {
         Some(token) => state.chat.authenticate(&token, act_as.as_deref()).await,
+        // No token and visitors welcome: in at once as `anon-…`; an `auth`
+        // first frame can still identify the connection (Session::identify).
+        None if state.chat.config.auth.allow_anonymous => Ok(Caller::anonymous(peer)),
         // A shutdown does not wait for the auth timeout: this socket gets its
         // 1012 like every other (spec §0).
         None => tokio::select! {
@@ -272,10 +277,10 @@ async fn run(
         },
     };
     let admitted = caller.and_then(|caller| {
-        let slot = state.chat.admit(&caller)?;
-        Ok((caller, slot))
+        let admission = state.chat.admit(&caller)?;
+        Ok((caller, admission))
     });
-    let (caller, user_slot) = match admitted {
+    let (caller, admission) = match admitted {
         Ok(admitted) => admitted,
         Err(error) => {
             tracing::debug!(%error, "websocket refused");
@@ -295,19 +300,7 @@ async fn run(
     );
     let conn = state.chat.connect(&caller, outbox.clone()).await;
     let span = tracing::info_span!("conn", conn, user = %caller.id());
-    outbox.send(&ServerFrame::ConnectionEstablished {
-        user_id: caller.user.id.clone(),
-        username: caller.user.username.clone(),
-        connection_id: conn.to_string(),
-        protocol: PROTOCOL_VERSION,
-        heartbeat_ms: config.server.heartbeat_ms,
-        limits: Limits {
-            max_message_length: config.limits.max_message_length,
-            messages_per_minute: config.rate_limit.messages_per_minute,
-            max_frame_bytes: config.limits.max_frame_bytes,
-        },
-        timestamp: Timestamp::now(),
-    });
+    outbox.send(&established(config, &caller, conn));
     let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
     let liveness = Liveness::default();
     let writer = tokio::spawn(
@@ -327,13 +320,16 @@ async fn run(
         outbox,
         expires: Instant::now(),
         liveness,
+        admission,
+        fresh: true,
     };
     session.expires = session.expiry_deadline();
     session.read_loop(&mut stream).instrument(span).await;
     // The slots go back before the departure is announced, so whoever sees
     // `user_offline` can connect again at once.
-    drop((user_slot, addr_slot));
-    state.chat.disconnect(&session.caller, conn).await;
+    drop(std::mem::take(&mut session.admission));
+    drop(addr_slot);
+    state.chat.disconnect(&session.caller, session.conn).await;
     // Closing our own handle ends the writer once the queue is drained; a
     // writer stuck on a dead socket is given the shutdown grace at most. On
     // shutdown the close must say 1012, whichever task notices first.
@@ -346,6 +342,28 @@ async fn run(
     drop(session);
     let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
     let _ = tokio::time::timeout(grace, writer).await;
+}
+
+/// The first frame of every session: who the connection is and the limits
+/// it lives under.
+fn established(config: &crate::config::Config, caller: &Caller, conn: ConnId) -> ServerFrame {
+    ServerFrame::ConnectionEstablished {
+        user_id: caller.user.id.clone(),
+        username: caller.user.username.clone(),
+        connection_id: conn.to_string(),
+        protocol: PROTOCOL_VERSION,
+        heartbeat_ms: config.server.heartbeat_ms,
+        limits: Limits {
+            max_message_length: config.limits.max_message_length,
+            messages_per_minute: if caller.anonymous.is_some() {
+                config.rate_limit.anonymous_messages_per_minute
+            } else {
+                config.rate_limit.messages_per_minute
+            },
+            max_frame_bytes: config.limits.max_frame_bytes,
+        },
+        timestamp: Timestamp::now(),
+    }
 }
 
 /// Waits for an `auth` frame when the handshake carried no token.
@@ -386,6 +404,10 @@ struct Session<'a> {
     expires: Instant,
     /// Pongs seen, for the writer's heartbeat.
     liveness: Liveness,
+    /// The connection-cap slots, swapped when an anonymous visitor identifies.
+    admission: Admission,
+    /// No frame handled yet: an anonymous connection may still send `auth`.
+    fresh: bool,
 }
 
 impl Session<'_> {
@@ -460,7 +482,18 @@ impl Session<'_> {
 
     async fn handle_text(&mut self, text: &str) {
         let max_depth = self.state.chat.config.limits.max_json_depth;
-        match decode_client_frame_limited(text, max_depth) {
+        let decoded = decode_client_frame_limited(text, max_depth);
+        if let Ok(envelope) = &decoded
+            && let ClientFrame::Auth { token } = &envelope.frame
+            && self.fresh
+            && self.caller.anonymous.is_some()
+        {
+            self.fresh = false;
+            self.identify(token).await;
+            return;
+        }
+        self.fresh = false;
+        match decoded {
             Err(DecodeError {
                 code,
                 message,
@@ -490,6 +523,35 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    /// An anonymous connection whose first frame is `auth` becomes that
+    /// user's, exactly as if the token had come with the handshake: a new
+    /// `connection_established`, the user's caps instead of the visitor's.
+    /// A refused token closes the connection with its code, as it would have
+    /// without anonymous access.
+    async fn identify(&mut self, token: &str) {
+        let chat = &self.state.chat;
+        let identified = match chat.authenticate(token, None).await {
+            Ok(caller) => chat.admit(&caller).map(|admission| (caller, admission)),
+            Err(error) => Err(error),
+        };
+        let (caller, admission) = match identified {
+            Ok(identified) => identified,
+            Err(error) => {
+                tracing::debug!(%error, "anonymous connection refused its auth frame");
+                self.outbox.kill_with(error.close_code());
+                return;
+            }
+        };
+        chat.disconnect(&self.caller, self.conn).await;
+        let conn = chat.connect(&caller, self.outbox.clone()).await;
+        tracing::debug!(conn, user = %caller.id(), "anonymous connection identified");
+        self.outbox.send(&established(&chat.config, &caller, conn));
+        self.caller = caller;
+        self.conn = conn;
+        self.admission = admission;
+        self.expires = self.expiry_deadline();
     }
 
     /// Requests whose answer goes to the whole room get an `ack` of their own
