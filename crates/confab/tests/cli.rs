@@ -2,7 +2,7 @@
 //! its data dir, signals and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -208,13 +208,14 @@ async fn sigterm_closes_sockets_with_1012_exits_0_and_history_survives_restart()
 }
 
 /// Sends messages with `client_msg_id`s over one WebSocket, one at a time,
-/// until the connection dies; returns (client_msg_id, acked seq or None if
-/// the server died before answering).
+/// until the connection dies or `max` were sent; returns (client_msg_id,
+/// acked seq or None if the server died before answering).
 async fn send_until_dead(
     url: String,
     token: String,
     room: &str,
     who: usize,
+    max: usize,
 ) -> Vec<(String, Option<i64>)> {
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -223,7 +224,7 @@ async fn send_until_dead(
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let mut sent = Vec::new();
-    for n in 0.. {
+    for n in 0..max {
         let id = format!("s{who}-{n}");
         let frame = json!({"type": "send_message", "room_id": room, "content": format!("message {id}"),
                            "client_msg_id": id, "req_id": n});
@@ -288,7 +289,13 @@ async fn kill_9_mid_stream_loses_no_acked_message_and_leaves_no_hole() {
         .iter()
         .enumerate()
         .map(|(who, token)| {
-            tokio::spawn(send_until_dead(served.ws_url(), token.clone(), "busy", who))
+            tokio::spawn(send_until_dead(
+                served.ws_url(),
+                token.clone(),
+                "busy",
+                who,
+                usize::MAX,
+            ))
         })
         .collect();
 
@@ -488,4 +495,220 @@ async fn migrate_and_serve_on_postgres() {
         .unwrap();
     assert_eq!(seqs, [1]);
     assert!(!cwd.path().join("confab-data/confab.db").exists());
+}
+
+/// Issue 6: two `confab serve` processes sharing one PostgreSQL database and
+/// one broker. A reader on node A sees node B's senders live; node A is
+/// killed with SIGKILL mid-stream; the reader reconnects to node B with
+/// `since_seq` and ends up with every message exactly once, in seq order,
+/// including every message that either node acked.
+async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
+    const SENDERS: usize = 4;
+    let db = postgres::TestDatabase::create().await;
+    let prefix = format!("cli{}x{}", std::process::id(), broker_url.len());
+    let secret = "cluster-cli-secret";
+    let env = [
+        ("CONFAB_API_KEY", KEY),
+        ("CONFAB_JWT_SECRET", secret),
+        ("CONFAB_DATABASE_URL", db.url()),
+        ("CONFAB_BROKER_URL", broker_url),
+        ("CONFAB_BROKER_PREFIX", prefix.as_str()),
+        ("CONFAB_RATE_LIMIT__MESSAGES_PER_MINUTE", "1000000"),
+        ("CONFAB_RATE_LIMIT__BURST", "1000000"),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut node_a = Served::start(dir_a.path(), &env);
+    let node_b = Served::start(dir_b.path(), &env);
+    let mut members: Vec<String> = (0..SENDERS).map(|n| format!("u{n}")).collect();
+    members.push("reader".into());
+    let (status, room) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/rooms", node_a.base),
+        KEY,
+        Some(json!({"id": "busy", "members": members})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let token = |user: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(["token", "--user", user])
+            .current_dir(dir_a.path())
+            .env("CONFAB_JWT_SECRET", secret)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+
+    // The reader on node A, recording every new_message seq it receives.
+    let mut reader = ws_as(&node_a.ws_url(), &token("reader")).await;
+    reader
+        .send(Message::text(
+            json!({"type": "subscribe_room", "room_id": "busy"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    // Live from here on: the senders start only once the reader is subscribed.
+    loop {
+        let Some(Ok(Message::Text(text))) = reader.next().await else {
+            panic!("the reader's connection ended before `subscribed`");
+        };
+        if text.contains("\"subscribed\"") {
+            break;
+        }
+    }
+    let reading = tokio::spawn(async move {
+        let mut seen: Vec<(i64, String)> = Vec::new();
+        while let Some(Ok(message)) = reader.next().await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "new_message" {
+                    let m = &frame["message"];
+                    seen.push((
+                        m["seq"].as_i64().unwrap(),
+                        m["content"].as_str().unwrap().into(),
+                    ));
+                }
+            }
+        }
+        seen
+    });
+
+    // Two senders on each node; node B's stop after a bounded number.
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|who| {
+            let (url, max) = if who % 2 == 0 {
+                (node_a.ws_url(), usize::MAX)
+            } else {
+                (node_b.ws_url(), 400)
+            };
+            tokio::spawn(send_until_dead(
+                url,
+                token(&format!("u{who}")),
+                "busy",
+                who,
+                max,
+            ))
+        })
+        .collect();
+    let base_b = node_b.base.clone();
+    loop {
+        let (_, room) = call(
+            reqwest::Method::GET,
+            format!("{base_b}/api/v1/rooms/busy"),
+            KEY,
+            None,
+        )
+        .await;
+        if room["last_seq"].as_i64().unwrap_or(0) >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node_a.child.kill().unwrap(); // SIGKILL
+    node_a.child.wait().unwrap();
+    let mut acked = Vec::new();
+    for sender in senders {
+        acked.extend(
+            sender
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|(id, seq)| seq.map(|seq| (id, seq))),
+        );
+    }
+    let before_kill = reading.await.unwrap();
+    assert!(
+        before_kill
+            .iter()
+            .any(|(_, c)| c.starts_with("message s1-")),
+        "node B's messages reached the reader on node A live"
+    );
+
+    // The reader reconnects to node B and resumes after what it saw.
+    let (_, room) = call(
+        reqwest::Method::GET,
+        format!("{base_b}/api/v1/rooms/busy"),
+        KEY,
+        None,
+    )
+    .await;
+    let last_seq = room["last_seq"].as_i64().unwrap();
+    let since = before_kill.last().map_or(0, |(seq, _)| *seq);
+    let mut reader = ws_as(&node_b.ws_url(), &token("reader")).await;
+    reader
+        .send(Message::text(
+            json!({"type": "subscribe_room", "room_id": "busy", "since_seq": since}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut seen = before_kill;
+    while seen.last().map_or(0, |(seq, _)| *seq) < last_seq {
+        let next = tokio::time::timeout(Duration::from_secs(10), reader.next())
+            .await
+            .expect("the resumed reader stalled")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = next {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "new_message" {
+                let m = &frame["message"];
+                seen.push((
+                    m["seq"].as_i64().unwrap(),
+                    m["content"].as_str().unwrap().into(),
+                ));
+            }
+        }
+    }
+    let seqs: Vec<i64> = seen.iter().map(|(seq, _)| *seq).collect();
+    let first_wrong = seqs.iter().zip(1..).position(|(seq, want)| *seq != want);
+    assert!(
+        first_wrong.is_none() && seqs.len() as i64 == last_seq,
+        "every message exactly once, in seq order: {} of {last_seq} delivered, \
+         first out of place at index {first_wrong:?}",
+        seqs.len()
+    );
+    let by_content: std::collections::HashMap<&str, i64> =
+        seen.iter().map(|(seq, c)| (c.as_str(), *seq)).collect();
+    for (id, seq) in &acked {
+        assert_eq!(
+            by_content.get(format!("message {id}").as_str()),
+            Some(seq),
+            "acked {id} at seq {seq} was not delivered"
+        );
+    }
+    eprintln!(
+        "{broker_url}: {} acked, {last_seq} delivered, {since} before the kill",
+        acked.len()
+    );
+}
+
+/// A WebSocket to `url` with a bearer token, past `connection_established`.
+async fn ws_as(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let Some(Ok(Message::Text(hello))) = ws.next().await else {
+        panic!("no connection_established");
+    };
+    assert!(hello.contains("connection_established"), "{hello}");
+    ws
+}
+
+// The machine's Redis and NATS, as in confab-server's cluster tests
+// (scripts/test.sh makes sure both run).
+#[tokio::test]
+async fn a_node_killed_mid_stream_loses_nothing_with_redis() {
+    node_killed_mid_stream_loses_nothing("redis://127.0.0.1:6379").await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_stream_loses_nothing_with_nats() {
+    node_killed_mid_stream_loses_nothing("nats://127.0.0.1:4222").await;
 }
