@@ -102,6 +102,7 @@ impl App {
             crate::broker::connect(&config.broker_url, &config.broker_prefix, inbound_tx).await?;
         let cluster = Cluster::new(hub.clone(), store.clone(), broker);
         cluster.spawn_inbound(inbound);
+        cluster.listen_for_users().await;
         let chat = Chat {
             store,
             hub,

@@ -103,6 +103,49 @@ async fn edits_reactions_and_typing_cross_nodes() {
     }
 }
 
+/// User-targeted frames cross nodes too: a change made on node A reaches the
+/// user's connection on node B (`room_added`, `room_updated` after a read,
+/// `room_removed`), and disabling the user on A closes B's socket with 4002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_targeted_frames_and_the_4002_close_cross_nodes() {
+    for broker in BROKERS {
+        let (a, b) = cluster(broker).await;
+        let mut bob = b.ws("bob").await;
+        let room = a.room("alice", &["bob"]).await;
+        let added = bob.recv_type("room_added").await;
+        assert_eq!(added["room"]["id"], room.as_str(), "{broker}: {added}");
+
+        let ack = a.ws("alice").await.send_message(&room, "hi").await;
+        assert_eq!(ack["type"], "message_ack", "{broker}");
+        // Bob reads on node A (REST); his own connection on B hears about it.
+        let (status, body) = a
+            .api("bob")
+            .post(&format!("/api/v1/rooms/{room}/read"), json!({}))
+            .await;
+        assert!(status.is_success(), "{broker}: {status} {body}");
+        let updated = bob.recv_type("room_updated").await;
+        assert_eq!(updated["room_id"], room.as_str(), "{broker}: {updated}");
+        assert_eq!(updated["updates"]["unread_count"], 0, "{broker}: {updated}");
+
+        let (status, body) = a
+            .api("alice")
+            .delete(&format!("/api/v1/rooms/{room}/members/bob"))
+            .await;
+        assert!(status.is_success(), "{broker}: {status} {body}");
+        let removed = bob.recv_type("room_removed").await;
+        assert_eq!(removed["room_id"], room.as_str(), "{broker}: {removed}");
+
+        let (status, body) = a
+            .server_api()
+            .put("/api/v1/users/bob", json!({"disabled": true}))
+            .await;
+        assert!(status.is_success(), "{broker}: {status} {body}");
+        assert_eq!(bob.ended().await, common::Ended::Closed(4002), "{broker}");
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
 /// A node whose topic subscriptions end with its last subscriber stops
 /// receiving the room (nothing is delivered to nobody, and a new
 /// subscription later starts from the store's snapshot).

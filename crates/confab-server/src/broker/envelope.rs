@@ -17,6 +17,13 @@ pub struct Envelope {
     /// A user whose connections must not get it (the typist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<String>,
+    /// For user-targeted events (on the users topic): whose connections get it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+    /// With `users`: close their connections with this code instead of
+    /// sending `frame` (4002, a disabled user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<u16>,
     /// The frame exactly as clients receive it.
     pub frame: String,
 }
@@ -45,6 +52,8 @@ mod tests {
             room_id: Some("r".into()),
             seq: Some(7),
             except_user: None,
+            users: None,
+            close: None,
             frame: r#"{"type":"x"}"#.into(),
         };
         assert_eq!(Envelope::from_bytes(&e.to_bytes()), Some(e));

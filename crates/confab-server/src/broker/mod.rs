@@ -11,7 +11,8 @@
 //! - [`redis`]: Redis pub/sub, one channel per topic.
 //! - [`nats`]: core NATS subjects, one subject per topic.
 //!
-//! Topics are per room (`room.<id>`) and per user (`user.<id>`), under a
+//! Topics are per room (`room.<id>`) plus one for user-targeted events
+//! (`users`, which every node reads), under a
 //! prefix (`broker_prefix`) so that several clusters, or parallel tests, can
 //! share one Redis or NATS.
 

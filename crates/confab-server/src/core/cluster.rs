@@ -21,7 +21,8 @@ use super::{encode, wire};
 use crate::broker::{DynBroker, Envelope, Inbound};
 use crate::hub::{Hub, RoomEvent};
 use crate::store::{DynStore, HistoryPage};
-use confab_protocol::{ServerFrame, Timestamp};
+use axum::extract::ws::Utf8Bytes;
+use confab_protocol::{CloseCode, ServerFrame, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -66,6 +67,12 @@ pub struct Cluster {
     /// Serializes broker subscribe/unsubscribe so they apply in order.
     topics: tokio::sync::Mutex<()>,
 }
+
+/// The one topic every node listens to for user-targeted events
+/// (`room_added`, `room_removed`, `room_updated`, a disabled user's 4002).
+/// They are rare next to room events, so every node reading them all costs
+/// less than a broker round-trip to subscribe per connecting user.
+pub const USERS_TOPIC: &str = "users";
 
 /// The broker topic of a room. Ids are escaped so that NATS wildcards and
 /// token separators in an id cannot widen a subscription.
@@ -130,6 +137,10 @@ impl Cluster {
         if envelope.origin == self.node_id {
             return; // our own echo: delivered locally already
         }
+        if let Some(users) = &envelope.users {
+            self.receive_for_users(users, envelope.close, envelope.frame);
+            return;
+        }
         let Some(room_id) = envelope.room_id.as_deref() else {
             return;
         };
@@ -139,6 +150,69 @@ impl Cluster {
             except_user: envelope.except_user.map(Arc::from),
         };
         self.deliver(room_id, event);
+    }
+
+    /// Starts listening to [`USERS_TOPIC`]. A broker that is down now
+    /// subscribes when it reconnects.
+    pub async fn listen_for_users(&self) {
+        if let Some(broker) = &self.broker
+            && let Err(error) = broker.subscribe(USERS_TOPIC).await
+        {
+            tracing::warn!(%error, "broker: users topic not subscribed yet");
+        }
+    }
+
+    /// Sends a frame to every connection of each listed user, on every node.
+    pub fn notify_users(&self, users: Vec<String>, bytes: Utf8Bytes) {
+        for user in &users {
+            self.hub.send_to_user(user, &bytes);
+        }
+        if let Some(broker) = &self.broker {
+            let envelope = Envelope {
+                origin: self.node_id.clone(),
+                room_id: None,
+                seq: None,
+                except_user: None,
+                users: Some(users),
+                close: None,
+                frame: bytes.as_str().to_owned(),
+            };
+            broker.publish(USERS_TOPIC, envelope.to_bytes());
+        }
+    }
+
+    /// Closes every connection of a user, on every node, with `code`.
+    pub fn close_user(&self, user_id: &str, code: CloseCode) {
+        self.hub.close_user(user_id, code);
+        if let Some(broker) = &self.broker {
+            let envelope = Envelope {
+                origin: self.node_id.clone(),
+                room_id: None,
+                seq: None,
+                except_user: None,
+                users: Some(vec![user_id.to_owned()]),
+                close: Some(code.code()),
+                frame: String::new(),
+            };
+            broker.publish(USERS_TOPIC, envelope.to_bytes());
+        }
+    }
+
+    fn receive_for_users(&self, users: &[String], close: Option<u16>, frame: String) {
+        match close {
+            None => {
+                let bytes = Utf8Bytes::from(frame);
+                for user in users {
+                    self.hub.send_to_user(user, &bytes);
+                }
+            }
+            Some(code) if code == CloseCode::UserRefused.code() => {
+                for user in users {
+                    self.hub.close_user(user, CloseCode::UserRefused);
+                }
+            }
+            Some(code) => tracing::warn!(code, "broker: unknown close code for users dropped"),
+        }
     }
 
     /// Publishes a room event: to this node's subscribers now (in seq order)
@@ -153,6 +227,8 @@ impl Cluster {
             room_id: Some(room_id.to_owned()),
             seq: event.seq,
             except_user: event.except_user.as_deref().map(str::to_owned),
+            users: None,
+            close: None,
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());

@@ -140,12 +140,10 @@ impl Chat {
         self.check_rate(&self.limits.messages, caller)
     }
 
-    /// Sends a frame to every connection of each listed user on this node.
+    /// Sends a frame to every connection of each listed user, on every node.
     pub fn notify_users<'a>(&self, users: impl IntoIterator<Item = &'a str>, frame: &ServerFrame) {
-        let bytes = encode(frame);
-        for user in users {
-            self.hub.send_to_user(user, &bytes);
-        }
+        let users: Vec<String> = users.into_iter().map(str::to_owned).collect();
+        self.cluster.notify_users(users, encode(frame));
     }
 }
 

@@ -509,7 +509,7 @@ impl Chat {
             })
             .await?;
         if user.disabled {
-            self.hub
+            self.cluster
                 .close_user(user_id, confab_protocol::CloseCode::UserRefused);
         }
         Ok(wire::user(user))
