@@ -100,8 +100,10 @@ impl App {
         let (inbound_tx, inbound) = tokio::sync::mpsc::channel(crate::broker::INBOUND_QUEUE);
         let broker =
             crate::broker::connect(&config.broker_url, &config.broker_prefix, inbound_tx).await?;
-        let cluster = Cluster::new(hub.clone(), store.clone(), broker);
+        let presence_ttl = std::time::Duration::from_millis(config.broker_presence_ttl_ms);
+        let cluster = Cluster::new(hub.clone(), store.clone(), broker, presence_ttl);
         cluster.spawn_inbound(inbound);
+        cluster.spawn_presence();
         cluster.listen_for_users().await;
         let chat = Chat {
             store,

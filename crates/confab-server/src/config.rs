@@ -32,6 +32,10 @@ pub struct Config {
     /// it; clusters (or tests) sharing a Redis or NATS differ.
     #[serde(deserialize_with = "scalar_string")]
     pub broker_prefix: String,
+    /// Milliseconds a node's word that a user is online lasts on the other
+    /// nodes; it is repeated every third of this, so a node that dies has its
+    /// users go offline elsewhere within this time.
+    pub broker_presence_ttl_ms: u64,
     /// HS256 secret; empty means generated once and kept in `DATA_DIR/jwt_secret`.
     #[serde(deserialize_with = "scalar_string")]
     pub jwt_secret: String,
@@ -156,6 +160,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             broker_url: "memory".into(),
             broker_prefix: "confab".into(),
+            broker_presence_ttl_ms: 15_000,
             jwt_secret: String::new(),
             api_key: String::new(),
             auth: AuthConfig::default(),
@@ -376,6 +381,11 @@ impl Config {
         if !prefix_ok {
             return Err(ConfigError::Value(
                 "broker_prefix must be 1–64 characters of A–Z, a–z, 0–9, '-' or '_'".into(),
+            ));
+        }
+        if self.broker_presence_ttl_ms < 300 {
+            return Err(ConfigError::Value(
+                "broker_presence_ttl_ms must be at least 300".into(),
             ));
         }
         Ok(())

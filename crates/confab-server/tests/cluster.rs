@@ -146,6 +146,58 @@ async fn user_targeted_frames_and_the_4002_close_cross_nodes() {
     }
 }
 
+/// Presence is cluster-wide: a user connected on node B is online for node
+/// A's clients (`user_online`, `get_presence`), stays online while any node
+/// has a connection, and goes offline once, when the last one anywhere ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_spans_nodes_until_the_last_connection_anywhere_ends() {
+    let quiet = std::time::Duration::from_millis(400);
+    for broker in BROKERS {
+        let (a, b) = cluster(broker).await;
+        let room = a.room("alice", &["bob"]).await;
+        let mut alice = a.ws("alice").await;
+        alice.subscribe(&room).await;
+        let bob_on_b = b.ws("bob").await;
+        let online = alice.recv_type("user_online").await;
+        assert_eq!(online["user_id"], "bob", "{broker}: {online}");
+        let presence = alice
+            .request(json!({"type": "get_presence", "room_id": room}))
+            .await;
+        let ids: HashSet<&str> = presence["online"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(ids.contains("bob"), "{broker}: {presence}");
+        let (_, listed) = a
+            .api("alice")
+            .get(&format!("/api/v1/rooms/{room}/members"))
+            .await;
+        let bob = listed["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == "bob")
+            .cloned()
+            .unwrap_or_else(|| panic!("{broker}: no bob in {listed}"));
+        assert_eq!(bob["online"], true, "{broker}: {listed}");
+
+        // A second connection on the other node is no news; neither is the
+        // first one ending while the second lives.
+        let bob_on_a = a.ws("bob").await;
+        alice.expect_silence(quiet).await;
+        bob_on_b.close().await;
+        alice.expect_silence(quiet).await;
+        bob_on_a.close().await;
+        let offline = alice.recv_type("user_offline").await;
+        assert_eq!(offline["user_id"], "bob", "{broker}: {offline}");
+        alice.expect_silence(quiet).await;
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
 /// A node whose topic subscriptions end with its last subscriber stops
 /// receiving the room (nothing is delivered to nobody, and a new
 /// subscription later starts from the store's snapshot).

@@ -513,6 +513,7 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         ("CONFAB_DATABASE_URL", db.url()),
         ("CONFAB_BROKER_URL", broker_url),
         ("CONFAB_BROKER_PREFIX", prefix.as_str()),
+        ("CONFAB_BROKER_PRESENCE_TTL_MS", "1500"),
         ("CONFAB_RATE_LIMIT__MESSAGES_PER_MINUTE", "1000000"),
         ("CONFAB_RATE_LIMIT__BURST", "1000000"),
     ];
@@ -521,6 +522,7 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
     let node_b = Served::start(dir_b.path(), &env);
     let mut members: Vec<String> = (0..SENDERS).map(|n| format!("u{n}")).collect();
     members.push("reader".into());
+    members.push("watcher".into());
     let (status, room) = call(
         reqwest::Method::POST,
         format!("{}/api/v1/rooms", node_a.base),
@@ -539,6 +541,41 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+
+    // A watcher on node B sees the reader on node A come online, and, once
+    // node A is dead, go offline within the presence TTL.
+    let mut watcher = ws_as(&node_b.ws_url(), &token("watcher")).await;
+    watcher
+        .send(Message::text(
+            json!({"type": "subscribe_room", "room_id": "busy"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    loop {
+        let Some(Ok(Message::Text(text))) = watcher.next().await else {
+            panic!("the watcher's connection ended before `subscribed`");
+        };
+        if text.contains("\"subscribed\"") {
+            break;
+        }
+    }
+    let watching = tokio::spawn(async move {
+        let mut presence = Vec::new();
+        // One deadline for the whole watch: pings must not extend it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, watcher.next()).await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["user_id"] == "reader" {
+                    presence.push(frame["type"].as_str().unwrap().to_owned());
+                    if frame["type"] == "user_offline" {
+                        break;
+                    }
+                }
+            }
+        }
+        presence
+    });
 
     // The reader on node A, recording every new_message seq it receives.
     let mut reader = ws_as(&node_a.ws_url(), &token("reader")).await;
@@ -618,6 +655,11 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         );
     }
     let before_kill = reading.await.unwrap();
+    assert_eq!(
+        watching.await.unwrap(),
+        ["user_online", "user_offline"],
+        "the reader on the killed node went offline on the other"
+    );
     assert!(
         before_kill
             .iter()
@@ -643,8 +685,9 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         .await
         .unwrap();
     let mut seen = before_kill;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while seen.last().map_or(0, |(seq, _)| *seq) < last_seq {
-        let next = tokio::time::timeout(Duration::from_secs(10), reader.next())
+        let next = tokio::time::timeout_at(deadline, reader.next())
             .await
             .expect("the resumed reader stalled")
             .unwrap()

@@ -24,6 +24,11 @@ pub struct Envelope {
     /// sending `frame` (4002, a disabled user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close: Option<u16>,
+    /// With `users`: a presence note instead of a frame — these users are
+    /// online on the origin node (`true`: arrived, or still there), or left
+    /// it (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
     /// The frame exactly as clients receive it.
     pub frame: String,
 }
@@ -54,6 +59,7 @@ mod tests {
             except_user: None,
             users: None,
             close: None,
+            online: None,
             frame: r#"{"type":"x"}"#.into(),
         };
         assert_eq!(Envelope::from_bytes(&e.to_bytes()), Some(e));

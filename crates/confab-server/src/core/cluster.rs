@@ -17,6 +17,7 @@
 //! below the delivered one is a duplicate and dropped. The same repair covers
 //! a broker message lost while the broker was down.
 
+use super::presence::RemotePresence;
 use super::{encode, wire};
 use crate::broker::{DynBroker, Envelope, Inbound};
 use crate::hub::{Hub, RoomEvent};
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// How long an out-of-order event waits for the seqs before it to arrive
 /// through the broker before they are read from the store.
@@ -66,6 +68,10 @@ pub struct Cluster {
     generations: AtomicU64,
     /// Serializes broker subscribe/unsubscribe so they apply in order.
     topics: tokio::sync::Mutex<()>,
+    /// Users online on other nodes, as last heard on the broker.
+    remote: RemotePresence,
+    /// How long a node's word that a user is online lasts.
+    presence_ttl: Duration,
 }
 
 /// The one topic every node listens to for user-targeted events
@@ -94,8 +100,16 @@ fn escape(id: &str) -> String {
 
 impl Cluster {
     /// A cluster view over `hub`; `broker` is `None` for `memory` (one node).
-    pub fn new(hub: Arc<Hub>, store: DynStore, broker: Option<DynBroker>) -> Arc<Cluster> {
+    /// `presence_ttl` bounds how long a dead node's users stay online.
+    pub fn new(
+        hub: Arc<Hub>,
+        store: DynStore,
+        broker: Option<DynBroker>,
+        presence_ttl: Duration,
+    ) -> Arc<Cluster> {
         Arc::new(Cluster {
+            remote: RemotePresence::new(presence_ttl),
+            presence_ttl,
             node_id: uuid::Uuid::now_v7().to_string(),
             hub,
             store,
@@ -137,8 +151,11 @@ impl Cluster {
         if envelope.origin == self.node_id {
             return; // our own echo: delivered locally already
         }
-        if let Some(users) = &envelope.users {
-            self.receive_for_users(users, envelope.close, envelope.frame);
+        if let Some(users) = envelope.users {
+            match envelope.online {
+                Some(online) => self.receive_presence(&envelope.origin, users, online),
+                None => self.receive_for_users(&users, envelope.close, envelope.frame),
+            }
             return;
         }
         let Some(room_id) = envelope.room_id.as_deref() else {
@@ -175,6 +192,7 @@ impl Cluster {
                 except_user: None,
                 users: Some(users),
                 close: None,
+                online: None,
                 frame: bytes.as_str().to_owned(),
             };
             broker.publish(USERS_TOPIC, envelope.to_bytes());
@@ -192,10 +210,120 @@ impl Cluster {
                 except_user: None,
                 users: Some(vec![user_id.to_owned()]),
                 close: Some(code.code()),
+                online: None,
                 frame: String::new(),
             };
             broker.publish(USERS_TOPIC, envelope.to_bytes());
         }
+    }
+
+    /// Whether a user has a connection on any node (this one, or another as
+    /// last heard within the presence TTL).
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.hub.is_online(user_id) || self.remote.is_online(user_id, Instant::now())
+    }
+
+    /// A user's first connection on this node arrived (`true`) or its last
+    /// one left (`false`): tells the other nodes, and says whether this
+    /// node's subscribers should hear of it (not when another node still,
+    /// or already, has the user online).
+    pub fn local_presence(&self, user_id: &str, online: bool) -> bool {
+        self.publish_presence(vec![user_id.to_owned()], online);
+        !self.remote.is_online(user_id, Instant::now())
+    }
+
+    fn publish_presence(&self, users: Vec<String>, online: bool) {
+        if let Some(broker) = &self.broker {
+            let envelope = Envelope {
+                origin: self.node_id.clone(),
+                room_id: None,
+                seq: None,
+                except_user: None,
+                users: Some(users),
+                close: None,
+                online: Some(online),
+                frame: String::new(),
+            };
+            broker.publish(USERS_TOPIC, envelope.to_bytes());
+        }
+    }
+
+    fn receive_presence(self: &Arc<Self>, origin: &str, users: Vec<String>, online: bool) {
+        let now = Instant::now();
+        let changed = if online {
+            self.remote.seen(origin, &users, now)
+        } else {
+            self.remote.gone(origin, &users, now)
+        };
+        self.announce_remote(changed, online);
+    }
+
+    /// Announces users whose cluster-wide state changed elsewhere, unless
+    /// they have a connection here (then nothing changed for our clients).
+    fn announce_remote(self: &Arc<Self>, users: Vec<String>, online: bool) {
+        let users: Vec<String> = users
+            .into_iter()
+            .filter(|u| !self.hub.is_online(u))
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            for user in users {
+                cluster.announce_presence(&user, online).await;
+            }
+        });
+    }
+
+    /// Tells the subscribers of a user's rooms on this node that the user
+    /// came online or went offline (once per connection, not per room).
+    pub async fn announce_presence(&self, user_id: &str, online: bool) {
+        let rooms = match self.store.user_room_ids(user_id).await {
+            Ok(rooms) => rooms,
+            Err(error) => {
+                tracing::warn!(%error, "presence not announced: rooms unavailable");
+                return;
+            }
+        };
+        let (id, last_seen) = (user_id.to_owned(), Timestamp::now());
+        let frame = if online {
+            ServerFrame::UserOnline {
+                user_id: id,
+                last_seen,
+            }
+        } else {
+            ServerFrame::UserOffline {
+                user_id: id,
+                last_seen,
+            }
+        };
+        self.hub.publish_to_rooms(&rooms, &encode(&frame), user_id);
+    }
+
+    /// Every third of the presence TTL: repeats this node's online users to
+    /// the others, and lapses the users of nodes that stopped repeating.
+    pub fn spawn_presence(self: &Arc<Self>) {
+        if self.broker.is_none() {
+            return;
+        }
+        let cluster = Arc::downgrade(self);
+        let every = (self.presence_ttl / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(cluster) = cluster.upgrade() else {
+                    return;
+                };
+                let local = cluster.hub.online_user_ids();
+                if !local.is_empty() {
+                    cluster.publish_presence(local, true);
+                }
+                let lapsed = cluster.remote.sweep(Instant::now());
+                cluster.announce_remote(lapsed, false);
+            }
+        });
     }
 
     fn receive_for_users(&self, users: &[String], close: Option<u16>, frame: String) {
@@ -229,6 +357,7 @@ impl Cluster {
             except_user: event.except_user.as_deref().map(str::to_owned),
             users: None,
             close: None,
+            online: None,
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());

@@ -204,7 +204,7 @@ impl Chat {
         Ok(members
             .into_iter()
             .map(|m| m.member.user_id)
-            .filter(|id| self.hub.is_online(id))
+            .filter(|id| self.cluster.is_online(id))
             .collect())
     }
 
@@ -238,10 +238,20 @@ impl Chat {
 
     /// Registers a new connection; on the user's first one, subscribers of
     /// their rooms get `user_online` (once per connection, not per room).
-    pub async fn connect(&self, caller: &Caller, outbox: Outbox) -> ConnId {
-        let (conn, first) = self.hub.register(caller.id(), outbox);
-        if first {
-            self.announce_presence(caller, true).await;
+    /// `greet` queues the connection's first frame before it is registered,
+    /// so no fanned-out frame (say a `room_added` from another node) can
+    /// overtake `connection_established`.
+    pub async fn connect(
+        &self,
+        caller: &Caller,
+        outbox: Outbox,
+        greet: impl FnOnce(ConnId),
+    ) -> ConnId {
+        let conn = self.hub.reserve_id();
+        greet(conn);
+        let first = self.hub.register_as(conn, caller.id(), outbox);
+        if first && self.cluster.local_presence(caller.id(), true) {
+            self.cluster.announce_presence(caller.id(), true).await;
         }
         conn
     }
@@ -255,27 +265,9 @@ impl Chat {
             self.cluster.release(room_id);
             self.stop_typing_silently(room_id, caller);
         }
-        if departure.user_gone {
-            self.announce_presence(caller, false).await;
+        if departure.user_gone && self.cluster.local_presence(caller.id(), false) {
+            self.cluster.announce_presence(caller.id(), false).await;
         }
-    }
-
-    async fn announce_presence(&self, caller: &Caller, online: bool) {
-        let rooms = match self.store.user_room_ids(caller.id()).await {
-            Ok(rooms) => rooms,
-            Err(error) => {
-                tracing::warn!(%error, "presence not announced: rooms unavailable");
-                return;
-            }
-        };
-        let (user_id, last_seen) = (caller.id().to_owned(), Timestamp::now());
-        let frame = if online {
-            ServerFrame::UserOnline { user_id, last_seen }
-        } else {
-            ServerFrame::UserOffline { user_id, last_seen }
-        };
-        self.hub
-            .publish_to_rooms(&rooms, &encode(&frame), caller.id());
     }
 }
 

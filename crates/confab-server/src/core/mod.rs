@@ -11,6 +11,7 @@
 //! - [`caller`]: who is asking, from a token or the server key.
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
+//! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
 //! - [`rooms`]: rooms, members, room lists, read markers.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
 //! - [`stats`]: counters for `GET /api/v1/stats`.
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod error;
 pub mod live;
 pub mod messages;
+pub mod presence;
 pub mod rooms;
 pub mod stats;
 pub mod wire;

@@ -200,7 +200,7 @@ impl Chat {
             .await?
             .into_iter()
             .map(|m| Participant {
-                online: self.hub.is_online(&m.member.user_id),
+                online: self.cluster.is_online(&m.member.user_id),
                 id: m.member.user_id,
                 name: m.name,
             })
@@ -331,7 +331,7 @@ impl Chat {
             .await?
             .into_iter()
             .map(|m| Member {
-                online: self.hub.is_online(&m.member.user_id),
+                online: self.cluster.is_online(&m.member.user_id),
                 user_id: m.member.user_id,
                 name: m.name,
                 role: m.member.role.as_str().to_owned(),
@@ -377,7 +377,7 @@ impl Chat {
             user_id: member.user_id,
             name: user.and_then(|u| u.name),
             role: member.role.as_str().to_owned(),
-            online: self.hub.is_online(user_id),
+            online: self.cluster.is_online(user_id),
             last_read_seq: member.last_read_seq,
         })
     }

@@ -100,7 +100,19 @@ impl Hub {
     /// Adds a connection of `user_id`. Returns its id and whether it is the
     /// user's first connection on this node (they just came online).
     pub fn register(&self, user_id: &str, outbox: Outbox) -> (ConnId, bool) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.reserve_id();
+        (id, self.register_as(id, user_id, outbox))
+    }
+
+    /// A fresh connection id, not yet registered: a connection queues its
+    /// greeting (which names the id) before anything can be fanned out to it.
+    pub fn reserve_id(&self) -> ConnId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds a connection under an id from [`Hub::reserve_id`]. Returns
+    /// whether it is the user's first connection on this node.
+    pub fn register_as(&self, id: ConnId, user_id: &str, outbox: Outbox) -> bool {
         let mut state = self.lock();
         let user_id: Arc<str> = match state.users.get_key_value(user_id) {
             Some((key, _)) => key.clone(),
@@ -110,7 +122,7 @@ impl Hub {
         conns.push(id);
         let first = conns.len() == 1;
         state.conns.insert(id, Conn { user_id, outbox });
-        (id, first)
+        first
     }
 
     /// Pushes bytes once to every connection subscribed to any of `rooms`,
@@ -286,6 +298,11 @@ impl Hub {
     /// Whether the user has a connection on this node.
     pub fn is_online(&self, user_id: &str) -> bool {
         self.lock().users.contains_key(user_id)
+    }
+
+    /// The ids of the users with a connection on this node.
+    pub fn online_user_ids(&self) -> Vec<String> {
+        self.lock().users.keys().map(|u| u.to_string()).collect()
     }
 
     /// Users with a connection on this node.

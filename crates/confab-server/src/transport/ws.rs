@@ -298,9 +298,13 @@ async fn run(
         config.server.outbound_queue_frames,
         config.server.outbound_queue_bytes,
     );
-    let conn = state.chat.connect(&caller, outbox.clone()).await;
+    let conn = state
+        .chat
+        .connect(&caller, outbox.clone(), |conn| {
+            outbox.send(&established(config, &caller, conn));
+        })
+        .await;
     let span = tracing::info_span!("conn", conn, user = %caller.id());
-    outbox.send(&established(config, &caller, conn));
     let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
     let liveness = Liveness::default();
     let writer = tokio::spawn(
@@ -545,9 +549,13 @@ impl Session<'_> {
             }
         };
         chat.disconnect(&self.caller, self.conn).await;
-        let conn = chat.connect(&caller, self.outbox.clone()).await;
+        let outbox = &self.outbox;
+        let conn = chat
+            .connect(&caller, outbox.clone(), |conn| {
+                outbox.send(&established(&chat.config, &caller, conn));
+            })
+            .await;
         tracing::debug!(conn, user = %caller.id(), "anonymous connection identified");
-        self.outbox.send(&established(&chat.config, &caller, conn));
         self.caller = caller;
         self.conn = conn;
         self.admission = admission;
