@@ -20,6 +20,7 @@
 use super::{encode, wire};
 use crate::broker::{DynBroker, Envelope, Inbound};
 use crate::hub::{Hub, RoomEvent};
+use crate::metrics::BrokerCounters;
 use crate::store::{DynStore, HistoryPage};
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::{CloseCode, ServerFrame, Timestamp};
@@ -66,6 +67,8 @@ pub struct Cluster {
     generations: AtomicU64,
     /// Serializes broker subscribe/unsubscribe so they apply in order.
     topics: tokio::sync::Mutex<()>,
+    /// Broker traffic, for `/metrics`.
+    counters: BrokerCounters,
 }
 
 /// The one topic every node listens to for user-targeted events
@@ -94,7 +97,13 @@ fn escape(id: &str) -> String {
 
 impl Cluster {
     /// A cluster view over `hub`; `broker` is `None` for `memory` (one node).
-    pub fn new(hub: Arc<Hub>, store: DynStore, broker: Option<DynBroker>) -> Arc<Cluster> {
+    /// `counters` count the broker traffic.
+    pub fn new(
+        hub: Arc<Hub>,
+        store: DynStore,
+        broker: Option<DynBroker>,
+        counters: BrokerCounters,
+    ) -> Arc<Cluster> {
         Arc::new(Cluster {
             node_id: uuid::Uuid::now_v7().to_string(),
             hub,
@@ -103,6 +112,7 @@ impl Cluster {
             rooms: Mutex::default(),
             generations: AtomicU64::new(1),
             topics: tokio::sync::Mutex::new(()),
+            counters,
         })
     }
 
@@ -131,12 +141,14 @@ impl Cluster {
 
     fn receive(self: &Arc<Self>, item: &Inbound) {
         let Some(envelope) = Envelope::from_bytes(&item.payload) else {
+            self.counters.receive_errors.inc();
             tracing::warn!(topic = item.topic, "broker: undecodable message dropped");
             return;
         };
         if envelope.origin == self.node_id {
             return; // our own echo: delivered locally already
         }
+        self.counters.received.inc();
         if let Some(users) = &envelope.users {
             self.receive_for_users(users, envelope.close, envelope.frame);
             return;
@@ -178,6 +190,7 @@ impl Cluster {
                 frame: bytes.as_str().to_owned(),
             };
             broker.publish(USERS_TOPIC, envelope.to_bytes());
+            self.counters.published.inc();
         }
     }
 
@@ -194,6 +207,7 @@ impl Cluster {
                 close: Some(code.code()),
                 frame: String::new(),
             };
+            self.counters.published.inc();
             broker.publish(USERS_TOPIC, envelope.to_bytes());
         }
     }
@@ -232,6 +246,7 @@ impl Cluster {
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());
+        self.counters.published.inc();
         self.deliver(room_id, event);
     }
 
@@ -394,6 +409,7 @@ impl Cluster {
         {
             let _topics = self.topics.lock().await;
             if let Err(error) = broker.subscribe(&room_topic(room_id)).await {
+                self.counters.subscribe_errors.inc();
                 // Kept wanted: the broker subscribes again once it reconnects.
                 tracing::warn!(%error, room_id, "room topic not subscribed now");
             }
