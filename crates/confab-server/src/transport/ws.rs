@@ -318,6 +318,7 @@ async fn run(
     let conn = state.chat.connect(&caller, outbox.clone()).await;
     let _open = OpenSession::new(state.chat.metrics.connections(endpoint));
     let span = tracing::info_span!("conn", conn, user = %caller.id());
+    span.in_scope(|| tracing::debug!(endpoint, "session opened"));
     outbox.send(&established(config, &caller, conn));
     let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
     let liveness = Liveness::default();
@@ -343,7 +344,11 @@ async fn run(
         fresh: true,
     };
     session.expires = session.expiry_deadline();
-    session.read_loop(&mut stream).instrument(span).await;
+    session
+        .read_loop(&mut stream)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| tracing::debug!("session closed"));
     // The slots go back before the departure is announced, so whoever sees
     // `user_offline` can connect again at once.
     drop(std::mem::take(&mut session.admission));
