@@ -7,13 +7,15 @@ use common::{Ended, Scrape, TestServer};
 use serde_json::json;
 
 const ENDPOINTS: [&str; 3] = ["/ws", "/ws/chat", "/ws/chat/"];
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 8] = [
     "message",
     "reaction",
     "typing",
     "handshake",
     "user_connections",
     "address_connections",
+    "anonymous_message",
+    "anonymous_connections",
 ];
 
 fn connections(s: &Scrape, endpoint: &str) -> f64 {
@@ -142,7 +144,10 @@ async fn work_moves_the_counters_by_exactly_that_work() {
     let refused = server.scrape().await;
     assert_eq!(refusals(&refused, "message"), 1.0);
     assert_eq!(refusals(&refused, "user_connections"), 1.0);
-    for kind in ["reaction", "typing", "handshake", "address_connections"] {
+    for kind in KINDS
+        .into_iter()
+        .filter(|k| !["message", "user_connections"].contains(k))
+    {
         assert_eq!(refusals(&refused, kind), 0.0, "{kind}");
     }
     assert_eq!(refused.get("confab_messages_stored_total"), 3.0);
