@@ -9,6 +9,7 @@ use crate::core::Chat;
 use crate::core::cluster::Cluster;
 use crate::hub::Hub;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
@@ -96,12 +97,27 @@ impl App {
         let secret = config.resolve_jwt_secret()?;
         let store = open_store(&config).await?;
         let auth = Authenticator::new(&secret, &config.api_key, config.auth.leeway_s);
-        let hub = Arc::new(Hub::new(config.server.outbound_queue_frames));
+        let metrics = Arc::new(Metrics::new(store.commit_histograms()));
+        let hub = Arc::new(Hub::new(
+            config.server.outbound_queue_frames,
+            metrics.deliveries.clone(),
+        ));
         let (inbound_tx, inbound) = tokio::sync::mpsc::channel(crate::broker::INBOUND_QUEUE);
-        let broker =
-            crate::broker::connect(&config.broker_url, &config.broker_prefix, inbound_tx).await?;
+        let broker = crate::broker::connect(
+            &config.broker_url,
+            &config.broker_prefix,
+            inbound_tx,
+            metrics.broker.publish_errors.clone(),
+        )
+        .await?;
         let presence_ttl = std::time::Duration::from_millis(config.broker_presence_ttl_ms);
-        let cluster = Cluster::new(hub.clone(), store.clone(), broker, presence_ttl);
+        let cluster = Cluster::new(
+            hub.clone(),
+            store.clone(),
+            broker,
+            presence_ttl,
+            metrics.broker.clone(),
+        );
         cluster.spawn_inbound(inbound);
         cluster.spawn_presence();
         cluster.listen_for_users().await;
@@ -111,7 +127,8 @@ impl App {
             cluster,
             auth,
             sent_rate: Arc::default(),
-            limits: Limits::new(&config),
+            limits: Limits::new(&config, &metrics.refusals),
+            metrics,
             config: Arc::new(config),
         };
         Ok(App {

@@ -11,6 +11,7 @@
 //!   typing — and the local fan-out of pre-serialized frames.
 //! - [`broker`]: the publish/subscribe bus between nodes (Redis, NATS).
 //! - [`limits`]: rate limits and connection caps, per node.
+//! - [`metrics`]: the series `GET /metrics` reports, one registry per server.
 //! - [`auth`]: tokens and the server key.
 //! - [`config`]: the typed configuration.
 //! - [`app`]: builds all of the above from a [`Config`] and serves it on a
@@ -23,6 +24,7 @@ pub mod config;
 pub mod core;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod store;
 pub mod transport;
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{BROKERS, TestServer, WsClient, cluster, cluster_node};
+use common::{BROKERS, Scrape, TestServer, WsClient, cluster, cluster_node};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -39,6 +39,7 @@ async fn messages_cross_nodes_exactly_once_in_seq_order_under_concurrent_senders
         let mut bob = b.ws("bob").await;
         alice.subscribe(&room).await;
         bob.subscribe(&room).await;
+        let before = [a.scrape().await, b.scrape().await];
         const EACH: usize = 40;
         let (from_a, from_b) = tokio::join!(
             sender(&a, "alice", room.clone(), EACH),
@@ -66,10 +67,29 @@ async fn messages_cross_nodes_exactly_once_in_seq_order_under_concurrent_senders
                 .expect_silence(std::time::Duration::from_millis(300))
                 .await;
         }
+        // Each node published its own 40 messages once and received the
+        // other node's 40, with no broker error.
+        for (node, before) in [&a, &b].into_iter().zip(&before) {
+            let moved = |s: &Scrape, series: &str| s.get(series) - before.get(series);
+            let after = node
+                .scrape_until(|s| {
+                    moved(s, PUBLISHED) >= EACH as f64 && moved(s, RECEIVED) >= EACH as f64
+                })
+                .await;
+            assert_eq!(moved(&after, PUBLISHED), EACH as f64, "{broker}");
+            assert_eq!(moved(&after, RECEIVED), EACH as f64, "{broker}");
+            for op in ["publish", "receive", "subscribe"] {
+                let errors = format!("confab_broker_errors_total{{op=\"{op}\"}}");
+                assert_eq!(after.get(&errors), 0.0, "{broker}: {op}");
+            }
+        }
         a.stop().await;
         b.stop().await;
     }
 }
+
+const PUBLISHED: &str = "confab_broker_events_total{direction=\"publish\"}";
+const RECEIVED: &str = "confab_broker_events_total{direction=\"receive\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edits_reactions_and_typing_cross_nodes() {

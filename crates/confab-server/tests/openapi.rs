@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/ws"),
     ("GET", "/ws/chat"),
     ("GET", "/ws/chat/"),
@@ -153,7 +154,7 @@ async fn the_document_is_openapi_3_and_self_contained() {
         // Anything that needs a credential documents the refusal.
         let open = matches!(
             path.as_str(),
-            "/healthz" | "/readyz" | "/api/v1/openapi.json"
+            "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json"
         ) || path.starts_with("/ws");
         if !open {
             assert!(op["security"].is_array(), "{method} {path}: no security");

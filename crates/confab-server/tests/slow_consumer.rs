@@ -52,6 +52,11 @@ async fn stalled_reader_is_dropped(tweak: impl FnOnce(&mut Config)) {
 
     // Carol, reading at last, finds the frames that made it out, then 4008.
     assert_eq!(carol.ended().await, Ended::Closed(4008));
+    // Counted before the close frame was written: one slow consumer, no
+    // missed heartbeat.
+    let scrape = server.scrape().await;
+    assert_eq!(scrape.get("confab_slow_consumer_closes_total"), 1.0);
+    assert_eq!(scrape.get("confab_heartbeat_closes_total"), 0.0);
     // Everything is stored: she catches up with since_seq on a new connection.
     let mut carol = server.ws("carol").await;
     carol

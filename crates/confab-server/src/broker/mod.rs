@@ -77,21 +77,23 @@ pub trait Broker: Send + Sync {
 pub type DynBroker = Arc<dyn Broker>;
 
 /// Connects to the broker named by `url` (`memory` → `None`), delivering
-/// what it receives into `inbound`. `prefix` namespaces every topic.
+/// what it receives into `inbound`. `prefix` namespaces every topic;
+/// `publish_errors` counts the publishes dropped (for `/metrics`).
 pub async fn connect(
     url: &str,
     prefix: &str,
     inbound: mpsc::Sender<Inbound>,
+    publish_errors: prometheus_client::metrics::counter::Counter,
 ) -> Result<Option<DynBroker>, BrokerError> {
     if url == "memory" {
         Ok(None)
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Some(Arc::new(
-            redis::RedisBroker::connect(url, prefix, inbound).await?,
+            redis::RedisBroker::connect(url, prefix, inbound, publish_errors).await?,
         )))
     } else if url.starts_with("nats://") || url.starts_with("tls://") {
         Ok(Some(Arc::new(
-            nats::NatsBroker::connect(url, prefix, inbound).await?,
+            nats::NatsBroker::connect(url, prefix, inbound, publish_errors).await?,
         )))
     } else {
         Err(BrokerError::UnknownScheme(url.to_owned()))

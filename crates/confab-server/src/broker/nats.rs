@@ -4,6 +4,7 @@
 use super::{Broker, BrokerError, Inbound, OUTBOUND_QUEUE, full_topic};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::mpsc;
@@ -15,6 +16,8 @@ pub struct NatsBroker {
     prefix: String,
     outbound: mpsc::Sender<(String, Bytes)>,
     inbound: mpsc::Sender<Inbound>,
+    /// Publishes dropped, for `/metrics`.
+    errors: Counter,
     /// One forwarding task per subscribed topic.
     subs: Mutex<HashMap<String, JoinHandle<()>>>,
 }
@@ -26,6 +29,7 @@ impl NatsBroker {
         url: &str,
         prefix: &str,
         inbound: mpsc::Sender<Inbound>,
+        errors: Counter,
     ) -> Result<NatsBroker, BrokerError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -40,8 +44,9 @@ impl NatsBroker {
             .map_err(|_| BrokerError::Io(format!("nats at {url} did not answer")))?
             .map_err(|e| BrokerError::Io(e.to_string()))?;
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tokio::spawn(publish_loop(client.clone(), rx));
+        tokio::spawn(publish_loop(client.clone(), rx, errors.clone()));
         Ok(NatsBroker {
+            errors,
             client,
             prefix: prefix.to_owned(),
             outbound,
@@ -59,6 +64,7 @@ impl Broker for NatsBroker {
             .try_send((full_topic(&self.prefix, topic), payload))
             .is_err()
         {
+            self.errors.inc();
             tracing::warn!(topic, "broker publish queue full: event dropped");
         }
     }
@@ -113,9 +119,14 @@ impl Broker for NatsBroker {
     }
 }
 
-async fn publish_loop(client: async_nats::Client, mut rx: mpsc::Receiver<(String, Bytes)>) {
+async fn publish_loop(
+    client: async_nats::Client,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    errors: Counter,
+) {
     while let Some((subject, payload)) = rx.recv().await {
         if let Err(error) = client.publish(subject.clone(), payload).await {
+            errors.inc();
             tracing::warn!(%error, subject, "nats publish failed: event dropped");
         }
     }

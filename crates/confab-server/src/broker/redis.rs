@@ -6,6 +6,7 @@
 use super::{Broker, BrokerError, Inbound, OUTBOUND_QUEUE, full_topic, next_backoff, strip_topic};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
 use redis::aio::{ConnectionManager, PubSubSink};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,8 @@ struct Shared {
 pub struct RedisBroker {
     shared: Arc<Shared>,
     outbound: mpsc::Sender<(String, Bytes)>,
+    /// Publishes dropped, for `/metrics`.
+    errors: Counter,
 }
 
 impl RedisBroker {
@@ -36,6 +39,7 @@ impl RedisBroker {
         url: &str,
         prefix: &str,
         inbound: mpsc::Sender<Inbound>,
+        errors: Counter,
     ) -> Result<RedisBroker, BrokerError> {
         let io = |e: redis::RedisError| BrokerError::Io(e.to_string());
         let client = redis::Client::open(url).map_err(io)?;
@@ -47,9 +51,13 @@ impl RedisBroker {
             connected: AtomicBool::new(false),
         });
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tokio::spawn(publish_loop(manager, rx));
+        tokio::spawn(publish_loop(manager, rx, errors.clone()));
         tokio::spawn(receive_loop(client, shared.clone(), inbound));
-        Ok(RedisBroker { shared, outbound })
+        Ok(RedisBroker {
+            shared,
+            outbound,
+            errors,
+        })
     }
 }
 
@@ -61,6 +69,7 @@ impl Broker for RedisBroker {
             .try_send((full_topic(&self.shared.prefix, topic), payload))
             .is_err()
         {
+            self.errors.inc();
             tracing::warn!(topic, "broker publish queue full: event dropped");
         }
     }
@@ -105,7 +114,11 @@ impl Broker for RedisBroker {
     }
 }
 
-async fn publish_loop(mut manager: ConnectionManager, mut rx: mpsc::Receiver<(String, Bytes)>) {
+async fn publish_loop(
+    mut manager: ConnectionManager,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    errors: Counter,
+) {
     while let Some((channel, payload)) = rx.recv().await {
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(&channel)
@@ -113,6 +126,7 @@ async fn publish_loop(mut manager: ConnectionManager, mut rx: mpsc::Receiver<(St
             .query_async(&mut manager)
             .await;
         if let Err(error) = sent {
+            errors.inc();
             tracing::warn!(%error, channel, "redis publish failed: event dropped");
         }
     }

@@ -21,6 +21,7 @@ use super::presence::RemotePresence;
 use super::{encode, wire};
 use crate::broker::{DynBroker, Envelope, Inbound};
 use crate::hub::{Hub, RoomEvent};
+use crate::metrics::BrokerCounters;
 use crate::store::{DynStore, HistoryPage};
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::{CloseCode, ServerFrame, Timestamp};
@@ -72,6 +73,8 @@ pub struct Cluster {
     remote: RemotePresence,
     /// How long a node's word that a user is online lasts.
     presence_ttl: Duration,
+    /// Broker traffic, for `/metrics`.
+    counters: BrokerCounters,
 }
 
 /// The one topic every node listens to for user-targeted events
@@ -101,11 +104,13 @@ fn escape(id: &str) -> String {
 impl Cluster {
     /// A cluster view over `hub`; `broker` is `None` for `memory` (one node).
     /// `presence_ttl` bounds how long a dead node's users stay online.
+    /// `counters` count the broker traffic.
     pub fn new(
         hub: Arc<Hub>,
         store: DynStore,
         broker: Option<DynBroker>,
         presence_ttl: Duration,
+        counters: BrokerCounters,
     ) -> Arc<Cluster> {
         Arc::new(Cluster {
             remote: RemotePresence::new(presence_ttl),
@@ -117,6 +122,7 @@ impl Cluster {
             rooms: Mutex::default(),
             generations: AtomicU64::new(1),
             topics: tokio::sync::Mutex::new(()),
+            counters,
         })
     }
 
@@ -145,6 +151,7 @@ impl Cluster {
 
     fn receive(self: &Arc<Self>, item: &Inbound) {
         let Some(envelope) = Envelope::from_bytes(&item.payload) else {
+            self.counters.receive_errors.inc();
             tracing::warn!(topic = item.topic, "broker: undecodable message dropped");
             return;
         };
@@ -153,11 +160,17 @@ impl Cluster {
         }
         if let Some(users) = envelope.users {
             match envelope.online {
+                // Presence notes are bookkeeping, not events for clients:
+                // not counted in `confab_broker_events_total`.
                 Some(online) => self.receive_presence(&envelope.origin, users, online),
-                None => self.receive_for_users(&users, envelope.close, envelope.frame),
+                None => {
+                    self.counters.received.inc();
+                    self.receive_for_users(&users, envelope.close, envelope.frame);
+                }
             }
             return;
         }
+        self.counters.received.inc();
         let Some(room_id) = envelope.room_id.as_deref() else {
             return;
         };
@@ -196,6 +209,7 @@ impl Cluster {
                 frame: bytes.as_str().to_owned(),
             };
             broker.publish(USERS_TOPIC, envelope.to_bytes());
+            self.counters.published.inc();
         }
     }
 
@@ -213,6 +227,7 @@ impl Cluster {
                 online: None,
                 frame: String::new(),
             };
+            self.counters.published.inc();
             broker.publish(USERS_TOPIC, envelope.to_bytes());
         }
     }
@@ -361,6 +376,7 @@ impl Cluster {
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());
+        self.counters.published.inc();
         self.deliver(room_id, event);
     }
 
@@ -523,6 +539,7 @@ impl Cluster {
         {
             let _topics = self.topics.lock().await;
             if let Err(error) = broker.subscribe(&room_topic(room_id)).await {
+                self.counters.subscribe_errors.inc();
                 // Kept wanted: the broker subscribes again once it reconnects.
                 tracing::warn!(%error, room_id, "room topic not subscribed now");
             }

@@ -97,11 +97,15 @@ impl Chat {
         self.check_message_rate(caller)?;
         let cluster = self.cluster.clone();
         let rate = self.sent_rate.clone();
+        let metrics = self.metrics.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
+            // The hook runs on the writer right after the commit.
+            let committed = std::time::Instant::now();
             let seq = outcome_seq(outcome);
             let sent = Sent::from(outcome.clone());
             on_stored(&sent);
             if !sent.duplicate {
+                metrics.messages_stored.inc();
                 rate.record();
                 let room_id = sent.message.room_id.clone();
                 let frame = ServerFrame::NewMessage {
@@ -117,6 +121,9 @@ impl Chat {
                         except_user: None,
                     },
                 );
+                metrics
+                    .fanout_seconds
+                    .observe(committed.elapsed().as_secs_f64());
             }
         });
         let sent = Sent::from(self.store.append_message(new, on_commit).await?);

@@ -56,6 +56,8 @@ pub struct Chat {
     pub sent_rate: Arc<stats::RateWindow>,
     /// Rate limits and connection caps of this node.
     pub limits: Limits,
+    /// This server's `/metrics` series.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serializes a frame once, for fan-out to any number of connections.

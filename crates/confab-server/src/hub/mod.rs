@@ -17,6 +17,7 @@ pub use outbox::{Outbound, Outbox, OutboxReceiver, outbox};
 
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::CloseCode;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,16 +79,20 @@ pub struct Hub {
     state: Mutex<State>,
     next_id: AtomicU64,
     pending_limit: usize,
+    /// Frames queued by fan-out, for `/metrics`: added once per fan-out.
+    deliveries: Counter,
 }
 
 impl Hub {
     /// `pending_limit` bounds the events held per pending subscription; past it
-    /// the connection is a slow consumer.
-    pub fn new(pending_limit: usize) -> Self {
+    /// the connection is a slow consumer. `deliveries` counts the frames
+    /// fan-out queues.
+    pub fn new(pending_limit: usize, deliveries: Counter) -> Self {
         Hub {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             pending_limit,
+            deliveries,
         }
     }
 
@@ -131,13 +136,18 @@ impl Hub {
     pub fn publish_to_rooms(&self, rooms: &[String], bytes: &Utf8Bytes, except_user: &str) {
         let state = self.lock();
         let mut sent = std::collections::HashSet::new();
+        let mut queued = 0;
         for room in rooms {
             for (conn, sub) in state.rooms.get(room).into_iter().flatten() {
-                if &*sub.user_id != except_user && sent.insert(*conn) {
-                    sub.outbox.push(bytes.clone());
+                if &*sub.user_id != except_user
+                    && sent.insert(*conn)
+                    && sub.outbox.push(bytes.clone())
+                {
+                    queued += 1;
                 }
             }
         }
+        self.deliveries.inc_by(queued);
     }
 
     /// Removes a connection and all its subscriptions.
@@ -196,6 +206,7 @@ impl Hub {
             return;
         };
         sub.high_seq = sub.high_seq.max(delivered_up_to);
+        let mut queued = 0;
         for (seq, bytes) in sub.pending.take().unwrap_or_default() {
             if seq.is_some_and(|s| s <= sub.high_seq) {
                 continue;
@@ -206,7 +217,9 @@ impl Hub {
             if !sub.outbox.push(bytes) {
                 break;
             }
+            queued += 1;
         }
+        self.deliveries.inc_by(queued);
     }
 
     /// Removes one subscription. Returns whether it existed.
@@ -252,6 +265,7 @@ impl Hub {
         let Some(subs) = state.rooms.get_mut(room_id) else {
             return;
         };
+        let mut queued = 0;
         for sub in subs.values_mut() {
             if event.except_user.as_deref() == Some(&*sub.user_id) {
                 continue;
@@ -265,24 +279,27 @@ impl Hub {
                     Some(seq) if seq <= sub.high_seq => {}
                     Some(seq) => {
                         sub.high_seq = seq;
-                        sub.outbox.push(event.bytes.clone());
+                        queued += u64::from(sub.outbox.push(event.bytes.clone()));
                     }
                     None => {
-                        sub.outbox.push(event.bytes.clone());
+                        queued += u64::from(sub.outbox.push(event.bytes.clone()));
                     }
                 },
             }
         }
+        self.deliveries.inc_by(queued);
     }
 
     /// Pushes bytes to every local connection of a user.
     pub fn send_to_user(&self, user_id: &str, bytes: &Utf8Bytes) {
         let state = self.lock();
+        let mut queued = 0;
         for conn in state.users.get(user_id).into_iter().flatten() {
             if let Some(c) = state.conns.get(conn) {
-                c.outbox.push(bytes.clone());
+                queued += u64::from(c.outbox.push(bytes.clone()));
             }
         }
+        self.deliveries.inc_by(queued);
     }
 
     /// Closes every local connection of a user at once with `code`.
@@ -403,7 +420,7 @@ mod tests {
 
     #[test]
     fn pending_subscriptions_stitch_without_duplicates() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, Counter::default());
         let (out, mut rx) = outbox(16, 1 << 20);
         let (conn, first) = hub.register("a", out);
         assert!(first);
@@ -423,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_late_fan_out_after_activate_is_not_a_duplicate() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, Counter::default());
         let (out, mut rx) = outbox(16, 1 << 20);
         let (conn, _) = hub.register("a", out);
         hub.subscribe(conn, "r", true);
@@ -436,7 +453,7 @@ mod tests {
 
     #[test]
     fn except_user_and_departure() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, Counter::default());
         let (a1, mut ra1) = outbox(4, 1 << 20);
         let (a2, _ra2) = outbox(4, 1 << 20);
         let (b, mut rb) = outbox(4, 1 << 20);

@@ -3,6 +3,7 @@
 //! back, and a key with no open connection is removed from the map, so the map
 //! never holds more entries than there are open connections.
 
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,6 +14,8 @@ type Counts<K> = Arc<Mutex<HashMap<K, usize>>>;
 pub struct ConnCap<K: Hash + Eq> {
     max: usize,
     counts: Counts<K>,
+    /// Refusals, for `/metrics` (unregistered unless [`ConnCap::counting`]).
+    refused: Counter,
 }
 
 /// One admitted connection; dropping it releases the slot.
@@ -34,7 +37,14 @@ impl<K: Hash + Eq + Clone> ConnCap<K> {
         ConnCap {
             max,
             counts: Arc::default(),
+            refused: Counter::default(),
         }
+    }
+
+    /// Counts every refusal in `refused` (a series of the server's metrics).
+    pub fn counting(mut self, refused: Counter) -> Self {
+        self.refused = refused;
+        self
     }
 
     /// Admits one more connection for `key`, or `None` when it has `max` already.
@@ -42,6 +52,7 @@ impl<K: Hash + Eq + Clone> ConnCap<K> {
         let mut counts = lock(&self.counts);
         let count = counts.entry(key.clone()).or_insert(0);
         if *count >= self.max {
+            self.refused.inc();
             return None;
         }
         *count += 1;

@@ -19,6 +19,7 @@ pub use caps::{ConnCap, ConnSlot};
 pub use rate::KeyedRate;
 
 use crate::config::Config;
+use crate::metrics::Refusals;
 use std::net::IpAddr;
 
 /// Every limit of one node, built once from the configuration.
@@ -43,21 +44,29 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Builds the limiters from `[rate_limit]` and `[limits]`.
-    pub fn new(config: &Config) -> Self {
+    /// Builds the limiters from `[rate_limit]` and `[limits]`; each counts
+    /// its refusals in its series of `refusals`.
+    pub fn new(config: &Config, refusals: &Refusals) -> Self {
         let rates = &config.rate_limit;
+        let r = refusals.clone();
         Limits {
-            messages: KeyedRate::new(rates.messages_per_minute, rates.burst),
-            reactions: KeyedRate::new(rates.reactions_per_minute, rates.reaction_burst),
-            typing: KeyedRate::new(rates.typing_per_minute, rates.typing_burst),
-            handshakes: KeyedRate::new(rates.handshakes_per_minute, rates.handshake_burst),
-            user_conns: ConnCap::new(config.limits.max_connections_per_user),
-            addr_conns: ConnCap::new(config.limits.max_connections_per_address),
+            messages: KeyedRate::new(rates.messages_per_minute, rates.burst).counting(r.message),
+            reactions: KeyedRate::new(rates.reactions_per_minute, rates.reaction_burst)
+                .counting(r.reaction),
+            typing: KeyedRate::new(rates.typing_per_minute, rates.typing_burst).counting(r.typing),
+            handshakes: KeyedRate::new(rates.handshakes_per_minute, rates.handshake_burst)
+                .counting(r.handshake),
+            user_conns: ConnCap::new(config.limits.max_connections_per_user)
+                .counting(r.user_connections),
+            addr_conns: ConnCap::new(config.limits.max_connections_per_address)
+                .counting(r.address_connections),
             anonymous_messages: KeyedRate::new(
                 rates.anonymous_messages_per_minute,
                 rates.anonymous_burst,
-            ),
-            anonymous_conns: ConnCap::new(config.limits.max_anonymous_connections_per_address),
+            )
+            .counting(r.anonymous_message),
+            anonymous_conns: ConnCap::new(config.limits.max_anonymous_connections_per_address)
+                .counting(r.anonymous_connections),
         }
     }
 

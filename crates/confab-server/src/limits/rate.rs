@@ -5,6 +5,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
+use prometheus_client::metrics::counter::Counter;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use std::time::Duration;
 pub struct KeyedRate<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
     limiter: RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<C::Instant>>,
     clock: C,
+    /// Refusals, for `/metrics` (unregistered unless [`KeyedRate::counting`]).
+    refused: Counter,
 }
 
 impl<K: Hash + Eq + Clone> KeyedRate<K> {
@@ -31,14 +34,22 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedRate<K, C> {
         KeyedRate {
             limiter: RateLimiter::dashmap_with_clock(quota, clock.clone()),
             clock,
+            refused: Counter::default(),
         }
+    }
+
+    /// Counts every refusal in `refused` (a series of the server's metrics).
+    pub fn counting(mut self, refused: Counter) -> Self {
+        self.refused = refused;
+        self
     }
 
     /// Takes one unit for `key`, or says how long until one is available.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
-        self.limiter
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        self.limiter.check_key(key).map_err(|not_until| {
+            self.refused.inc();
+            not_until.wait_time_from(self.clock.now())
+        })
     }
 
     /// Drops keys whose bucket is full again (they would behave exactly like

@@ -530,4 +530,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes pending writes and closes the backend (shutdown).
     async fn close(&self);
+
+    /// The writer's batch latency and size histograms, which the server
+    /// registers for `/metrics` (the store observes them on every commit).
+    fn commit_histograms(&self) -> crate::metrics::StoreHistograms;
 }

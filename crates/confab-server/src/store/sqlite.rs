@@ -359,6 +359,8 @@ impl<T: Send> Settle for Finished<T> {
 /// Counters the writer keeps.
 #[derive(Debug, Default)]
 struct WriterStats {
+    /// Batch latency and size, exported by `/metrics`.
+    histograms: crate::metrics::StoreHistograms,
     /// Transactions committed.
     commits: AtomicU64,
     /// Batched jobs that were part of a committed transaction.
@@ -402,6 +404,7 @@ async fn run_writer(
 async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Box<dyn WriteJob>>, stats: &WriterStats) {
     let mut queue: VecDeque<Box<dyn WriteJob>> = jobs.into();
     while !queue.is_empty() {
+        let started = std::time::Instant::now();
         if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
             tracing::error!(error = %e, jobs = queue.len(), "SQLite writer could not begin a transaction");
             for job in queue.drain(..) {
@@ -447,6 +450,7 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Box<dyn WriteJob>>, st
 
         match conn.execute("COMMIT").await {
             Ok(_) => {
+                stats.histograms.observe(ran.len(), started.elapsed());
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats
                     .committed_jobs
@@ -1532,6 +1536,10 @@ impl Store for SqliteStore {
             .await
             .map_err(read_error)?;
         Ok(())
+    }
+
+    fn commit_histograms(&self) -> crate::metrics::StoreHistograms {
+        self.stats.histograms.clone()
     }
 
     async fn close(&self) {

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
         .routes(routes!(ws::upgrade_chat_slash))
         .routes(routes!(rest::healthz))
         .routes(routes!(rest::readyz))
+        .routes(routes!(rest::metrics))
         .split_for_parts();
     let doc = OpenApiJson::new(&doc)?;
     Ok(router

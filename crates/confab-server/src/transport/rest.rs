@@ -770,6 +770,31 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// `GET /metrics`: this node's counters, gauges and histograms in the
+/// Prometheus text format (OpenMetrics flavour), for a Prometheus scraper.
+///
+/// Unauthenticated, like `/healthz`: it carries no user data, only counts.
+/// Restrict it at the proxy if they must stay private. The series are listed
+/// in docs/metrics.md.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    responses((
+        status = 200,
+        description = "Every series of this node, ending with `# EOF`",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body = String,
+    )),
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.chat.metrics.encode(),
+    )
+        .into_response()
+}
+
 /// Answer of `GET /readyz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {

@@ -35,6 +35,9 @@ use tracing::Instrument;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ACT_AS_HEADER;
 use super::heartbeat::Liveness;
+use crate::metrics::Metrics;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::Arc;
 
 /// The subprotocol browsers offer: `Sec-WebSocket-Protocol: confab.v1, bearer.T`.
 const SUBPROTOCOL: &str = "confab.v1";
@@ -82,6 +85,19 @@ pub struct WsQuery {
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    upgrade_at("/ws", state, peer, headers, query, ws).await
+}
+
+/// The upgrade behind every WebSocket path; `endpoint` (the path) labels
+/// the session in `/metrics`.
+async fn upgrade_at(
+    endpoint: &'static str,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -167,7 +183,7 @@ pub async fn upgrade(
                 let _ = socket.send(close_message(code.code(), code.reason())).await;
                 return;
             }
-            run(state, socket, token, act_as, peer.ip(), addr_slot).await;
+            run(state, socket, token, act_as, peer.ip(), addr_slot, endpoint).await;
         })
     })
 }
@@ -198,7 +214,7 @@ pub async fn upgrade_chat(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(state, peer, headers, query, ws).await
+    upgrade_at("/ws/chat", state, peer, headers, query, ws).await
 }
 
 /// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
@@ -228,7 +244,7 @@ pub async fn upgrade_chat_slash(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(state, peer, headers, query, ws).await
+    upgrade_at("/ws/chat/", state, peer, headers, query, ws).await
 }
 
 /// Takes a handshake from the address's rate and a slot under its connection
@@ -255,6 +271,7 @@ async fn run(
     act_as: Option<String>,
     peer: IpAddr,
     addr_slot: Option<ConnSlot<IpAddr>>,
+    endpoint: &'static str,
 ) {
     let (mut sink, mut stream) = socket.split();
     let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
@@ -304,7 +321,9 @@ async fn run(
             outbox.send(&established(config, &caller, conn));
         })
         .await;
+    let _open = OpenSession::new(state.chat.metrics.connections(endpoint));
     let span = tracing::info_span!("conn", conn, user = %caller.id());
+    span.in_scope(|| tracing::debug!(endpoint, "session opened"));
     let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
     let liveness = Liveness::default();
     let writer = tokio::spawn(
@@ -314,6 +333,7 @@ async fn run(
             state.shutdown.clone(),
             heartbeat,
             liveness.clone(),
+            state.chat.metrics.clone(),
         )
         .instrument(span.clone()),
     );
@@ -328,7 +348,11 @@ async fn run(
         fresh: true,
     };
     session.expires = session.expiry_deadline();
-    session.read_loop(&mut stream).instrument(span).await;
+    session
+        .read_loop(&mut stream)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| tracing::debug!("session closed"));
     // The slots go back before the departure is announced, so whoever sees
     // `user_offline` can connect again at once.
     drop(std::mem::take(&mut session.admission));
@@ -367,6 +391,23 @@ fn established(config: &crate::config::Config, caller: &Caller, conn: ConnId) ->
             max_frame_bytes: config.limits.max_frame_bytes,
         },
         timestamp: Timestamp::now(),
+    }
+}
+
+/// Counts a session in its endpoint's gauge of open connections while it
+/// lives (a drop guard, so no early return can leave it counted).
+struct OpenSession(Gauge);
+
+impl OpenSession {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        OpenSession(gauge)
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -753,6 +794,7 @@ async fn write_loop(
     shutdown: CancellationToken,
     heartbeat: Duration,
     liveness: Liveness,
+    metrics: Arc<Metrics>,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let kill = outbox.kill.clone();
@@ -796,6 +838,13 @@ async fn write_loop(
             }
         }
     };
+    if close == Some(CloseCode::SlowConsumer.code()) {
+        if heartbeat_missed {
+            metrics.heartbeat_closes.inc();
+        } else {
+            metrics.slow_consumer_closes.inc();
+        }
+    }
     if let Some(code) = close {
         let reason = match code {
             1009 => CloseCode::TooBig.reason(),

@@ -1015,3 +1015,104 @@ fn rand_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// One scrape of `GET /metrics`, parsed: every sample by its series name
+/// with labels as written (`confab_ws_connections{endpoint="/ws"}`), and
+/// every `# TYPE` declaration.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    /// Sample values by `name{labels}` (no braces when unlabelled).
+    pub samples: std::collections::HashMap<String, f64>,
+    /// Metric family types by family name (`counter`, `gauge`, `histogram`).
+    pub types: std::collections::HashMap<String, String>,
+    /// The raw text.
+    pub text: String,
+}
+
+impl Scrape {
+    /// Parses the text format; panics on a line that is not a comment, a
+    /// sample or `# EOF`.
+    pub fn parse(text: &str) -> Scrape {
+        let mut samples = std::collections::HashMap::new();
+        let mut types = std::collections::HashMap::new();
+        for line in text.lines() {
+            if line.is_empty() || line == "# EOF" {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+                types.insert(name.to_owned(), kind.to_owned());
+                continue;
+            }
+            if line.starts_with("# ") {
+                continue;
+            }
+            // Label values here never contain spaces: the value follows
+            // the last space.
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad sample value in {line:?}"));
+            assert!(
+                samples.insert(series.to_owned(), value).is_none(),
+                "series {series} twice"
+            );
+        }
+        Scrape {
+            samples,
+            types,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of a series; panics if it is missing.
+    pub fn get(&self, series: &str) -> f64 {
+        *self
+            .samples
+            .get(series)
+            .unwrap_or_else(|| panic!("no series {series} in\n{}", self.text))
+    }
+}
+
+impl TestServer {
+    /// Scrapes `GET /metrics` (unauthenticated) and parses it.
+    pub async fn scrape(&self) -> Scrape {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        Scrape::parse(&response.text().await.unwrap())
+    }
+
+    /// Scrapes until `ready` holds (counters are added right after the
+    /// frames they count are queued, so a client may see a frame a moment
+    /// before its count); panics after [`WAIT`]. Returns that scrape.
+    pub async fn scrape_until(&self, ready: impl Fn(&Scrape) -> bool) -> Scrape {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let scrape = self.scrape().await;
+            if ready(&scrape) {
+                return scrape;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "metrics never got there:\n{}",
+                scrape.text
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

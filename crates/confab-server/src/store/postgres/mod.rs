@@ -529,6 +529,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn commit_histograms(&self) -> crate::metrics::StoreHistograms {
+        self.writer.histograms()
+    }
+
     async fn close(&self) {
         // New writes are refused from here; queued ones still run.
         self.writer.close().await;

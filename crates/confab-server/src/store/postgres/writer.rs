@@ -52,6 +52,8 @@ pub struct WriteStats {
 /// Counters the writer keeps.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Batch latency and size, exported by `/metrics`.
+    histograms: crate::metrics::StoreHistograms,
     commits: AtomicU64,
     committed_jobs: AtomicU64,
     retries: AtomicU64,
@@ -129,6 +131,11 @@ impl Writer {
     }
 
     /// What the writer has done so far.
+    /// The writer's histograms, shared with the server's metrics registry.
+    pub(super) fn histograms(&self) -> crate::metrics::StoreHistograms {
+        self.counters.histograms.clone()
+    }
+
     pub(super) fn stats(&self) -> WriteStats {
         WriteStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
@@ -313,8 +320,10 @@ fn try_error(e: sqlx::Error) -> TryError {
 async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &Counters) {
     let mut attempt = 1;
     let failure = loop {
+        let started = std::time::Instant::now();
         match try_batch(pool, &mut jobs).await {
             Ok(()) => {
+                counters.histograms.observe(jobs.len(), started.elapsed());
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters
                     .committed_jobs
