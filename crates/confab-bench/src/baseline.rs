@@ -37,14 +37,22 @@ struct Room {
 struct Shared {
     rooms: Mutex<HashMap<String, Room>>,
     next_conn: AtomicU64,
+    read_buffer_bytes: Option<usize>,
 }
 
 type AppState = Arc<Shared>;
 
 /// Serves until the process is stopped; prints `listening on http://ADDR`
 /// first, like `confab serve`.
-pub async fn serve(listen: &str) -> Result<(), BenchError> {
-    let state: AppState = Arc::default();
+///
+/// `read_buffer_bytes`: the WebSocket read buffer per connection; `None`
+/// keeps axum's default (128 KiB, what confab runs with), a small value shows
+/// what that buffer costs in resident memory per idle connection.
+pub async fn serve(listen: &str, read_buffer_bytes: Option<usize>) -> Result<(), BenchError> {
+    let state = Arc::new(Shared {
+        read_buffer_bytes,
+        ..Shared::default()
+    });
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/api/v1/rooms", post(create_room))
@@ -104,6 +112,10 @@ async fn upgrade(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let id = state.next_conn.fetch_add(1, Relaxed);
+    let ws = match state.read_buffer_bytes {
+        Some(bytes) => ws.read_buffer_size(bytes).write_buffer_size(bytes),
+        None => ws,
+    };
     ws.on_upgrade(move |socket| connection(state, id, socket))
 }
 

@@ -70,6 +70,9 @@ enum BenchCommand {
         /// `host:port` (port 0 picks one; the first stdout line says which).
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
+        /// WebSocket read/write buffer per connection in bytes (default: axum's 128 KiB, as confab).
+        #[arg(long)]
+        buffer_bytes: Option<usize>,
     },
 }
 
@@ -113,7 +116,10 @@ impl TargetArgs {
 /// Runs one `confab bench` command to the end and prints its report.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     match args.command {
-        BenchCommand::BaselineServer { listen } => baseline::serve(&listen).await,
+        BenchCommand::BaselineServer {
+            listen,
+            buffer_bytes,
+        } => baseline::serve(&listen, buffer_bytes).await,
         BenchCommand::Fanout { target, args } => {
             let report = scenarios::fanout(&target.target()?, &args, !target.json).await?;
             emit(&report, target.json)
