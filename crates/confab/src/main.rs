@@ -27,6 +27,8 @@ enum Command {
     Token(TokenArgs),
     /// Apply database migrations and exit.
     Migrate(ConfigArgs),
+    /// Load-test a running confab, or run the zero-storage baseline server.
+    Bench(confab_bench::BenchArgs),
 }
 
 /// Where the configuration comes from; flags override file and environment.
@@ -119,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Bench(args) => Ok(confab_bench::run(args).await?),
         Command::Migrate(args) => {
             init_logging(args.log_json);
             let config = args.load()?;

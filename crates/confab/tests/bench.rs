@@ -1,0 +1,254 @@
+//! `confab bench` so that it never rots: a short run of every scenario
+//! against a real `confab serve` (and fanout against the baseline server),
+//! asserting correctness counts only, never speed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const KEY: &str = "bench-key";
+const SECRET: &str = "bench-secret-for-the-smoke-test";
+
+/// A server child process (`confab serve` or `confab bench baseline-server`),
+/// killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confab"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        Server {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// `confab serve` with every rate limit and connection cap lifted, as
+    /// docs/performance.md runs it.
+    fn confab() -> Server {
+        let big = "100000000";
+        Server::start(
+            &["serve"],
+            &[
+                ("CONFAB_LISTEN", "127.0.0.1:0"),
+                ("CONFAB_API_KEY", KEY),
+                ("CONFAB_JWT_SECRET", SECRET),
+                ("CONFAB_RATE_LIMIT__MESSAGES_PER_MINUTE", big),
+                ("CONFAB_RATE_LIMIT__BURST", big),
+                ("CONFAB_RATE_LIMIT__HANDSHAKES_PER_MINUTE", big),
+                ("CONFAB_RATE_LIMIT__HANDSHAKE_BURST", big),
+                ("CONFAB_LIMITS__MAX_CONNECTIONS_PER_USER", big),
+                ("CONFAB_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", big),
+            ],
+        )
+    }
+
+    fn baseline() -> Server {
+        Server::start(
+            &["bench", "baseline-server", "--listen", "127.0.0.1:0"],
+            &[],
+        )
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Runs `confab bench SCENARIO --json ARGS` against this server and
+    /// returns its one JSON report.
+    fn bench(&self, scenario: &str, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(["bench", scenario, "--json", "--url", &self.base])
+            .args(["--api-key", KEY, "--jwt-secret", SECRET])
+            .args(args)
+            .env_remove("CONFAB_API_KEY")
+            .env_remove("CONFAB_JWT_SECRET")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bench {scenario} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "one JSON object per scenario: {stdout}");
+        let report: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(report["scenario"], scenario);
+        report
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn int(report: &Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {report}"))
+}
+
+/// Every acked message reached every reading member, nothing failed.
+fn assert_fanout_complete(report: &Value) {
+    assert!(int(report, "acked") > 0, "{report}");
+    assert_eq!(int(report, "acked"), int(report, "sent"), "{report}");
+    assert_eq!(int(report, "errors"), 0, "{report}");
+    assert_eq!(
+        int(report, "delivered"),
+        int(report, "acked") * int(report, "members"),
+        "{report}"
+    );
+    assert_eq!(
+        int(report, "delivered"),
+        int(report, "expected"),
+        "{report}"
+    );
+}
+
+#[test]
+fn fanout_on_confab_and_on_the_baseline_delivers_everything() {
+    let args = [
+        "--rooms",
+        "3",
+        "--members",
+        "3",
+        "--senders",
+        "2",
+        "--duration",
+        "0.5",
+    ];
+    let confab = Server::confab();
+    assert_fanout_complete(&confab.bench("fanout", &args));
+    let baseline = Server::baseline();
+    assert_fanout_complete(&baseline.bench("fanout", &args));
+}
+
+#[test]
+fn fanout_with_a_stalled_reader_still_delivers_to_the_others() {
+    let confab = Server::confab();
+    let report = confab.bench(
+        "fanout",
+        &[
+            "--rooms",
+            "2",
+            "--members",
+            "3",
+            "--stalled-readers",
+            "1",
+            "--duration",
+            "0.5",
+        ],
+    );
+    assert_eq!(int(&report, "stalled_readers"), 1);
+    assert_fanout_complete(&report);
+}
+
+#[test]
+fn fanout_at_a_given_rate_delivers_everything() {
+    let confab = Server::confab();
+    let report = confab.bench(
+        "fanout",
+        &[
+            "--rooms",
+            "2",
+            "--members",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "0.5",
+        ],
+    );
+    assert_fanout_complete(&report);
+}
+
+#[test]
+fn ingest_stores_every_send_with_gap_free_seqs() {
+    let confab = Server::confab();
+    let report = confab.bench(
+        "ingest",
+        &["--senders", "4", "--rooms", "2", "--duration", "0.5"],
+    );
+    assert!(int(&report, "stored") > 0, "{report}");
+    assert_eq!(int(&report, "stored"), int(&report, "sent"), "{report}");
+    assert_eq!(int(&report, "errors"), 0, "{report}");
+    assert_eq!(int(&report, "gaps"), 0, "{report}");
+}
+
+#[test]
+fn connections_open_and_hold_with_rss_measured() {
+    let confab = Server::confab();
+    let report = confab.bench(
+        "connections",
+        &[
+            "--count",
+            "100",
+            "--concurrency",
+            "16",
+            "--hold",
+            "0.2",
+            "--pid",
+            &confab.pid(),
+        ],
+    );
+    assert_eq!(int(&report, "opened"), 100, "{report}");
+    assert_eq!(int(&report, "still_open"), 100, "{report}");
+    assert_eq!(int(&report, "failures"), 0, "{report}");
+    assert!(int(&report, "rss_after_kib") > 0, "{report}");
+}
+
+#[test]
+fn resume_loses_and_repeats_nothing() {
+    let confab = Server::confab();
+    let report = confab.bench(
+        "resume",
+        &[
+            "--rooms",
+            "2",
+            "--resumers",
+            "2",
+            "--rate",
+            "200",
+            "--cycles",
+            "2",
+            "--away-ms",
+            "100",
+            "--duration",
+            "1.5",
+        ],
+    );
+    assert!(int(&report, "acked") > 0, "{report}");
+    assert_eq!(int(&report, "resumes"), 2 * 2 * 2, "{report}");
+    for key in ["gaps", "duplicates", "missing", "errors"] {
+        assert_eq!(int(&report, key), 0, "{key}: {report}");
+    }
+}
