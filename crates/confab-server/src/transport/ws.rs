@@ -43,6 +43,14 @@ use std::sync::Arc;
 const SUBPROTOCOL: &str = "confab.v1";
 /// Frames written per flush at most, so one busy connection cannot hog its writer.
 const WRITE_BATCH: usize = 64;
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB)
+/// is allocated per connection up front and was most of an idle
+/// connection's memory (docs/performance.md); frames larger than this are
+/// still read whole, in several reads.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write reaches the socket; a batch is flushed as
+/// a whole anyway (see `write_batch`).
+const WRITE_BUFFER: usize = 8 * 1024;
 /// The close sent to a peer that missed two pongs. 4008 because the client
 /// is not reading its socket (a reading client answers pings by itself) and
 /// the remedy is the slow consumer's: reconnect and resume with `since_seq`.
@@ -160,7 +168,11 @@ async fn upgrade_at(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let max = state.chat.config.limits.max_frame_bytes;
-    let mut ws = ws.max_message_size(max).max_frame_size(max);
+    let mut ws = ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER);
     if offered.iter().any(|p| p == SUBPROTOCOL) {
         ws = ws.protocols([SUBPROTOCOL]);
     }
