@@ -335,37 +335,60 @@ async fn cross_node_latency_report() {
     }
 }
 
-/// A private `redis-server` on a free port, killed and restarted by the test
-/// (never the machine's shared one).
-struct PrivateRedis {
+/// Which broker a private server is.
+#[derive(Debug, Clone, Copy)]
+enum BrokerKind {
+    Redis,
+    Nats,
+}
+
+/// A private `redis-server` or `nats-server` on a free port, killed and
+/// restarted by the test (never the machine's shared one).
+struct PrivateBroker {
+    kind: BrokerKind,
     port: u16,
     child: std::process::Child,
 }
 
-impl PrivateRedis {
-    fn start_on(port: u16) -> PrivateRedis {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+impl PrivateBroker {
+    fn start_on(kind: BrokerKind, port: u16) -> PrivateBroker {
+        let port_arg = port.to_string();
+        let mut command = match kind {
+            BrokerKind::Redis => {
+                let mut c = std::process::Command::new("redis-server");
+                c.args(["--port", &port_arg, "--save", "", "--appendonly", "no"]);
+                c
+            }
+            BrokerKind::Nats => {
+                let mut c = std::process::Command::new("nats-server");
+                c.args(["-a", "127.0.0.1", "-p", &port_arg]);
+                c
+            }
+        };
+        let child = command
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
-        PrivateRedis { port, child }
+            .unwrap_or_else(|e| {
+                panic!("{kind:?} server must be installed (scripts/test.sh installs it): {e}")
+            });
+        PrivateBroker { kind, port, child }
     }
 
-    fn start() -> PrivateRedis {
+    fn start(kind: BrokerKind) -> PrivateBroker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        PrivateRedis::start_on(port)
+        PrivateBroker::start_on(kind, port)
+    }
+
+    fn url(&self) -> String {
+        match self.kind {
+            BrokerKind::Redis => format!("redis://127.0.0.1:{}", self.port),
+            BrokerKind::Nats => format!("nats://127.0.0.1:{}", self.port),
+        }
     }
 
     async fn wait_up(&self) {
@@ -378,7 +401,7 @@ impl PrivateRedis {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("redis-server did not start");
+        panic!("{:?} server did not start", self.kind);
     }
 
     fn kill(&mut self) {
@@ -387,7 +410,7 @@ impl PrivateRedis {
     }
 }
 
-impl Drop for PrivateRedis {
+impl Drop for PrivateBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -403,7 +426,8 @@ async fn readyz(server: &TestServer) -> (u16, Value) {
 
 /// Waits (bounded) until `/readyz` answers `code`.
 async fn wait_ready(server: &TestServer, code: u16) -> Value {
-    for _ in 0..400 {
+    // Up to 30 s: a broker client's reconnect backoff grows to seconds.
+    for _ in 0..1200 {
         let (status, body) = readyz(server).await;
         if status == code {
             return body;
@@ -413,14 +437,24 @@ async fn wait_ready(server: &TestServer, code: u16) -> Value {
     panic!("/readyz never answered {code}");
 }
 
-/// Redis goes away: `/readyz` fails, sends are still stored and acked, the
-/// node reconnects by itself, fan-out resumes (the gap filled from the
+/// The broker goes away: `/readyz` fails, sends are still stored and acked,
+/// the node reconnects by itself, fan-out resumes (the gap filled from the
 /// store, in order) and a client that missed events recovers by `since_seq`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_keeps_sends_and_fan_out_resumes_after_reconnect() {
-    let mut redis = PrivateRedis::start();
-    redis.wait_up().await;
-    let (a, b) = cluster(&format!("redis://127.0.0.1:{}", redis.port)).await;
+    broker_outage(BrokerKind::Redis).await;
+}
+
+/// The same with a NATS server killed and restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_outage_keeps_sends_and_fan_out_resumes_after_reconnect() {
+    broker_outage(BrokerKind::Nats).await;
+}
+
+async fn broker_outage(kind: BrokerKind) {
+    let mut broker = PrivateBroker::start(kind);
+    broker.wait_up().await;
+    let (a, b) = cluster(&broker.url()).await;
     let room = a.room("alice", &["bob"]).await;
     let mut bob = b.ws("bob").await;
     bob.subscribe(&room).await;
@@ -429,15 +463,15 @@ async fn redis_outage_keeps_sends_and_fan_out_resumes_after_reconnect() {
     assert_eq!(bob.recv_type("new_message").await["message"]["seq"], 1);
     assert_eq!(readyz(&a).await.1["broker"], "ok");
 
-    redis.kill();
+    broker.kill();
     let body = wait_ready(&a, 503).await;
     assert_eq!(body["broker"], "down", "{body}");
     assert_eq!(body["storage"], "ok", "{body}");
     let ack = alice.send_message(&room, "during").await;
     assert_eq!(ack["seq"], 2, "stored and acked without the broker");
 
-    let mut redis = PrivateRedis::start_on(redis.port);
-    redis.wait_up().await;
+    let mut broker = PrivateBroker::start_on(kind, broker.port);
+    broker.wait_up().await;
     wait_ready(&a, 200).await;
     wait_ready(&b, 200).await;
     alice.send_message(&room, "after").await;
@@ -450,7 +484,7 @@ async fn redis_outage_keeps_sends_and_fan_out_resumes_after_reconnect() {
         .await;
     let replayed = new_messages(&mut late, 3).await;
     assert_eq!(replayed[1]["content"], "during");
-    redis.kill();
+    broker.kill();
     a.stop().await;
     b.stop().await;
 }
