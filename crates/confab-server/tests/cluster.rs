@@ -218,6 +218,34 @@ async fn presence_spans_nodes_until_the_last_connection_anywhere_ends() {
     }
 }
 
+/// Direct-room creation is race-free across nodes: the two members asking
+/// for their direct room at the same moment on different nodes get one room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_direct_room_created_on_two_nodes_at_once_is_one_room() {
+    let (a, b) = cluster(BROKERS[0]).await;
+    for round in 0..8 {
+        let (x, y) = (format!("x{round}"), format!("y{round}"));
+        let (api_a, api_b) = (a.api(&x), b.api(&y));
+        let (on_a, on_b) = tokio::join!(
+            api_a.post(
+                "/api/v1/rooms",
+                json!({"room_type": "direct", "members": [y]})
+            ),
+            api_b.post(
+                "/api/v1/rooms",
+                json!({"room_type": "direct", "members": [x]})
+            ),
+        );
+        assert!(
+            on_a.0.is_success() && on_b.0.is_success(),
+            "{on_a:?} {on_b:?}"
+        );
+        assert_eq!(on_a.1["id"], on_b.1["id"], "round {round}: one room");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
 /// A node whose topic subscriptions end with its last subscriber stops
 /// receiving the room (nothing is delivered to nobody, and a new
 /// subscription later starts from the store's snapshot).
