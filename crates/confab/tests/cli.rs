@@ -300,20 +300,7 @@ async fn kill_9_mid_stream_loses_no_acked_message_and_leaves_no_hole() {
         .collect();
 
     // Let some hundreds of messages commit, then kill the process outright.
-    let base = served.base.clone();
-    loop {
-        let (_, room) = call(
-            reqwest::Method::GET,
-            format!("{base}/api/v1/rooms/busy"),
-            KEY,
-            None,
-        )
-        .await;
-        if room["last_seq"].as_i64().unwrap_or(0) >= 300 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_seq(&served.base, 300).await;
     served.child.kill().unwrap(); // SIGKILL
     served.child.wait().unwrap();
     let mut sent = Vec::new();
@@ -405,6 +392,23 @@ async fn kill_9_mid_stream_loses_no_acked_message_and_leaves_no_hole() {
                 .count()
     );
     assert!(served.terminate().success());
+}
+
+/// Waits until room `busy` holds at least `seq` messages.
+async fn wait_for_seq(base: &str, seq: i64) {
+    loop {
+        let (_, room) = call(
+            reqwest::Method::GET,
+            format!("{base}/api/v1/rooms/busy"),
+            KEY,
+            None,
+        )
+        .await;
+        if room["last_seq"].as_i64().unwrap_or(0) >= seq {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `POST /rooms/busy/messages` with the server key acting as `user`.
@@ -629,19 +633,7 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         })
         .collect();
     let base_b = node_b.base.clone();
-    loop {
-        let (_, room) = call(
-            reqwest::Method::GET,
-            format!("{base_b}/api/v1/rooms/busy"),
-            KEY,
-            None,
-        )
-        .await;
-        if room["last_seq"].as_i64().unwrap_or(0) >= 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_seq(&base_b, 200).await;
     node_a.child.kill().unwrap(); // SIGKILL
     node_a.child.wait().unwrap();
     let mut acked = Vec::new();

@@ -197,38 +197,41 @@ impl Cluster {
         for user in &users {
             self.hub.send_to_user(user, &bytes);
         }
-        if let Some(broker) = &self.broker {
-            let envelope = Envelope {
-                origin: self.node_id.clone(),
-                room_id: None,
-                seq: None,
-                except_user: None,
-                users: Some(users),
-                close: None,
-                online: None,
-                frame: bytes.as_str().to_owned(),
-            };
-            broker.publish(USERS_TOPIC, envelope.to_bytes());
-            self.counters.published.inc();
-        }
+        self.publish_to_users(users, None, None, bytes.as_str());
     }
 
     /// Closes every connection of a user, on every node, with `code`.
     pub fn close_user(&self, user_id: &str, code: CloseCode) {
         self.hub.close_user(user_id, code);
-        if let Some(broker) = &self.broker {
-            let envelope = Envelope {
-                origin: self.node_id.clone(),
-                room_id: None,
-                seq: None,
-                except_user: None,
-                users: Some(vec![user_id.to_owned()]),
-                close: Some(code.code()),
-                online: None,
-                frame: String::new(),
-            };
+        self.publish_to_users(vec![user_id.to_owned()], Some(code.code()), None, "");
+    }
+
+    /// Puts one envelope about `users` on [`USERS_TOPIC`] (nothing without a
+    /// broker): a frame for them, a close, or a presence note. Presence
+    /// notes are bookkeeping and not counted as broker events.
+    fn publish_to_users(
+        &self,
+        users: Vec<String>,
+        close: Option<u16>,
+        online: Option<bool>,
+        frame: &str,
+    ) {
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let envelope = Envelope {
+            origin: self.node_id.clone(),
+            room_id: None,
+            seq: None,
+            except_user: None,
+            users: Some(users),
+            close,
+            online,
+            frame: frame.to_owned(),
+        };
+        broker.publish(USERS_TOPIC, envelope.to_bytes());
+        if online.is_none() {
             self.counters.published.inc();
-            broker.publish(USERS_TOPIC, envelope.to_bytes());
         }
     }
 
@@ -248,19 +251,7 @@ impl Cluster {
     }
 
     fn publish_presence(&self, users: Vec<String>, online: bool) {
-        if let Some(broker) = &self.broker {
-            let envelope = Envelope {
-                origin: self.node_id.clone(),
-                room_id: None,
-                seq: None,
-                except_user: None,
-                users: Some(users),
-                close: None,
-                online: Some(online),
-                frame: String::new(),
-            };
-            broker.publish(USERS_TOPIC, envelope.to_bytes());
-        }
+        self.publish_to_users(users, None, Some(online), "");
     }
 
     fn receive_presence(self: &Arc<Self>, origin: &str, users: Vec<String>, online: bool) {
