@@ -548,21 +548,7 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
 
     // A watcher on node B sees the reader on node A come online, and, once
     // node A is dead, go offline within the presence TTL.
-    let mut watcher = ws_as(&node_b.ws_url(), &token("watcher")).await;
-    watcher
-        .send(Message::text(
-            json!({"type": "subscribe_room", "room_id": "busy"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    loop {
-        let Some(Ok(Message::Text(text))) = watcher.next().await else {
-            panic!("the watcher's connection ended before `subscribed`");
-        };
-        if text.contains("\"subscribed\"") {
-            break;
-        }
-    }
+    let mut watcher = subscribed_to_busy(&node_b.ws_url(), &token("watcher")).await;
     let watching = tokio::spawn(async move {
         let mut presence = Vec::new();
         // One deadline for the whole watch: pings must not extend it.
@@ -582,22 +568,8 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
     });
 
     // The reader on node A, recording every new_message seq it receives.
-    let mut reader = ws_as(&node_a.ws_url(), &token("reader")).await;
-    reader
-        .send(Message::text(
-            json!({"type": "subscribe_room", "room_id": "busy"}).to_string(),
-        ))
-        .await
-        .unwrap();
     // Live from here on: the senders start only once the reader is subscribed.
-    loop {
-        let Some(Ok(Message::Text(text))) = reader.next().await else {
-            panic!("the reader's connection ended before `subscribed`");
-        };
-        if text.contains("\"subscribed\"") {
-            break;
-        }
-    }
+    let mut reader = subscribed_to_busy(&node_a.ws_url(), &token("reader")).await;
     let reading = tokio::spawn(async move {
         let mut seen: Vec<(i64, String)> = Vec::new();
         while let Some(Ok(message)) = reader.next().await {
@@ -716,6 +688,27 @@ async fn node_killed_mid_stream_loses_nothing(broker_url: &str) {
         "{broker_url}: {} acked, {last_seq} delivered, {since} before the kill",
         acked.len()
     );
+}
+
+/// A WebSocket to `url` subscribed to room `busy`: live events from here on.
+async fn subscribed_to_busy(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut ws = ws_as(url, token).await;
+    ws.send(Message::text(
+        json!({"type": "subscribe_room", "room_id": "busy"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("the connection ended before `subscribed`");
+        };
+        if text.contains("\"subscribed\"") {
+            return ws;
+        }
+    }
 }
 
 /// A WebSocket to `url` with a bearer token, past `connection_established`.
