@@ -29,6 +29,11 @@ pub struct Envelope {
     /// it (`false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
+    /// With `room_id`, on the users topic: the room's membership or state
+    /// changed, so every node forgets what it remembered of who may send
+    /// there (`core::access`). Carries no frame.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub access_changed: bool,
     /// The frame exactly as clients receive it.
     pub frame: String,
 }
@@ -60,6 +65,7 @@ mod tests {
             users: None,
             close: None,
             online: None,
+            access_changed: false,
             frame: r#"{"type":"x"}"#.into(),
         };
         assert_eq!(Envelope::from_bytes(&e.to_bytes()), Some(e));

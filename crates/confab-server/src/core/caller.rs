@@ -76,8 +76,12 @@ impl Caller {
     /// Whether this caller may use `room` at all, before membership: an
     /// anonymous visitor only in `assistant` rooms it owns (spec §1).
     pub fn may_use(&self, room: &RoomRecord, role: Option<RoomRole>) -> bool {
-        self.anonymous.is_none()
-            || (room.room_type == ASSISTANT_ROOM && role == Some(RoomRole::Owner))
+        self.may_use_kind(room.room_type == ASSISTANT_ROOM, role)
+    }
+
+    /// [`Caller::may_use`] knowing only whether the room is an assistant room.
+    pub fn may_use_kind(&self, assistant: bool, role: Option<RoomRole>) -> bool {
+        self.anonymous.is_none() || (assistant && role == Some(RoomRole::Owner))
     }
 }
 

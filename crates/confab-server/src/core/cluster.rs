@@ -17,6 +17,7 @@
 //! below the delivered one is a duplicate and dropped. The same repair covers
 //! a broker message lost while the broker was down.
 
+use super::access::AccessCache;
 use super::presence::RemotePresence;
 use super::{encode, wire};
 use crate::broker::{DynBroker, Envelope, Inbound};
@@ -75,6 +76,8 @@ pub struct Cluster {
     presence_ttl: Duration,
     /// Broker traffic, for `/metrics`.
     counters: BrokerCounters,
+    /// Who may send where, as last read; see [`Cluster::forget_access`].
+    pub access: AccessCache,
 }
 
 /// The one topic every node listens to for user-targeted events
@@ -123,6 +126,7 @@ impl Cluster {
             generations: AtomicU64::new(1),
             topics: tokio::sync::Mutex::new(()),
             counters,
+            access: AccessCache::default(),
         })
     }
 
@@ -157,6 +161,12 @@ impl Cluster {
         };
         if envelope.origin == self.node_id {
             return; // our own echo: delivered locally already
+        }
+        if envelope.access_changed {
+            if let Some(room_id) = &envelope.room_id {
+                self.access.forget_room(room_id);
+            }
+            return;
         }
         if let Some(users) = envelope.users {
             match envelope.online {
@@ -200,6 +210,27 @@ impl Cluster {
         self.publish_to_users(users, None, None, bytes.as_str());
     }
 
+    /// Forgets, on every node, who may send in the room: call after changing
+    /// its membership or state.
+    pub fn forget_access(&self, room_id: &str) {
+        self.access.forget_room(room_id);
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let envelope = Envelope {
+            origin: self.node_id.clone(),
+            room_id: Some(room_id.to_owned()),
+            seq: None,
+            except_user: None,
+            users: None,
+            close: None,
+            online: None,
+            access_changed: true,
+            frame: String::new(),
+        };
+        broker.publish(USERS_TOPIC, envelope.to_bytes());
+    }
+
     /// Closes every connection of a user, on every node, with `code`.
     pub fn close_user(&self, user_id: &str, code: CloseCode) {
         self.hub.close_user(user_id, code);
@@ -227,6 +258,7 @@ impl Cluster {
             users: Some(users),
             close,
             online,
+            access_changed: false,
             frame: frame.to_owned(),
         };
         broker.publish(USERS_TOPIC, envelope.to_bytes());
@@ -364,6 +396,7 @@ impl Cluster {
             users: None,
             close: None,
             online: None,
+            access_changed: false,
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());

@@ -271,7 +271,13 @@ impl Chat {
     }
 }
 
-fn publish_typing(cluster: &Arc<Cluster>, room_id: &str, caller: &Caller, is_typing: bool) {
+/// Tells the room (other than the typist) that `caller` started or stopped typing.
+pub(super) fn publish_typing(
+    cluster: &Arc<Cluster>,
+    room_id: &str,
+    caller: &Caller,
+    is_typing: bool,
+) {
     let frame = ServerFrame::Typing {
         room_id: room_id.to_owned(),
         user_id: caller.user.id.clone(),

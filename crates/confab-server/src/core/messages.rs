@@ -1,5 +1,6 @@
 //! Sending messages and reading history.
 
+use super::live::publish_typing;
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
 use crate::store::{
@@ -25,6 +26,9 @@ pub struct Sent {
     /// The `client_msg_id` was already stored; nothing new was.
     pub duplicate: bool,
 }
+
+/// A send queued on the store's writer (see [`Chat::queue_message`]).
+pub type PendingSend = futures_util::future::BoxFuture<'static, ChatResult<Sent>>;
 
 /// The user id of the server's own assistant bot (assistant rooms).
 pub const ASSISTANT_USER: &str = "assistant";
@@ -79,16 +83,32 @@ impl Chat {
         request: SendMessage,
         on_stored: impl FnOnce(&Sent) + Send + 'static,
     ) -> ChatResult<Sent> {
+        self.queue_message(caller, request, on_stored).await?.await
+    }
+
+    /// [`Chat::send_message`] in two steps: checks the send and queues it on
+    /// the store's writer, then returns the future of its stored outcome
+    /// without waiting for the commit. Sends queued in turn are stored in
+    /// turn, so a WebSocket session keeps many of its sends in flight (they
+    /// share commits) and still sees them numbered in the order it sent them.
+    /// Refusals found before storing (access, validation, rate) come from
+    /// this call; the future carries only what storing itself answered.
+    pub async fn queue_message(
+        &self,
+        caller: &Caller,
+        request: SendMessage,
+        on_stored: impl FnOnce(&Sent) + Send + 'static,
+    ) -> ChatResult<PendingSend> {
         if request.room_id.is_empty() {
             return Err(ChatError::InvalidField(
                 "send_message: missing field `room_id`".into(),
             ));
         }
-        let (room, member) = self.room_access(caller, &request.room_id).await?;
-        if !caller.can_write() || member.as_ref().is_some_and(|m| m.role == RoomRole::Viewer) {
+        let (closed, role) = self.send_access(caller, &request.room_id).await?;
+        if !caller.can_write() || role == Some(RoomRole::Viewer) {
             return Err(ChatError::Forbidden("read-only users cannot send".into()));
         }
-        if room.closed {
+        if closed {
             return Err(ChatError::Forbidden("the room is closed".into()));
         }
         let new = self.validate_send(caller, request).await?;
@@ -98,6 +118,8 @@ impl Chat {
         let cluster = self.cluster.clone();
         let rate = self.sent_rate.clone();
         let metrics = self.metrics.clone();
+        let hub = self.hub.clone();
+        let typist = caller.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
             // The hook runs on the writer right after the commit.
             let committed = std::time::Instant::now();
@@ -124,13 +146,14 @@ impl Chat {
                 metrics
                     .fanout_seconds
                     .observe(committed.elapsed().as_secs_f64());
+                // Sending ends the sender's typing indicator, after the message.
+                if hub.clear_typing(&room_id, typist.id()) {
+                    publish_typing(&cluster, &room_id, &typist, false);
+                }
             }
         });
-        let sent = Sent::from(self.store.append_message(new, on_commit).await?);
-        if !sent.duplicate {
-            self.stop_typing_silently(&room.id, caller);
-        }
-        Ok(sent)
+        let pending = self.store.queue_append(new, on_commit).await?;
+        Ok(Box::pin(async move { Ok(Sent::from(pending.await?)) }))
     }
 
     /// Turns a request into a storable message, or says what is wrong with it.

@@ -17,6 +17,7 @@
 //! - [`stats`]: counters for `GET /api/v1/stats`.
 //! - [`wire`]: stored records → wire objects.
 
+pub mod access;
 pub mod attachments;
 pub mod caller;
 pub mod cluster;
@@ -89,6 +90,35 @@ impl Chat {
             ));
         }
         Ok((room, member))
+    }
+
+    /// What sending needs of [`Chat::room_access`]: whether the room is
+    /// closed and the caller's role in it (`None`: an admin who is not a
+    /// member). Served from the node's [`access::AccessCache`] while fresh,
+    /// so a stream of sends reads neither the room nor the membership.
+    pub async fn send_access(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+    ) -> ChatResult<(bool, Option<RoomRole>)> {
+        if let Some(standing) = self.cluster.access.get(room_id, caller)
+            && caller.may_use_kind(standing.assistant, Some(standing.role))
+        {
+            return Ok((standing.closed, Some(standing.role)));
+        }
+        let (room, member) = self.room_access(caller, room_id).await?;
+        if let Some(member) = &member {
+            self.cluster.access.put(
+                room_id,
+                caller,
+                access::Standing {
+                    closed: room.closed,
+                    assistant: room.room_type == caller::ASSISTANT_ROOM,
+                    role: member.role,
+                },
+            );
+        }
+        Ok((room.closed, member.map(|m| m.role)))
     }
 
     /// Like [`Chat::room_access`], and also requires the caller to manage the

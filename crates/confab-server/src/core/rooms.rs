@@ -305,6 +305,7 @@ impl Chat {
     pub async fn close_room(&self, caller: &Caller, room_id: &str) -> ChatResult<RoomSummary> {
         self.room_admin_access(caller, room_id).await?;
         let room = self.store.close_room(room_id).await?;
+        self.cluster.forget_access(room_id);
         self.notify_members(
             room_id,
             &ServerFrame::RoomUpdated {
@@ -362,6 +363,7 @@ impl Chat {
         self.ensure_users(&[user_id.to_owned()]).await?;
         let was_member = self.store.get_member(room_id, user_id).await?.is_some();
         let member = self.store.add_member(room_id, user_id, role).await?;
+        self.cluster.forget_access(room_id);
         if !was_member {
             let summary = self.summary_for(&room, user_id).await?;
             self.notify_users(
@@ -398,6 +400,7 @@ impl Chat {
         if !self.store.remove_member(room_id, user_id).await? {
             return Err(ChatError::NotFound("member"));
         }
+        self.cluster.forget_access(room_id);
         for _ in 0..self.hub.drop_user_from_room(user_id, room_id) {
             self.cluster.release(room_id);
         }

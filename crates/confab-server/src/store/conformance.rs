@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             concurrent_appends_get_every_seq_exactly_once,
             repeated_client_msg_id_returns_the_original_and_uses_no_seq,
             failed_appends_store_nothing_and_use_no_seq,
+            queued_appends_answer_in_order_like_single_ones,
             history_pages_in_all_three_directions,
             mark_read_moves_forward_only_and_clamps,
             unread_count_skips_own_and_deleted_messages,
@@ -507,6 +508,101 @@ pub(crate) async fn failed_appends_store_nothing_and_use_no_seq<B: Backend>() {
     assert_eq!(last_seq(&*store, "r").await, 2);
     assert_eq!(send(&*store, "r", "a", "three").await.seq, 3);
     assert_eq!(message_count(&*store, "r").await, 3);
+    store.close().await;
+}
+
+/// What an append must answer: `Ok((room, seq, duplicate))` or the error's name.
+pub(crate) type Expected = Result<(&'static str, i64, bool), &'static str>;
+
+/// The appends of [`queued_appends_answer_in_order_like_single_ones`], queued
+/// in this order after `r` holds one message with `client_msg_id` `old`:
+/// fresh, fresh, repeat of the first, unknown room, unknown sender, repeat of
+/// `old`, another room, fresh. Returns what each must answer: `Ok((room,
+/// seq, duplicate))` or the error's name.
+pub(crate) fn mixed_appends() -> (Vec<NewMessage>, Vec<Expected>) {
+    let keyed = |room: &str, sender: &str, key: &str| {
+        let mut m = msg(room, sender, key);
+        m.client_msg_id = Some(key.to_owned());
+        m
+    };
+    let appends = vec![
+        keyed("r", "a", "k1"),
+        msg("r", "b", "plain"),
+        keyed("r", "a", "k1"),
+        msg("missing", "a", "x"),
+        msg("r", "ghost", "x"),
+        keyed("r", "a", "old"),
+        msg("r2", "b", "elsewhere"),
+        keyed("r", "b", "k1"),
+    ];
+    let expected = vec![
+        Ok(("r", 2, false)),
+        Ok(("r", 3, false)),
+        Ok(("r", 2, true)),
+        Err("NotFound"),
+        Err("NotFound"),
+        Ok(("r", 1, true)),
+        Ok(("r2", 1, false)),
+        Ok(("r", 4, false)),
+    ];
+    (appends, expected)
+}
+
+/// What an append answered, in the shape of [`mixed_appends`]' expectations.
+pub(crate) fn answer_shape(
+    answer: &Result<AppendOutcome, StoreError>,
+) -> Result<(String, i64, bool), &'static str> {
+    match answer {
+        Ok(AppendOutcome::Stored(m)) => Ok((m.room_id.clone(), m.seq, false)),
+        Ok(AppendOutcome::Duplicate(m)) => Ok((m.room_id.clone(), m.seq, true)),
+        Err(StoreError::NotFound) => Err("NotFound"),
+        Err(StoreError::AlreadyExists) => Err("AlreadyExists"),
+        Err(_) => Err("other"),
+    }
+}
+
+/// Sets up the users and rooms [`mixed_appends`] expects.
+pub(crate) async fn mixed_appends_setup(store: &dyn Store) {
+    user(store, "a").await;
+    user(store, "b").await;
+    room(store, "r", &["a", "b"]).await;
+    room(store, "r2", &["b"]).await;
+    let mut old = msg("r", "a", "old");
+    old.client_msg_id = Some("old".into());
+    store.append_message(old, no_hook()).await.unwrap();
+}
+
+pub(crate) async fn queued_appends_answer_in_order_like_single_ones<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    mixed_appends_setup(&*store).await;
+    let (appends, expected) = mixed_appends();
+    let hooked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut pending = Vec::new();
+    for (n, message) in appends.into_iter().enumerate() {
+        let hooked = hooked.clone();
+        let hook: CommitHook = Box::new(move |_| hooked.lock().unwrap().push(n));
+        // Queued one after another, none awaited: they may share commits.
+        pending.push(store.queue_append(message, hook).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for answer in pending {
+        answers.push(answer.await);
+    }
+    for (n, (answer, want)) in answers.iter().zip(&expected).enumerate() {
+        let want = want.map(|(room, seq, dup)| (room.to_owned(), seq, dup));
+        assert_eq!(answer_shape(answer), want, "append {n}");
+    }
+    // Hooks run for every successful append, in queue order.
+    assert_eq!(*hooked.lock().unwrap(), vec![0, 1, 2, 5, 6, 7]);
+    assert_eq!(stored_seqs(&*store, "r").await, vec![1, 2, 3, 4]);
+    assert_eq!(last_seq(&*store, "r").await, 4);
+    assert_eq!(last_seq(&*store, "r2").await, 1);
+    // The one stored in a batch reads back exactly as answered.
+    let Ok(AppendOutcome::Stored(fresh)) = &answers[1] else {
+        panic!("append 1 was stored");
+    };
+    let read = store.get_message("r", &fresh.id).await.unwrap();
+    assert_eq!(read.as_ref(), Some(fresh));
     store.close().await;
 }
 

@@ -9,7 +9,8 @@
 //! - a message's `seq` is assigned in the same transaction as its insert, so a
 //!   room's seqs are 1, 2, 3 … with no gap and no repeat, even under concurrent
 //!   senders; an append that fails stores nothing and uses no seq;
-//! - `append_message` returns only after the transaction committed (spec §5.1);
+//! - `append_message` returns only after the transaction committed (spec §5.1),
+//!   and appends queued in turn with `queue_append` are stored in that order;
 //! - a repeated `(sender, room, client_msg_id)` stores nothing and returns the
 //!   original message as [`AppendOutcome::Duplicate`] (spec §5.4);
 //! - unread counts come from per-member read markers, never from per-message
@@ -354,6 +355,10 @@ pub enum AppendOutcome {
 /// Work that runs right after an append committed (see [`Store::append_message`]).
 pub type CommitHook = Box<dyn FnOnce(&AppendOutcome) + Send>;
 
+/// An append on the writer's queue (see [`Store::queue_append`]): resolves
+/// with the outcome once it is committed, or with the error that stopped it.
+pub type PendingAppend = futures_util::future::BoxFuture<'static, StoreResult<AppendOutcome>>;
+
 /// Which page of history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryPage {
@@ -458,7 +463,22 @@ pub trait Store: Send + Sync + 'static {
         &self,
         message: NewMessage,
         on_commit: CommitHook,
-    ) -> StoreResult<AppendOutcome>;
+    ) -> StoreResult<AppendOutcome> {
+        self.queue_append(message, on_commit).await?.await
+    }
+
+    /// Like [`Store::append_message`], but returns as soon as the append is
+    /// queued on the writer, with a future of its committed outcome.
+    ///
+    /// Appends queued one after another (each `queue_append` awaited before
+    /// the next starts) are stored in that order, so a connection can keep
+    /// many sends in flight and still see its messages in the order it sent
+    /// them, while the writer commits them together.
+    async fn queue_append(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> StoreResult<PendingAppend>;
 
     /// Replaces the content and sets `edited_at`. [`StoreError::NotFound`] if
     /// the message is not in the room or was deleted.

@@ -9,7 +9,8 @@
 use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::live::Admission;
-use crate::core::{Caller, ChatError};
+use crate::core::messages::Sent;
+use crate::core::{Caller, ChatError, ChatResult};
 use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
 use crate::limits::ConnSlot;
 use axum::extract::ConnectInfo;
@@ -23,7 +24,8 @@ use confab_protocol::{
     ClientFrame, CloseCode, DecodeError, ErrorCode, Limits, PROTOCOL_VERSION, ReqId, ServerFrame,
     Timestamp, decode_client_frame_limited,
 };
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +57,11 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// is not reading its socket (a reading client answers pings by itself) and
 /// the remedy is the slow consumer's: reconnect and resume with `since_seq`.
 const HEARTBEAT_CLOSE: (u16, &str) = (4008, "no pong: heartbeat missed");
+/// Sends one connection may have queued on the store and not yet seen
+/// committed. The session reads on while they commit, so a client that
+/// streams messages gets them stored together (group commit) instead of one
+/// commit per round trip; past this many it stops reading until one is done.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
 /// A token expiry further away than this is treated as this far.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -358,6 +365,7 @@ async fn run(
         liveness,
         admission,
         fresh: true,
+        in_flight: FuturesOrdered::new(),
     };
     session.expires = session.expiry_deadline();
     session
@@ -465,7 +473,13 @@ struct Session<'a> {
     admission: Admission,
     /// No frame handled yet: an anonymous connection may still send `auth`.
     fresh: bool,
+    /// Sends queued on the store and not yet committed, oldest first. Their
+    /// acks come from the commit; only a failure is answered from here.
+    in_flight: FuturesOrdered<InFlightSend>,
 }
+
+/// A queued send's outcome with what its `error` reply needs.
+type InFlightSend = BoxFuture<'static, (ChatResult<Sent>, Option<ReqId>, String)>;
 
 impl Session<'_> {
     /// Reads frames until the client leaves, the token expires, the connection
@@ -476,7 +490,12 @@ impl Session<'_> {
         let mut expiry = Box::pin(tokio::time::sleep_until(self.expires));
         loop {
             tokio::select! {
-                message = stream.next() => match message {
+                Some((result, req_id, room_id)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    if let Err(error) = result {
+                        self.refuse(&error, req_id, Some(room_id));
+                    }
+                }
+                message = stream.next(), if self.in_flight.len() < MAX_SENDS_IN_FLIGHT => match message {
                     Some(Ok(Message::Text(text))) => self.handle_text(&text).await,
                     Some(Ok(Message::Binary(_))) => self.reply_error(
                         ErrorCode::InvalidJson,
@@ -487,7 +506,12 @@ impl Session<'_> {
                     ),
                     Some(Ok(Message::Pong(_))) => self.liveness.pong(),
                     Some(Ok(Message::Ping(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Ok(Message::Close(_))) | None => {
+                        // A client that sent and then closed still gets its
+                        // acks (or refusals) before the close.
+                        self.settle_in_flight().await;
+                        return;
+                    }
                     Some(Err(error)) => {
                         if is_too_big(&error) {
                             tracing::debug!("frame over the size limit");
@@ -508,6 +532,24 @@ impl Session<'_> {
             }
             if expiry.deadline() != self.expires {
                 expiry.as_mut().reset(self.expires);
+            }
+        }
+    }
+
+    /// Waits for every queued send and answers the failed ones, unless the
+    /// connection is killed or the server shuts down first.
+    async fn settle_in_flight(&mut self) {
+        let kill = self.outbox_kill();
+        let shutdown = self.state.shutdown.clone();
+        while !self.in_flight.is_empty() {
+            tokio::select! {
+                Some((result, req_id, room_id)) = self.in_flight.next() => {
+                    if let Err(error) = result {
+                        self.refuse(&error, req_id, Some(room_id));
+                    }
+                }
+                () = kill.cancelled() => return,
+                () = shutdown.cancelled() => return,
             }
         }
     }
@@ -561,25 +603,34 @@ impl Session<'_> {
                 self.reply_error(code, message, req_id, room_id, None);
             }
             Ok(envelope) => {
+                // Sends may overtake nothing but sends: anything else sees
+                // every earlier send of this connection committed first.
+                if !matches!(envelope.frame, ClientFrame::SendMessage(_)) {
+                    self.settle_in_flight().await;
+                }
                 let room_id = envelope.frame.room_id().map(str::to_owned);
                 let req_id = envelope.req_id;
                 if let Err(error) = self.dispatch(envelope.frame, req_id.clone()).await {
-                    if error.is_internal() {
-                        tracing::error!(error = ?error, "request failed");
-                    } else {
-                        tracing::debug!(%error, "request refused");
-                    }
-                    let retry_after_ms = error.retry_after_ms();
-                    self.reply_error(
-                        error.code(),
-                        error.public_message(),
-                        req_id,
-                        room_id,
-                        retry_after_ms,
-                    );
+                    self.refuse(&error, req_id, room_id);
                 }
             }
         }
+    }
+
+    /// Answers a refused or failed request with its `error` frame.
+    fn refuse(&self, error: &ChatError, req_id: Option<ReqId>, room_id: Option<String>) {
+        if error.is_internal() {
+            tracing::error!(error = ?error, "request failed");
+        } else {
+            tracing::debug!(%error, "request refused");
+        }
+        self.reply_error(
+            error.code(),
+            error.public_message(),
+            req_id,
+            room_id,
+            error.retry_after_ms(),
+        );
     }
 
     /// An anonymous connection whose first frame is `auth` becomes that
@@ -672,19 +723,23 @@ impl Session<'_> {
             }
             ClientFrame::SendMessage(request) => {
                 let outbox = self.outbox.clone();
-                let req_id = req_id.clone();
-                chat.send_message(caller, request, move |sent| {
-                    outbox.send(&ServerFrame::MessageAck {
-                        room_id: sent.message.room_id.clone(),
-                        client_msg_id: sent.client_msg_id.clone(),
-                        message_id: sent.message.id.clone(),
-                        seq: sent.message.seq,
-                        timestamp: sent.message.timestamp,
-                        duplicate: sent.duplicate,
-                        req_id: req_id.clone(),
-                    });
-                })
-                .await?;
+                let room_id = request.room_id.clone();
+                let ack_req_id = req_id.clone();
+                let pending = chat
+                    .queue_message(caller, request, move |sent| {
+                        outbox.send(&ServerFrame::MessageAck {
+                            room_id: sent.message.room_id.clone(),
+                            client_msg_id: sent.client_msg_id.clone(),
+                            message_id: sent.message.id.clone(),
+                            seq: sent.message.seq,
+                            timestamp: sent.message.timestamp,
+                            duplicate: sent.duplicate,
+                            req_id: ack_req_id,
+                        });
+                    })
+                    .await?;
+                self.in_flight
+                    .push_back(Box::pin(async move { (pending.await, req_id, room_id) }));
                 return Ok(());
             }
             ClientFrame::EditMessage {

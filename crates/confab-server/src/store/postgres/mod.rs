@@ -52,8 +52,8 @@ mod writer;
 pub use writer::WriteStats;
 
 use super::{
-    AppendOutcome, AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord,
-    MemberWithUser, MessageRecord, NewMessage, NewRoom, ReactionChange, RoomListEntry, RoomRecord,
+    AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
+    MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
     RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
@@ -340,18 +340,20 @@ impl Store for PgStore {
 
     // ---- messages ----
 
-    async fn append_message(
+    async fn queue_append(
         &self,
         message: NewMessage,
         on_commit: CommitHook,
-    ) -> StoreResult<AppendOutcome> {
-        self.writer
-            .submit(
+    ) -> StoreResult<PendingAppend> {
+        let answer = self
+            .writer
+            .queue(
                 vec![message.room_id.clone()],
                 Box::new(move |conn| Box::pin(jobs::append_message(conn, message.clone()))),
                 Some(on_commit),
             )
-            .await
+            .await?;
+        Ok(Box::pin(answer))
     }
 
     async fn edit_message(
@@ -548,6 +550,7 @@ mod test_database;
 mod tests {
     use super::test_database::TestDatabase;
     use super::*;
+    use crate::store::AppendOutcome;
     use crate::store::DynStore;
     use crate::store::conformance::{
         Backend, conformance_tests, last_seq, msg, no_hook, room, send, stored_seqs, user,

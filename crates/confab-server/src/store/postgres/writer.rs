@@ -92,6 +92,17 @@ impl Writer {
         work: Work<T>,
         hook: Option<Hook<T>>,
     ) -> StoreResult<T> {
+        self.queue(rooms, work, hook).await?.await
+    }
+
+    /// Like [`Writer::submit`], but returns once the job is queued, with the
+    /// future of its answer: jobs queued in turn run in turn.
+    pub(super) async fn queue<T: Send + 'static>(
+        &self,
+        rooms: Vec<String>,
+        work: Work<T>,
+        hook: Option<Hook<T>>,
+    ) -> StoreResult<impl Future<Output = StoreResult<T>> + Send + 'static + use<T>> {
         let sender = self
             .jobs
             .lock()
@@ -107,8 +118,7 @@ impl Writer {
             hook,
         });
         sender.send(job).await.map_err(|_| StoreError::Closed)?;
-        drop(sender);
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Whether the writer still takes jobs.

@@ -25,8 +25,9 @@
 
 use super::{
     AppendOutcome, AttachmentRecord, CommitHook, CreateOutcome, GlobalRole, HistoryPage,
-    MemberRecord, MemberWithUser, MessageRecord, NewMessage, NewRoom, ReactionChange,
-    RoomListEntry, RoomRecord, RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    MemberRecord, MemberWithUser, MessageRecord, NewMessage, NewRoom, PendingAppend,
+    ReactionChange, RoomListEntry, RoomRecord, RoomRole, Store, StoreError, StoreResult,
+    UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -184,38 +185,44 @@ impl SqliteStore {
             + Send
             + 'static,
     {
-        self.submit_hooked(mode, work, None).await
+        self.queue(mode, work, None).await?.await
     }
 
-    /// Queues a job whose `hook` runs on the writer right after the commit
-    /// that made its result durable, before the next batch: hooks therefore
-    /// run in commit order.
-    async fn submit_hooked<T, F>(
+    /// Puts a job on the writer's queue (waiting for room when it is full)
+    /// and returns the future of its answer: jobs queued in turn run in turn.
+    /// `hook` runs on the writer right after the commit that made the
+    /// result durable, before the next batch: hooks run in commit order.
+    async fn queue<T, F>(
         &self,
         mode: Mode,
         work: F,
         hook: Option<Hook<T>>,
-    ) -> StoreResult<T>
+    ) -> StoreResult<impl Future<Output = StoreResult<T>> + Send + 'static + use<T, F>>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
             + Send
             + 'static,
     {
+        let (reply, answer) = oneshot::channel();
+        let job = boxed_job(work, reply, hook);
+        self.send_job(match mode {
+            Mode::Batched => Job::InBatch(BatchJob::Generic(job)),
+            Mode::Alone => Job::Alone(job),
+        })
+        .await?;
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
+    }
+
+    /// Puts a job on the writer's queue, waiting for room when it is full.
+    async fn send_job(&self, job: Job) -> StoreResult<()> {
         let sender = self
             .jobs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(PendingJob { work, reply, hook });
-        sender
-            .send(Job { mode, job })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        drop(sender);
-        answer.await.map_err(|_| StoreError::Closed)?
+        sender.send(job).await.map_err(|_| StoreError::Closed)
     }
 }
 
@@ -262,9 +269,20 @@ enum Mode {
 }
 
 /// One queued unit of work.
-struct Job {
-    mode: Mode,
-    job: Box<dyn WriteJob>,
+enum Job {
+    /// Runs in the batch's transaction.
+    InBatch(BatchJob),
+    /// Runs alone, outside any transaction (migrations manage their own).
+    Alone(Box<dyn WriteJob>),
+}
+
+/// A job that shares the batch's transaction.
+enum BatchJob {
+    /// Any write, in a savepoint of its own.
+    Generic(Box<dyn WriteJob>),
+    /// A message append: consecutive ones are written together by a few
+    /// multi-row statements (see [`batch_append`]).
+    Append(Box<AppendJob>),
 }
 
 /// A job with its type erased, so that jobs of every result type share a queue.
@@ -286,7 +304,7 @@ trait Settle: Send {
     fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>);
 }
 
-/// Work to run on the writer after a job's commit (see [`SqliteStore::submit_hooked`]).
+/// Work to run on the writer after a job's commit (see [`SqliteStore::queue`]).
 type Hook<T> = Box<dyn FnOnce(&T) + Send>;
 
 /// A job before it runs.
@@ -294,6 +312,20 @@ struct PendingJob<T, F> {
     work: F,
     reply: oneshot::Sender<StoreResult<T>>,
     hook: Option<Hook<T>>,
+}
+
+/// Type-erases a job (the bound on `work` is what lets its closure borrow
+/// the connection).
+fn boxed_job<T, F>(
+    work: F,
+    reply: oneshot::Sender<StoreResult<T>>,
+    hook: Option<Hook<T>>,
+) -> Box<dyn WriteJob>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+{
+    Box::new(PendingJob { work, reply, hook })
 }
 
 /// A job after it ran.
@@ -377,10 +409,10 @@ async fn run_writer(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Returns 0 only once every sender is gone and the queue is empty.
     while receiver.recv_many(&mut incoming, MAX_BATCH).await > 0 {
-        for Job { mode, job } in incoming.drain(..) {
-            match mode {
-                Mode::Batched => batch.push(job),
-                Mode::Alone => {
+        for job in incoming.drain(..) {
+            match job {
+                Job::InBatch(job) => batch.push(job),
+                Job::Alone(job) => {
                     // Keep the queue's order: what came before runs first.
                     if !batch.is_empty() {
                         run_batch(&mut conn, std::mem::take(&mut batch), &stats).await;
@@ -401,14 +433,17 @@ async fn run_writer(
 
 /// Runs jobs in as few transactions as possible (one unless something breaks
 /// the transaction itself), each in a savepoint, and answers after commit.
-async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Box<dyn WriteJob>>, stats: &WriterStats) {
-    let mut queue: VecDeque<Box<dyn WriteJob>> = jobs.into();
+async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<BatchJob>, stats: &WriterStats) {
+    let mut queue: VecDeque<BatchJob> = jobs.into();
     while !queue.is_empty() {
         let started = std::time::Instant::now();
         if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
             tracing::error!(error = %e, jobs = queue.len(), "SQLite writer could not begin a transaction");
             for job in queue.drain(..) {
-                job.fail(batch_error(&e));
+                match job {
+                    BatchJob::Generic(job) => job.fail(batch_error(&e)),
+                    BatchJob::Append(job) => job.fail(batch_error(&e)),
+                }
             }
             return;
         }
@@ -416,6 +451,40 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Box<dyn WriteJob>>, st
         let mut ran: Vec<Box<dyn Settle>> = Vec::with_capacity(queue.len());
         let mut broken = None;
         while let Some(job) = queue.pop_front() {
+            let job = match job {
+                BatchJob::Generic(job) => job,
+                BatchJob::Append(first) => {
+                    let mut run = vec![*first];
+                    while let Some(BatchJob::Append(_)) = queue.front() {
+                        if let Some(BatchJob::Append(next)) = queue.pop_front() {
+                            run.push(*next);
+                        }
+                    }
+                    match batch_append::append_run(conn, run).await {
+                        RunOutcome::Done(finished) => {
+                            ran.extend(finished);
+                            continue;
+                        }
+                        // Appended one by one instead, each in its savepoint,
+                        // so that each gets its own answer.
+                        RunOutcome::OneByOne(run) => {
+                            for job in run.into_iter().rev() {
+                                queue.push_front(BatchJob::Generic(job.into_generic()));
+                            }
+                            continue;
+                        }
+                        // The transaction is lost: like a job that broke
+                        // it, the run fails with what ran before it.
+                        RunOutcome::Broken(e, run) => {
+                            for job in run {
+                                job.fail(batch_error(&e));
+                            }
+                            broken = Some(e);
+                            break;
+                        }
+                    }
+                }
+            };
             if let Err(e) = conn.execute("SAVEPOINT job").await {
                 job.fail(batch_error(&e));
                 broken = Some(e);
@@ -591,6 +660,10 @@ macro_rules! message_select {
          LEFT JOIN attachments a ON a.id = m.attachment_id "
     };
 }
+
+// After `message_select!`, which it uses.
+mod batch_append;
+use batch_append::{AppendJob, RunOutcome};
 
 /// Reads a message whose columns carry `prefix` (`""` or `"lm_"`).
 fn message_from_row(row: &SqliteRow, prefix: &str) -> sqlx::Result<MessageRecord> {
@@ -962,18 +1035,33 @@ async fn append_message_job(
     .await
     .map_err(on_constraint)?;
 
+    Ok(AppendOutcome::Stored(stored_record(
+        message,
+        seq,
+        sender.username,
+        sender.name,
+    )))
+}
+
+/// The record of a message just inserted with `seq`, as a read would return it.
+fn stored_record(
+    message: NewMessage,
+    seq: i64,
+    sender_username: String,
+    sender_name: Option<String>,
+) -> MessageRecord {
     let metadata = if message.metadata.is_null() {
         json_value(None)
     } else {
         message.metadata
     };
-    Ok(AppendOutcome::Stored(MessageRecord {
+    MessageRecord {
         id: message.id,
         room_id: message.room_id,
         seq,
         sender_id: message.sender_id,
-        sender_username: sender.username,
-        sender_name: sender.name,
+        sender_username,
+        sender_name,
         content: message.content,
         message_type: message.message_type,
         reply_to: message.reply_to,
@@ -985,7 +1073,7 @@ async fn append_message_job(
         edited_at: None,
         deleted: false,
         reactions: BTreeMap::new(),
-    }))
+    }
 }
 
 async fn edit_message_job(
@@ -1360,17 +1448,21 @@ impl Store for SqliteStore {
 
     // ---- messages ----
 
-    async fn append_message(
+    async fn queue_append(
         &self,
         message: NewMessage,
         on_commit: CommitHook,
-    ) -> StoreResult<AppendOutcome> {
-        self.submit_hooked(
-            Mode::Batched,
-            move |conn| Box::pin(append_message_job(conn, message)),
-            Some(on_commit),
-        )
-        .await
+    ) -> StoreResult<PendingAppend> {
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::InBatch(BatchJob::Append(Box::new(AppendJob {
+            message,
+            reply,
+            hook: on_commit,
+        }))))
+        .await?;
+        Ok(Box::pin(async move {
+            answer.await.map_err(|_| StoreError::Closed)?
+        }))
     }
 
     async fn edit_message(
@@ -1566,7 +1658,8 @@ mod tests {
 
     use crate::store::DynStore;
     use crate::store::conformance::{
-        Backend, conformance_tests, last_seq, msg, no_hook, room, send, user,
+        Backend, answer_shape, conformance_tests, last_seq, mixed_appends, mixed_appends_setup,
+        msg, no_hook, room, send, user,
     };
     use std::collections::BTreeSet;
     use tempfile::TempDir;
@@ -1700,6 +1793,70 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("jobs never queued");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_of_appends_is_one_commit_with_single_append_answers() {
+        let (_dir, store, _) = fresh().await;
+        let store = Arc::new(store);
+        mixed_appends_setup(&*store).await;
+        let (appends, expected) = mixed_appends();
+        let count = appends.len();
+        let (release, blocker) = block_writer(&store).await;
+        let mut pending = Vec::new();
+        for message in appends {
+            pending.push(store.queue_append(message, no_hook()).await.unwrap());
+        }
+        queued(&store, count).await;
+        let before = store.write_stats();
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        for (n, (answer, want)) in pending.into_iter().zip(&expected).enumerate() {
+            let want = want.map(|(room, seq, dup)| (room.to_owned(), seq, dup));
+            assert_eq!(answer_shape(&answer.await), want, "append {n}");
+        }
+        let after = store.write_stats();
+        assert_eq!(after.commits - before.commits, 1, "{before:?} → {after:?}");
+        assert_eq!(after.jobs - before.jobs, count as u64);
+        assert_eq!(message_count(&store, "r").await, 4);
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_that_cannot_be_inserted_whole_is_appended_one_by_one() {
+        let (_dir, store, _) = fresh().await;
+        let store = Arc::new(store);
+        user(&*store, "a").await;
+        room(&*store, "r", &["a"]).await;
+        let taken = send(&*store, "r", "a", "first").await;
+        let mut clash = msg("r", "a", "clash");
+        clash.id = taken.id.clone();
+        let appends = vec![msg("r", "a", "1"), clash, msg("r", "a", "2")];
+        let (release, blocker) = block_writer(&store).await;
+        let mut pending = Vec::new();
+        for message in appends {
+            pending.push(store.queue_append(message, no_hook()).await.unwrap());
+        }
+        queued(&store, 3).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        let mut shapes = Vec::new();
+        for answer in pending {
+            shapes.push(answer_shape(&answer.await));
+        }
+        // The multi-row insert failed on the taken id; one by one, only the
+        // clash fails, and the others keep their queue order without a gap.
+        assert_eq!(
+            shapes,
+            vec![
+                Ok(("r".to_owned(), 2, false)),
+                Err("AlreadyExists"),
+                Ok(("r".to_owned(), 3, false)),
+            ]
+        );
+        assert_eq!(last_seq(&*store, "r").await, 3);
+        assert_eq!(message_count(&store, "r").await, 3);
+        store.close().await;
     }
 
     #[tokio::test]

@@ -1,0 +1,400 @@
+//! Appending a run of messages with a handful of statements.
+//!
+//! sqlx runs every SQLite statement on its own worker thread and hands each
+//! one over and back through a channel: a thread wake-up each way. Appending
+//! one message at a time costs five such round trips (savepoint, sender
+//! look-up, seq bump, insert, release), and those hand-offs, not SQLite or
+//! the disk, bounded the store (docs/performance.md). So the writer takes the
+//! appends that sit next to each other in a batch and writes them together:
+//! one look-up of already stored `client_msg_id`s, one of the senders, one
+//! of the rooms' `last_seq`, one multi-row `INSERT` and one `UPDATE` of the
+//! rooms, all in one savepoint, whatever the number of messages.
+//!
+//! The answers are exactly those of appending the messages one by one in
+//! queue order: seqs follow the queue, a repeated `client_msg_id` (stored
+//! before, or earlier in the same run) is a duplicate of the first, an unknown
+//! sender or room is [`StoreError::NotFound`] and stores nothing. Anything
+//! the plan cannot foresee (a foreign key, a constraint) rolls the run's
+//! savepoint back and the writer appends those messages one by one, so each
+//! gets its own answer.
+
+use super::{
+    Finished, Hook, Settle, WriteJob, append_message_job, boxed_job, json_text, message_from_row,
+    stored_record,
+};
+use crate::store::{AppendOutcome, CommitHook, MessageRecord, NewMessage, StoreError, StoreResult};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Executor, QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+/// A queued append, kept apart from other jobs so that the writer can see
+/// what it writes.
+pub(super) struct AppendJob {
+    /// The message to store.
+    pub(super) message: NewMessage,
+    /// Where the outcome goes, after commit.
+    pub(super) reply: oneshot::Sender<StoreResult<AppendOutcome>>,
+    /// Runs on the writer right after the commit (see `Store::append_message`).
+    pub(super) hook: CommitHook,
+}
+
+impl AppendJob {
+    /// The same append as an ordinary job, run in a savepoint of its own.
+    pub(super) fn into_generic(self) -> Box<dyn WriteJob> {
+        let AppendJob {
+            message,
+            reply,
+            hook,
+        } = self;
+        boxed_job(
+            move |conn| Box::pin(append_message_job(conn, message)),
+            reply,
+            Some(hook),
+        )
+    }
+
+    /// Answers with `error` without running.
+    pub(super) fn fail(self, error: StoreError) {
+        // The caller may have given up waiting; nothing to do then.
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// How a run went.
+pub(super) enum RunOutcome {
+    /// Written (or refused, each for its own reason); the answers wait for
+    /// the commit.
+    Done(Vec<Box<dyn Settle>>),
+    /// Nothing was written: append these one by one.
+    OneByOne(Vec<AppendJob>),
+    /// The transaction itself was lost (SQLite rolled it back).
+    Broken(sqlx::Error, Vec<AppendJob>),
+}
+
+/// What the plan decided for one append of the run.
+enum Slot {
+    /// Inserted with this seq, by this sender (username, display name).
+    Stored(i64, String, Option<String>),
+    /// Its `client_msg_id` was stored before the run: the original.
+    Duplicate(Box<MessageRecord>),
+    /// Its `client_msg_id` was stored earlier in this run, by this append.
+    DuplicateOf(usize),
+    /// Refused before anything was written.
+    Failed(StoreError),
+}
+
+/// Appends `run` (in queue order) inside the open transaction.
+pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>) -> RunOutcome {
+    if let Err(e) = conn.execute("SAVEPOINT run").await {
+        return RunOutcome::Broken(e, run);
+    }
+    // The messages alone: the hooks are `Send` but not `Sync`, so the jobs
+    // cannot be borrowed across the awaits.
+    let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
+    let planned = plan_and_write(conn, &messages).await;
+    drop(messages);
+    match planned {
+        Ok(slots) => match conn.execute("RELEASE SAVEPOINT run").await {
+            Ok(_) => RunOutcome::Done(finish(run, slots)),
+            Err(e) => RunOutcome::Broken(e, run),
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, appends = run.len(), "batched append refused; appending one by one");
+            let undone = match conn.execute("ROLLBACK TO SAVEPOINT run").await {
+                Ok(_) => conn.execute("RELEASE SAVEPOINT run").await.map(drop),
+                Err(e) => Err(e),
+            };
+            match undone {
+                Ok(()) => RunOutcome::OneByOne(run),
+                Err(e) => RunOutcome::Broken(e, run),
+            }
+        }
+    }
+}
+
+/// Looks up what the run needs, decides each append's fate and writes the
+/// stored ones.
+async fn plan_and_write(
+    conn: &mut SqliteConnection,
+    run: &[&NewMessage],
+) -> sqlx::Result<Vec<Slot>> {
+    let originals = stored_originals(conn, run).await?;
+    let senders = senders(conn, run).await?;
+    let mut last_seqs = last_seqs(conn, run).await?;
+
+    let mut slots = Vec::with_capacity(run.len());
+    // (room, sender, client_msg_id) → index of the append that stores it.
+    let mut first_of: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (i, m) in run.iter().enumerate() {
+        let key = m
+            .client_msg_id
+            .as_deref()
+            .map(|id| (m.room_id.as_str(), m.sender_id.as_str(), id));
+        if let Some(key) = key {
+            if let Some(original) = originals.get(&key) {
+                slots.push(Slot::Duplicate(Box::new(original.clone())));
+                continue;
+            }
+            if let Some(&first) = first_of.get(&key) {
+                slots.push(Slot::DuplicateOf(first));
+                continue;
+            }
+        }
+        let Some((username, name)) = senders.get(m.sender_id.as_str()) else {
+            slots.push(Slot::Failed(StoreError::NotFound));
+            continue;
+        };
+        let Some(last_seq) = last_seqs.get_mut(m.room_id.as_str()) else {
+            slots.push(Slot::Failed(StoreError::NotFound));
+            continue;
+        };
+        *last_seq += 1;
+        slots.push(Slot::Stored(*last_seq, username.clone(), name.clone()));
+        if let Some(key) = key {
+            first_of.insert(key, i);
+        }
+    }
+
+    let stored: Vec<(&NewMessage, i64)> = run
+        .iter()
+        .zip(&slots)
+        .filter_map(|(m, slot)| match slot {
+            Slot::Stored(seq, ..) => Some((*m, *seq)),
+            _ => None,
+        })
+        .collect();
+    if !stored.is_empty() {
+        insert_messages(conn, &stored).await?;
+        bump_rooms(conn, &stored).await?;
+    }
+    Ok(slots)
+}
+
+/// Messages already stored under a `client_msg_id` of the run.
+async fn stored_originals<'r>(
+    conn: &mut SqliteConnection,
+    run: &[&'r NewMessage],
+) -> sqlx::Result<HashMap<(&'r str, &'r str, &'r str), MessageRecord>> {
+    let keyed: Vec<&'r NewMessage> = run
+        .iter()
+        .copied()
+        .filter(|m| m.client_msg_id.is_some())
+        .collect();
+    let mut originals = HashMap::new();
+    if keyed.is_empty() {
+        return Ok(originals);
+    }
+    // One index search per term (SQLite's OR optimization).
+    let mut query = QueryBuilder::<Sqlite>::new(concat!(message_select!(), "WHERE "));
+    for (n, m) in keyed.iter().enumerate() {
+        if n > 0 {
+            query.push(" OR ");
+        }
+        query
+            .push("(m.sender_id = ")
+            .push_bind(&m.sender_id)
+            .push(" AND m.room_id = ")
+            .push_bind(&m.room_id)
+            .push(" AND m.client_msg_id = ")
+            .push_bind(&m.client_msg_id)
+            .push(")");
+    }
+    let rows = query
+        .build()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        let original = message_from_row(&row, "")?;
+        // Keyed by the run's own strings, which outlive the map.
+        let key = keyed.iter().find_map(|m| {
+            let id = m.client_msg_id.as_deref()?;
+            let same = m.room_id == original.room_id
+                && m.sender_id == original.sender_id
+                && original.client_msg_id.as_deref() == Some(id);
+            same.then_some((m.room_id.as_str(), m.sender_id.as_str(), id))
+        });
+        if let Some(key) = key {
+            originals.insert(key, original);
+        }
+    }
+    Ok(originals)
+}
+
+/// The run's senders that exist: id → (username, display name).
+async fn senders<'r>(
+    conn: &mut SqliteConnection,
+    run: &[&'r NewMessage],
+) -> sqlx::Result<HashMap<&'r str, (String, Option<String>)>> {
+    let ids = distinct(run.iter().map(|m| m.sender_id.as_str()));
+    let mut query =
+        QueryBuilder::<Sqlite>::new("SELECT id, username, name FROM users WHERE id IN (");
+    push_list(&mut query, &ids);
+    let rows = query
+        .build()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut senders = HashMap::with_capacity(ids.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if let Some(id) = ids.iter().find(|known| **known == id) {
+            senders.insert(*id, (row.try_get("username")?, row.try_get("name")?));
+        }
+    }
+    Ok(senders)
+}
+
+/// The run's rooms that exist: id → `last_seq`.
+async fn last_seqs<'r>(
+    conn: &mut SqliteConnection,
+    run: &[&'r NewMessage],
+) -> sqlx::Result<HashMap<&'r str, i64>> {
+    let ids = distinct(run.iter().map(|m| m.room_id.as_str()));
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT id, last_seq FROM rooms WHERE id IN (");
+    push_list(&mut query, &ids);
+    let rows = query
+        .build()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut last_seqs = HashMap::with_capacity(ids.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if let Some(id) = ids.iter().find(|known| **known == id) {
+            last_seqs.insert(*id, row.try_get("last_seq")?);
+        }
+    }
+    Ok(last_seqs)
+}
+
+/// Binds `ids` as a comma-separated list and closes the parenthesis.
+fn push_list<'a>(query: &mut QueryBuilder<'a, Sqlite>, ids: &[&'a str]) {
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    list.push_unseparated(")");
+}
+
+/// The values in first-seen order, each once.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = Vec::new();
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// One `INSERT` of every stored message of the run.
+async fn insert_messages(
+    conn: &mut SqliteConnection,
+    stored: &[(&NewMessage, i64)],
+) -> sqlx::Result<()> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, reply_to, \
+             metadata, attachment_id, lat, lng, client_msg_id, created_at, edited_at, deleted) ",
+    );
+    query.push_values(stored, |mut row, (m, seq)| {
+        row.push_bind(&m.id)
+            .push_bind(&m.room_id)
+            .push_bind(*seq)
+            .push_bind(&m.sender_id)
+            .push_bind(&m.content)
+            .push_bind(m.message_type.as_str())
+            .push_bind(&m.reply_to)
+            .push_bind(json_text(&m.metadata))
+            .push_bind(m.attachment.as_ref().map(|a| &a.id))
+            .push_bind(m.location.map(|l| l.lat))
+            .push_bind(m.location.map(|l| l.lng))
+            .push_bind(&m.client_msg_id)
+            .push_bind(m.created_at.millis())
+            .push("NULL, 0");
+    });
+    query
+        .build()
+        .persistent(false)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+}
+
+/// One `UPDATE` of every room the run stored into: its new `last_seq` and
+/// `last_activity`.
+async fn bump_rooms(
+    conn: &mut SqliteConnection,
+    stored: &[(&NewMessage, i64)],
+) -> sqlx::Result<()> {
+    // room → (highest seq, latest created_at); seqs rise in run order.
+    let mut rooms: Vec<(&str, i64, i64)> = Vec::new();
+    for (m, seq) in stored {
+        let at = m.created_at.millis();
+        match rooms.iter_mut().find(|(id, ..)| *id == m.room_id) {
+            Some(room) => {
+                room.1 = *seq;
+                room.2 = room.2.max(at);
+            }
+            None => rooms.push((m.room_id.as_str(), *seq, at)),
+        }
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "UPDATE rooms SET last_seq = v.column2, last_activity = MAX(last_activity, v.column3) \
+         FROM (",
+    );
+    query.push_values(&rooms, |mut row, (id, seq, at)| {
+        row.push_bind(*id).push_bind(*seq).push_bind(*at);
+    });
+    query.push(") AS v WHERE rooms.id = v.column1");
+    query
+        .build()
+        .persistent(false)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+}
+
+/// Turns the run and its slots into answers that wait for the commit.
+fn finish(run: Vec<AppendJob>, slots: Vec<Slot>) -> Vec<Box<dyn Settle>> {
+    // The records that a later append of the run repeats, kept for it.
+    let repeated: Vec<usize> = slots
+        .iter()
+        .filter_map(|slot| match slot {
+            Slot::DuplicateOf(first) => Some(*first),
+            _ => None,
+        })
+        .collect();
+    let mut records: Vec<Option<MessageRecord>> = Vec::with_capacity(run.len());
+    let mut finished: Vec<Box<dyn Settle>> = Vec::with_capacity(run.len());
+    for (i, (job, slot)) in run.into_iter().zip(slots).enumerate() {
+        let AppendJob {
+            message,
+            reply,
+            hook,
+        } = job;
+        let (result, record) = match slot {
+            Slot::Stored(seq, username, name) => {
+                let record = stored_record(message, seq, username, name);
+                let kept = repeated.contains(&i).then(|| record.clone());
+                (Ok(AppendOutcome::Stored(record)), kept)
+            }
+            Slot::Duplicate(original) => (Ok(AppendOutcome::Duplicate(*original)), None),
+            Slot::DuplicateOf(first) => match records.get(first).cloned().flatten() {
+                Some(original) => (Ok(AppendOutcome::Duplicate(original)), None),
+                // Cannot happen: `first` was planned as stored.
+                None => (Err(StoreError::NotFound), None),
+            },
+            Slot::Failed(error) => (Err(error), None),
+        };
+        records.push(record);
+        let hook: Hook<AppendOutcome> = hook;
+        finished.push(Box::new(Finished {
+            result,
+            reply,
+            hook: Some(hook),
+        }));
+    }
+    finished
+}
