@@ -4,8 +4,8 @@ use super::live::publish_typing;
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
 use crate::store::{
-    AppendOutcome, HistoryPage, MessageRecord, NewMessage, ReactionChange, RoomRecord, RoomRole,
-    StoreError,
+    AppendOutcome, HistoryPage, MessageRecord, NewMessage, PendingAppend, ReactionChange,
+    RoomRecord, RoomRole, StoreError,
 };
 use confab_protocol::client::SendMessage;
 use confab_protocol::{Message, MessageType, ServerFrame, Timestamp};
@@ -28,7 +28,21 @@ pub struct Sent {
 }
 
 /// A send queued on the store's writer (see [`Chat::queue_message`]).
-pub type PendingSend = futures_util::future::BoxFuture<'static, ChatResult<Sent>>;
+pub struct PendingSend(PendingAppend);
+
+impl PendingSend {
+    /// The stored message, once committed.
+    pub async fn sent(self) -> ChatResult<Sent> {
+        Ok(Sent::from(self.0.await?))
+    }
+
+    /// Only whether storing succeeded, once committed: for a WebSocket
+    /// session, whose ack the commit hook already queued.
+    pub async fn stored(self) -> ChatResult<()> {
+        self.0.await?;
+        Ok(())
+    }
+}
 
 /// The user id of the server's own assistant bot (assistant rooms).
 pub const ASSISTANT_USER: &str = "assistant";
@@ -83,7 +97,10 @@ impl Chat {
         request: SendMessage,
         on_stored: impl FnOnce(&Sent) + Send + 'static,
     ) -> ChatResult<Sent> {
-        self.queue_message(caller, request, on_stored).await?.await
+        self.queue_message(caller, request, on_stored)
+            .await?
+            .sent()
+            .await
     }
 
     /// [`Chat::send_message`] in two steps: checks the send and queues it on
@@ -153,7 +170,7 @@ impl Chat {
             }
         });
         let pending = self.store.queue_append(new, on_commit).await?;
-        Ok(Box::pin(async move { Ok(Sent::from(pending.await?)) }))
+        Ok(PendingSend(pending))
     }
 
     /// Turns a request into a storable message, or says what is wrong with it.

@@ -9,7 +9,6 @@
 use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::live::Admission;
-use crate::core::messages::Sent;
 use crate::core::{Caller, ChatError, ChatResult};
 use crate::hub::{ConnId, Outbound, Outbox, OutboxReceiver, outbox};
 use crate::limits::ConnSlot;
@@ -479,7 +478,7 @@ struct Session<'a> {
 }
 
 /// A queued send's outcome with what its `error` reply needs.
-type InFlightSend = BoxFuture<'static, (ChatResult<Sent>, Option<ReqId>, String)>;
+type InFlightSend = BoxFuture<'static, (ChatResult<()>, Option<ReqId>, String)>;
 
 impl Session<'_> {
     /// Reads frames until the client leaves, the token expires, the connection
@@ -738,8 +737,9 @@ impl Session<'_> {
                         });
                     })
                     .await?;
-                self.in_flight
-                    .push_back(Box::pin(async move { (pending.await, req_id, room_id) }));
+                self.in_flight.push_back(Box::pin(async move {
+                    (pending.stored().await, req_id, room_id)
+                }));
                 return Ok(());
             }
             ClientFrame::EditMessage {
