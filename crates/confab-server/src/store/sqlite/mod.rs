@@ -47,7 +47,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// The schema, embedded in the binary so that it needs no files beside it.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -72,8 +71,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     /// The writer's queue; `None` once [`Store::close`] started.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// The writer task, awaited by [`Store::close`].
-    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Fires (or is dropped, if the writer panicked) when the writer thread
+    /// is done; awaited by [`Store::close`].
+    writer: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     /// Read-only (`query_only`) connections.
     readers: SqlitePool,
     /// Counters the writer keeps, for tests and diagnostics.
@@ -143,7 +143,20 @@ impl SqliteStore {
 
         let stats = Arc::new(WriterStats::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = tokio::spawn(run_writer(conn, receiver, stats.clone()));
+        // The writer runs on a thread of its own, still in the server's
+        // runtime (what its commit hooks spawn goes there). As a task among
+        // the connections' it waited behind them in the workers' queues after
+        // each statement, and every batch is a chain of statements.
+        let (finished, writer) = oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let writer_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("confab-sqlite-writer".into())
+            .spawn(move || {
+                runtime.block_on(run_writer(conn, receiver, writer_stats));
+                let _ = finished.send(());
+            })
+            .map_err(sqlx::Error::Io)?;
 
         Ok(SqliteStore {
             jobs: Mutex::new(Some(sender)),
@@ -1648,9 +1661,9 @@ impl Store for SqliteStore {
                 .take(),
         );
         if let Some(writer) = self.writer.lock().await.take()
-            && let Err(e) = writer.await
+            && writer.await.is_err()
         {
-            tracing::error!(error = %e, "the SQLite writer task failed");
+            tracing::error!("the SQLite writer thread failed");
         }
         self.readers.close().await;
     }
@@ -1767,7 +1780,9 @@ mod tests {
     /// Holds the writer busy until the returned sender fires, so that jobs
     /// queued meanwhile are drained into one batch. Returns once the writer
     /// is held.
-    async fn block_writer(store: &Arc<SqliteStore>) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    async fn block_writer(
+        store: &Arc<SqliteStore>,
+    ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let (release, wait) = oneshot::channel::<()>();
         let (held, started) = oneshot::channel::<()>();
         let store = store.clone();
