@@ -166,6 +166,55 @@ async fn user_targeted_frames_and_the_4002_close_cross_nodes() {
     }
 }
 
+/// What a member may do is remembered per node between sends, and forgotten
+/// on every node when it changes: bob sends on node B (B remembers he may),
+/// then his standing changes on node A; by the time B has heard the change
+/// (the frames that announce it travel behind the invalidation on the same
+/// topic), B refuses his next send — long before the remembered standing
+/// would have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_membership_change_on_one_node_is_enforced_on_the_other_at_once() {
+    for broker in BROKERS {
+        let (a, b) = cluster(broker).await;
+        let removed_from = a.room("alice", &["bob"]).await;
+        let closed = a.room("alice", &["bob"]).await;
+        let mut bob = b.ws("bob").await;
+        for room in [&removed_from, &closed] {
+            let ack = bob.send_message(room, "remembered").await;
+            assert_eq!(ack["seq"], 1, "{broker}: {ack}");
+        }
+
+        let (status, body) = a
+            .api("alice")
+            .delete(&format!("/api/v1/rooms/{removed_from}/members/bob"))
+            .await;
+        assert!(status.is_success(), "{broker}: {status} {body}");
+        let removed = bob.recv_type("room_removed").await;
+        assert_eq!(removed["room_id"], removed_from.as_str(), "{broker}");
+        let refused = bob
+            .request(json!({"type": "send_message", "room_id": removed_from, "content": "x"}))
+            .await;
+        assert_eq!(refused["code"], "forbidden", "{broker}: {refused}");
+
+        let (status, body) = a
+            .api("alice")
+            .delete(&format!("/api/v1/rooms/{closed}"))
+            .await;
+        assert!(status.is_success(), "{broker}: {status} {body}");
+        let update = bob.recv_type("room_updated").await;
+        assert_eq!(update["updates"]["closed"], true, "{broker}: {update}");
+        let refused = bob
+            .request(json!({"type": "send_message", "room_id": closed, "content": "x"}))
+            .await;
+        assert_eq!(refused["code"], "forbidden", "{broker}: {refused}");
+
+        assert_eq!(a.last_seq("alice", &removed_from).await, 1, "{broker}");
+        assert_eq!(a.last_seq("alice", &closed).await, 1, "{broker}");
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
 /// Presence is cluster-wide: a user connected on node B is online for node
 /// A's clients (`user_online`, `get_presence`), stays online while any node
 /// has a connection, and goes offline once, when the last one anywhere ends.
