@@ -80,10 +80,10 @@ async fn refusals_in_a_burst_keep_their_req_id_and_store_nothing() {
         &mut alice,
         [
             send(1, &room, json!({"client_msg_id": "k"})),
-            send(2, &elsewhere, json!({})),                          // not a member
-            send(3, &room, json!({"client_msg_id": "k"})),           // a repeat
-            send(4, &room, json!({"content": " "})),                 // empty
-            send(5, "no-such-room", json!({})),                      // unknown
+            send(2, &elsewhere, json!({})), // not a member
+            send(3, &room, json!({"client_msg_id": "k"})), // a repeat
+            send(4, &room, json!({"content": " "})), // empty
+            send(5, "no-such-room", json!({})), // unknown
             send(6, &room, json!({})),
         ],
     )
@@ -92,7 +92,9 @@ async fn refusals_in_a_burst_keep_their_req_id_and_store_nothing() {
     let mut answers = std::collections::BTreeMap::new();
     while answers.len() < 6 {
         let frame = alice.recv_json().await;
-        let req = frame["req_id"].as_i64().expect("every answer has its req_id");
+        let req = frame["req_id"]
+            .as_i64()
+            .expect("every answer has its req_id");
         assert!(answers.insert(req, frame).is_none(), "answered twice");
     }
     assert_eq!(answers[&1]["type"], "message_ack");
@@ -127,7 +129,11 @@ async fn any_other_frame_waits_for_the_sends_before_it() {
     let history = alice.recv_type("history").await;
     assert_eq!(history["req_id"], "h");
     let got = seqs(&history["messages"]);
-    assert_eq!(got, (1..=n).collect::<Vec<i64>>(), "history sees every earlier send");
+    assert_eq!(
+        got,
+        (1..=n).collect::<Vec<i64>>(),
+        "history sees every earlier send"
+    );
 
     // The same for the room list asked right behind a burst.
     let mut frames: Vec<Value> = (0..20)
@@ -159,8 +165,14 @@ async fn a_member_removed_demoted_or_in_a_closed_room_is_refused_at_once() {
     let mut bob = server.ws("bob").await;
     let mut carol = server.ws("carol").await;
     // Each has sent before: what they may do is remembered.
-    assert_eq!(try_send(&mut bob, &room, "one").await["type"], "message_ack");
-    assert_eq!(try_send(&mut carol, &room, "one").await["type"], "message_ack");
+    assert_eq!(
+        try_send(&mut bob, &room, "one").await["type"],
+        "message_ack"
+    );
+    assert_eq!(
+        try_send(&mut carol, &room, "one").await["type"],
+        "message_ack"
+    );
 
     let alice = server.api("alice");
     let (status, body) = alice
@@ -188,6 +200,9 @@ async fn a_member_removed_demoted_or_in_a_closed_room_is_refused_at_once() {
         )
         .await;
     assert!(status.is_success(), "{status} {body}");
-    assert_eq!(try_send(&mut bob, &room, "two").await["type"], "message_ack");
+    assert_eq!(
+        try_send(&mut bob, &room, "two").await["type"],
+        "message_ack"
+    );
     assert_eq!(server.last_seq("alice", &room).await, 3);
 }

@@ -1,14 +1,16 @@
-//! Appending a run of messages with a handful of statements.
+//! Appending a run of messages in two round trips.
 //!
 //! sqlx runs every SQLite statement on its own worker thread and hands each
 //! one over and back through a channel: a thread wake-up each way. Appending
 //! one message at a time costs five such round trips (savepoint, sender
 //! look-up, seq bump, insert, release), and those hand-offs, not SQLite or
 //! the disk, bounded the store (docs/performance.md). So the writer takes the
-//! appends that sit next to each other in a batch and writes them together:
-//! one look-up of already stored `client_msg_id`s, one of the senders, one
-//! of the rooms' `last_seq`, one multi-row `INSERT` and one `UPDATE` of the
-//! rooms, all in one savepoint, whatever the number of messages.
+//! appends that sit next to each other in a batch and writes them together,
+//! in two multi-statement queries whatever the number of messages: one opens
+//! the run's savepoint and looks up the senders, the rooms' `last_seq` and
+//! any `client_msg_id` already stored; the other inserts every message with
+//! one multi-row `INSERT`, moves the rooms with one `UPDATE … FROM (VALUES
+//! …)` and releases the savepoint.
 //!
 //! The answers are exactly those of appending the messages one by one in
 //! queue order: seqs follow the queue, a repeated `client_msg_id` (stored
@@ -86,19 +88,13 @@ enum Slot {
 
 /// Appends `run` (in queue order) inside the open transaction.
 pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>) -> RunOutcome {
-    if let Err(e) = conn.execute("SAVEPOINT run").await {
-        return RunOutcome::Broken(e, run);
-    }
     // The messages alone: the hooks are `Send` but not `Sync`, so the jobs
     // cannot be borrowed across the awaits.
     let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
     let planned = plan_and_write(conn, &messages).await;
     drop(messages);
     match planned {
-        Ok(slots) => match conn.execute("RELEASE SAVEPOINT run").await {
-            Ok(_) => RunOutcome::Done(finish(run, slots)),
-            Err(e) => RunOutcome::Broken(e, run),
-        },
+        Ok(slots) => RunOutcome::Done(finish(run, slots)),
         Err(e) => {
             tracing::debug!(error = %e, appends = run.len(), "batched append refused; appending one by one");
             let undone = match conn.execute("ROLLBACK TO SAVEPOINT run").await {
@@ -114,14 +110,17 @@ pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>)
 }
 
 /// Looks up what the run needs, decides each append's fate and writes the
-/// stored ones.
+/// stored ones: two round trips to sqlx's thread, each several statements
+/// (sqlx binds a multi-statement query's `?`s in order across them).
 async fn plan_and_write(
     conn: &mut SqliteConnection,
     run: &[&NewMessage],
 ) -> sqlx::Result<Vec<Slot>> {
-    let originals = stored_originals(conn, run).await?;
-    let senders = senders(conn, run).await?;
-    let mut last_seqs = last_seqs(conn, run).await?;
+    let LookedUp {
+        originals,
+        senders,
+        mut last_seqs,
+    } = look_up(conn, run).await?;
 
     let mut slots = Vec::with_capacity(run.len());
     // (room, sender, client_msg_id) → index of the append that stores it.
@@ -164,109 +163,106 @@ async fn plan_and_write(
             _ => None,
         })
         .collect();
-    if !stored.is_empty() {
-        insert_messages(conn, &stored).await?;
-        bump_rooms(conn, &stored).await?;
-    }
+    write(conn, &stored).await?;
     Ok(slots)
 }
 
-/// Messages already stored under a `client_msg_id` of the run.
-async fn stored_originals<'r>(
+/// What [`look_up`] found, keyed by the run's own strings.
+struct LookedUp<'r> {
+    /// Messages already stored under a `client_msg_id` of the run.
+    originals: HashMap<(&'r str, &'r str, &'r str), MessageRecord>,
+    /// The run's senders that exist: id → (username, display name).
+    senders: HashMap<&'r str, (String, Option<String>)>,
+    /// The run's rooms that exist: id → `last_seq`.
+    last_seqs: HashMap<&'r str, i64>,
+}
+
+/// Opens the run's savepoint and reads the senders, the rooms' `last_seq`
+/// and the messages already stored under the run's `client_msg_id`s, in one
+/// round trip. Each row says which question it answers (`kind`).
+async fn look_up<'r>(
     conn: &mut SqliteConnection,
     run: &[&'r NewMessage],
-) -> sqlx::Result<HashMap<(&'r str, &'r str, &'r str), MessageRecord>> {
+) -> sqlx::Result<LookedUp<'r>> {
+    let sender_ids = distinct(run.iter().map(|m| m.sender_id.as_str()));
+    let room_ids = distinct(run.iter().map(|m| m.room_id.as_str()));
     let keyed: Vec<&'r NewMessage> = run
         .iter()
         .copied()
         .filter(|m| m.client_msg_id.is_some())
         .collect();
-    let mut originals = HashMap::new();
-    if keyed.is_empty() {
-        return Ok(originals);
-    }
-    // One index search per term (SQLite's OR optimization).
-    let mut query = QueryBuilder::<Sqlite>::new(concat!(message_select!(), "WHERE "));
-    for (n, m) in keyed.iter().enumerate() {
-        if n > 0 {
-            query.push(" OR ");
-        }
-        query
-            .push("(m.sender_id = ")
-            .push_bind(&m.sender_id)
-            .push(" AND m.room_id = ")
-            .push_bind(&m.room_id)
-            .push(" AND m.client_msg_id = ")
-            .push_bind(&m.client_msg_id)
-            .push(")");
-    }
-    let rows = query
-        .build()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
-    for row in rows {
-        let original = message_from_row(&row, "")?;
-        // Keyed by the run's own strings, which outlive the map.
-        let key = keyed.iter().find_map(|m| {
-            let id = m.client_msg_id.as_deref()?;
-            let same = m.room_id == original.room_id
-                && m.sender_id == original.sender_id
-                && original.client_msg_id.as_deref() == Some(id);
-            same.then_some((m.room_id.as_str(), m.sender_id.as_str(), id))
-        });
-        if let Some(key) = key {
-            originals.insert(key, original);
-        }
-    }
-    Ok(originals)
-}
 
-/// The run's senders that exist: id → (username, display name).
-async fn senders<'r>(
-    conn: &mut SqliteConnection,
-    run: &[&'r NewMessage],
-) -> sqlx::Result<HashMap<&'r str, (String, Option<String>)>> {
-    let ids = distinct(run.iter().map(|m| m.sender_id.as_str()));
-    let mut query =
-        QueryBuilder::<Sqlite>::new("SELECT id, username, name FROM users WHERE id IN (");
-    push_list(&mut query, &ids);
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SAVEPOINT run; SELECT 'u' AS kind, id, username, name FROM users WHERE id IN (",
+    );
+    push_list(&mut query, &sender_ids);
+    query.push("; SELECT 'r' AS kind, id, last_seq FROM rooms WHERE id IN (");
+    push_list(&mut query, &room_ids);
+    if !keyed.is_empty() {
+        // One index search per term (SQLite's OR optimization).
+        query.push(concat!(
+            "; SELECT 'o' AS kind, o.* FROM (",
+            message_select!(),
+            "WHERE "
+        ));
+        for (n, m) in keyed.iter().enumerate() {
+            if n > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(m.sender_id = ")
+                .push_bind(&m.sender_id)
+                .push(" AND m.room_id = ")
+                .push_bind(&m.room_id)
+                .push(" AND m.client_msg_id = ")
+                .push_bind(&m.client_msg_id)
+                .push(")");
+        }
+        query.push(") AS o");
+    }
     let rows = query
         .build()
         .persistent(false)
         .fetch_all(&mut *conn)
         .await?;
-    let mut senders = HashMap::with_capacity(ids.len());
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        if let Some(id) = ids.iter().find(|known| **known == id) {
-            senders.insert(*id, (row.try_get("username")?, row.try_get("name")?));
-        }
-    }
-    Ok(senders)
-}
 
-/// The run's rooms that exist: id → `last_seq`.
-async fn last_seqs<'r>(
-    conn: &mut SqliteConnection,
-    run: &[&'r NewMessage],
-) -> sqlx::Result<HashMap<&'r str, i64>> {
-    let ids = distinct(run.iter().map(|m| m.room_id.as_str()));
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT id, last_seq FROM rooms WHERE id IN (");
-    push_list(&mut query, &ids);
-    let rows = query
-        .build()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut last_seqs = HashMap::with_capacity(ids.len());
+    let mut found = LookedUp {
+        originals: HashMap::new(),
+        senders: HashMap::with_capacity(sender_ids.len()),
+        last_seqs: HashMap::with_capacity(room_ids.len()),
+    };
     for row in rows {
-        let id: String = row.try_get("id")?;
-        if let Some(id) = ids.iter().find(|known| **known == id) {
-            last_seqs.insert(*id, row.try_get("last_seq")?);
+        let kind: String = row.try_get("kind")?;
+        match kind.as_str() {
+            "u" => {
+                let id: String = row.try_get("id")?;
+                if let Some(id) = sender_ids.iter().find(|known| **known == id) {
+                    let display = (row.try_get("username")?, row.try_get("name")?);
+                    found.senders.insert(*id, display);
+                }
+            }
+            "r" => {
+                let id: String = row.try_get("id")?;
+                if let Some(id) = room_ids.iter().find(|known| **known == id) {
+                    found.last_seqs.insert(*id, row.try_get("last_seq")?);
+                }
+            }
+            _ => {
+                let original = message_from_row(&row, "")?;
+                let key = keyed.iter().find_map(|m| {
+                    let id = m.client_msg_id.as_deref()?;
+                    let same = m.room_id == original.room_id
+                        && m.sender_id == original.sender_id
+                        && original.client_msg_id.as_deref() == Some(id);
+                    same.then_some((m.room_id.as_str(), m.sender_id.as_str(), id))
+                });
+                if let Some(key) = key {
+                    found.originals.insert(key, original);
+                }
+            }
         }
     }
-    Ok(last_seqs)
+    Ok(found)
 }
 
 /// Binds `ids` as a comma-separated list and closes the parenthesis.
@@ -289,11 +285,12 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     seen
 }
 
-/// One `INSERT` of every stored message of the run.
-async fn insert_messages(
-    conn: &mut SqliteConnection,
-    stored: &[(&NewMessage, i64)],
-) -> sqlx::Result<()> {
+/// Inserts the stored messages, moves their rooms' `last_seq` and
+/// `last_activity`, and releases the run's savepoint, in one round trip.
+async fn write(conn: &mut SqliteConnection, stored: &[(&NewMessage, i64)]) -> sqlx::Result<()> {
+    if stored.is_empty() {
+        return conn.execute("RELEASE SAVEPOINT run").await.map(drop);
+    }
     let mut query = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, reply_to, \
              metadata, attachment_id, lat, lng, client_msg_id, created_at, edited_at, deleted) ",
@@ -314,20 +311,7 @@ async fn insert_messages(
             .push_bind(m.created_at.millis())
             .push("NULL, 0");
     });
-    query
-        .build()
-        .persistent(false)
-        .execute(&mut *conn)
-        .await
-        .map(drop)
-}
 
-/// One `UPDATE` of every room the run stored into: its new `last_seq` and
-/// `last_activity`.
-async fn bump_rooms(
-    conn: &mut SqliteConnection,
-    stored: &[(&NewMessage, i64)],
-) -> sqlx::Result<()> {
     // room → (highest seq, latest created_at); seqs rise in run order.
     let mut rooms: Vec<(&str, i64, i64)> = Vec::new();
     for (m, seq) in stored {
@@ -340,14 +324,14 @@ async fn bump_rooms(
             None => rooms.push((m.room_id.as_str(), *seq, at)),
         }
     }
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "UPDATE rooms SET last_seq = v.column2, last_activity = MAX(last_activity, v.column3) \
+    query.push(
+        "; UPDATE rooms SET last_seq = v.column2, last_activity = MAX(last_activity, v.column3) \
          FROM (",
     );
     query.push_values(&rooms, |mut row, (id, seq, at)| {
         row.push_bind(*id).push_bind(*seq).push_bind(*at);
     });
-    query.push(") AS v WHERE rooms.id = v.column1");
+    query.push(") AS v WHERE rooms.id = v.column1; RELEASE SAVEPOINT run");
     query
         .build()
         .persistent(false)

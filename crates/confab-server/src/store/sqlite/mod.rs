@@ -1,18 +1,27 @@
-//! The SQLite backend: one file, one writer task, a pool of readers.
+//! The SQLite backend: one file, one writer thread, a pool of readers.
 //!
 //! # How writes work
 //! SQLite lets one connection write at a time, so every write goes through a
-//! single writer task that owns the only writing connection. Store methods
-//! send it a job (a small async closure over `&mut SqliteConnection`) on a
-//! bounded channel and wait for the answer on a oneshot.
+//! single writer that owns the only writing connection. Store methods send it
+//! a job (a small async closure over `&mut SqliteConnection`, or an append)
+//! on a bounded channel and wait for the answer on a oneshot.
 //!
 //! The writer takes the first job, then whatever else is already queued (up
-//! to 256), and runs them all in one `BEGIN IMMEDIATE` transaction,
-//! each inside its own `SAVEPOINT`, so one job's failure (a missing room, a
-//! constraint) is rolled back alone. It then commits once and only after the
-//! commit succeeded answers each job: an ack is never sent for something that
-//! is not stored, and a burst of messages costs one fsync (group commit). If
-//! the commit fails, every job of the batch gets the error.
+//! to 256), and runs them all in one `BEGIN IMMEDIATE` transaction: each
+//! job inside its own `SAVEPOINT`, so one job's failure (a missing room, a
+//! constraint) is rolled back alone, and appends that sit next to each other
+//! together ([`batch_append`]). It then commits once and only after the
+//! commit succeeded are the jobs answered: an ack is never sent for
+//! something that is not stored, and a burst of messages costs one commit
+//! (group commit). If the commit fails, every job of the batch gets the
+//! error.
+//!
+//! The writer is a thread of its own (running in the server's runtime), not
+//! a task: each statement is a round trip to sqlx's SQLite thread, and a task
+//! woken after each one waited behind the connections' tasks. A second
+//! thread, the settler, answers committed jobs and runs their commit hooks
+//! (the fan-out), batch after batch in commit order, while the writer already
+//! runs the next batch.
 //!
 //! Because there is one writer, "look, then write" inside a job is race-free:
 //! seq assignment, `client_msg_id` dedupe and `direct_key` dedupe need no
@@ -71,8 +80,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     /// The writer's queue; `None` once [`Store::close`] started.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Fires (or is dropped, if the writer panicked) when the writer thread
-    /// is done; awaited by [`Store::close`].
+    /// Fires (or is dropped, if a thread panicked) when the writer and the
+    /// settler are done and every answer is out; awaited by [`Store::close`].
     writer: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     /// Read-only (`query_only`) connections.
     readers: SqlitePool,
@@ -147,14 +156,26 @@ impl SqliteStore {
         // runtime (what its commit hooks spawn goes there). As a task among
         // the connections' it waited behind them in the workers' queues after
         // each statement, and every batch is a chain of statements.
+        // Committed jobs are answered, and their hooks run, on a second
+        // thread (see `run_settler`), which ends after the writer.
         let (finished, writer) = oneshot::channel();
+        let (settled, committed) = std::sync::mpsc::channel();
         let runtime = tokio::runtime::Handle::current();
+        let settler_runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name("confab-sqlite-settler".into())
+            .spawn(move || {
+                // What the hooks spawn goes to the server's runtime.
+                let _runtime = settler_runtime.enter();
+                run_settler(committed);
+                let _ = finished.send(());
+            })
+            .map_err(sqlx::Error::Io)?;
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
             .spawn(move || {
-                runtime.block_on(run_writer(conn, receiver, writer_stats));
-                let _ = finished.send(());
+                runtime.block_on(run_writer(conn, receiver, writer_stats, settled));
             })
             .map_err(sqlx::Error::Io)?;
 
@@ -421,6 +442,7 @@ async fn run_writer(
     mut conn: SqliteConnection,
     mut receiver: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
+    settled: std::sync::mpsc::Sender<Committed>,
 ) {
     let mut incoming = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -432,15 +454,15 @@ async fn run_writer(
                 Job::Alone(job) => {
                     // Keep the queue's order: what came before runs first.
                     if !batch.is_empty() {
-                        run_batch(&mut conn, std::mem::take(&mut batch), &stats).await;
+                        run_batch(&mut conn, std::mem::take(&mut batch), &stats, &settled).await;
                     }
                     let finished = job.run(&mut conn).await;
-                    finished.settle(Ok(()));
+                    answer_committed(&settled, vec![finished]);
                 }
             }
         }
         if !batch.is_empty() {
-            run_batch(&mut conn, std::mem::take(&mut batch), &stats).await;
+            run_batch(&mut conn, std::mem::take(&mut batch), &stats, &settled).await;
         }
     }
     if let Err(e) = conn.close().await {
@@ -448,9 +470,39 @@ async fn run_writer(
     }
 }
 
+/// Jobs whose transaction committed, to be answered (and their hooks run)
+/// in this order.
+type Committed = Vec<Box<dyn Settle>>;
+
+/// Hands committed jobs to the settler thread, or answers them here if it
+/// is gone.
+fn answer_committed(settled: &std::sync::mpsc::Sender<Committed>, committed: Committed) {
+    if let Err(std::sync::mpsc::SendError(committed)) = settled.send(committed) {
+        for finished in committed {
+            finished.settle(Ok(()));
+        }
+    }
+}
+
+/// The settler: answers committed jobs and runs their hooks (the fan-out),
+/// batch after batch in commit order, while the writer already runs the
+/// next batch — SQLite's work and the fan-out overlap on two cores.
+fn run_settler(committed: std::sync::mpsc::Receiver<Committed>) {
+    while let Ok(batch) = committed.recv() {
+        for finished in batch {
+            finished.settle(Ok(()));
+        }
+    }
+}
+
 /// Runs jobs in as few transactions as possible (one unless something breaks
 /// the transaction itself), each in a savepoint, and answers after commit.
-async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<BatchJob>, stats: &WriterStats) {
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    jobs: Vec<BatchJob>,
+    stats: &WriterStats,
+    settled: &std::sync::mpsc::Sender<Committed>,
+) {
     let mut queue: VecDeque<BatchJob> = jobs.into();
     while !queue.is_empty() {
         let started = std::time::Instant::now();
@@ -541,9 +593,7 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<BatchJob>, stats: &Wri
                 stats
                     .committed_jobs
                     .fetch_add(ran.len() as u64, Ordering::Relaxed);
-                for finished in ran {
-                    finished.settle(Ok(()));
-                }
+                answer_committed(settled, ran);
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = ran.len(), "SQLite writer could not commit");
