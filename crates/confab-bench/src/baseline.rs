@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use confab_protocol::Timestamp;
 use futures_util::{SinkExt, StreamExt};
@@ -70,6 +71,10 @@ pub async fn serve(listen: &str, read_buffer_bytes: Option<usize>) -> Result<(),
         .flush()
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     drop(stdout);
+    // Like `confab serve`: no Nagle delay on small frames.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))

@@ -14,6 +14,7 @@ use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
 use crate::transport::origin::OriginPolicy;
+use axum::serve::ListenerExt;
 use confab_protocol::CloseCode;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -168,6 +169,14 @@ impl App {
             }
         };
         let gc = tokio::spawn(collect_limiter_garbage(state.chat.clone(), token.clone()));
+        // Frames are small and every writer already gathers what is queued
+        // into one write per flush: Nagle's algorithm would only hold the
+        // next flush back until the peer acknowledged the last one.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
         // The peer address feeds the per-address limits.
         let served = axum::serve(
             listener,

@@ -86,12 +86,35 @@ enum Slot {
     Failed(StoreError),
 }
 
+/// A whole batch of appends as its own transaction, begun with the look-ups
+/// and committed with the writes: two round trips in all, which is what a
+/// busy room's commit costs. Returns the answers waiting to be sent, or,
+/// when anything failed (everything is rolled back then), the run for the
+/// ordinary path, which finds out what failed.
+pub(super) async fn append_transaction(
+    conn: &mut SqliteConnection,
+    run: Vec<AppendJob>,
+) -> Result<Vec<Box<dyn Settle>>, Vec<AppendJob>> {
+    let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
+    let planned = plan_and_write(conn, &messages, Framing::OwnTransaction).await;
+    drop(messages);
+    match planned {
+        Ok(slots) => Ok(finish(run, slots)),
+        Err(e) => {
+            tracing::debug!(error = %e, appends = run.len(), "batched append transaction failed; trying again step by step");
+            // Nothing to undo if not even BEGIN ran: the error is ignored.
+            let _ = conn.execute("ROLLBACK").await;
+            Err(run)
+        }
+    }
+}
+
 /// Appends `run` (in queue order) inside the open transaction.
 pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>) -> RunOutcome {
     // The messages alone: the hooks are `Send` but not `Sync`, so the jobs
     // cannot be borrowed across the awaits.
     let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
-    let planned = plan_and_write(conn, &messages).await;
+    let planned = plan_and_write(conn, &messages, Framing::InTransaction).await;
     drop(messages);
     match planned {
         Ok(slots) => RunOutcome::Done(finish(run, slots)),
@@ -115,12 +138,13 @@ pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>)
 async fn plan_and_write(
     conn: &mut SqliteConnection,
     run: &[&NewMessage],
+    framing: Framing,
 ) -> sqlx::Result<Vec<Slot>> {
     let LookedUp {
         originals,
         senders,
         mut last_seqs,
-    } = look_up(conn, run).await?;
+    } = look_up(conn, run, framing).await?;
 
     let mut slots = Vec::with_capacity(run.len());
     // (room, sender, client_msg_id) → index of the append that stores it.
@@ -163,8 +187,35 @@ async fn plan_and_write(
             _ => None,
         })
         .collect();
-    write(conn, &stored).await?;
+    write(conn, &stored, framing).await?;
     Ok(slots)
+}
+
+/// Where a run's statements sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// In the batch's open transaction, in a savepoint of its own.
+    InTransaction,
+    /// The run is the batch: it begins and commits the transaction too.
+    OwnTransaction,
+}
+
+impl Framing {
+    /// What the look-ups start with.
+    fn opening(self) -> &'static str {
+        match self {
+            Framing::InTransaction => "SAVEPOINT run; ",
+            Framing::OwnTransaction => "BEGIN IMMEDIATE; SAVEPOINT run; ",
+        }
+    }
+
+    /// What the writes end with.
+    fn closing(self) -> &'static str {
+        match self {
+            Framing::InTransaction => "RELEASE SAVEPOINT run",
+            Framing::OwnTransaction => "RELEASE SAVEPOINT run; COMMIT",
+        }
+    }
 }
 
 /// What [`look_up`] found, keyed by the run's own strings.
@@ -177,12 +228,14 @@ struct LookedUp<'r> {
     last_seqs: HashMap<&'r str, i64>,
 }
 
-/// Opens the run's savepoint and reads the senders, the rooms' `last_seq`
+/// Opens the run's savepoint (and the transaction, for a run that is its
+/// own) and reads the senders, the rooms' `last_seq`
 /// and the messages already stored under the run's `client_msg_id`s, in one
 /// round trip. Each row says which question it answers (`kind`).
 async fn look_up<'r>(
     conn: &mut SqliteConnection,
     run: &[&'r NewMessage],
+    framing: Framing,
 ) -> sqlx::Result<LookedUp<'r>> {
     let sender_ids = distinct(run.iter().map(|m| m.sender_id.as_str()));
     let room_ids = distinct(run.iter().map(|m| m.room_id.as_str()));
@@ -192,9 +245,8 @@ async fn look_up<'r>(
         .filter(|m| m.client_msg_id.is_some())
         .collect();
 
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SAVEPOINT run; SELECT 'u' AS kind, id, username, name FROM users WHERE id IN (",
-    );
+    let mut query = QueryBuilder::<Sqlite>::new(framing.opening());
+    query.push("SELECT 'u' AS kind, id, username, name FROM users WHERE id IN (");
     push_list(&mut query, &sender_ids);
     query.push("; SELECT 'r' AS kind, id, last_seq FROM rooms WHERE id IN (");
     push_list(&mut query, &room_ids);
@@ -286,10 +338,15 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 }
 
 /// Inserts the stored messages, moves their rooms' `last_seq` and
-/// `last_activity`, and releases the run's savepoint, in one round trip.
-async fn write(conn: &mut SqliteConnection, stored: &[(&NewMessage, i64)]) -> sqlx::Result<()> {
+/// `last_activity`, and releases the run's savepoint (and commits, for a
+/// run that is its own transaction), in one round trip.
+async fn write(
+    conn: &mut SqliteConnection,
+    stored: &[(&NewMessage, i64)],
+    framing: Framing,
+) -> sqlx::Result<()> {
     if stored.is_empty() {
-        return conn.execute("RELEASE SAVEPOINT run").await.map(drop);
+        return conn.execute(framing.closing()).await.map(drop);
     }
     let mut query = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, reply_to, \
@@ -331,7 +388,8 @@ async fn write(conn: &mut SqliteConnection, stored: &[(&NewMessage, i64)]) -> sq
     query.push_values(&rooms, |mut row, (id, seq, at)| {
         row.push_bind(*id).push_bind(*seq).push_bind(*at);
     });
-    query.push(") AS v WHERE rooms.id = v.column1; RELEASE SAVEPOINT run");
+    query.push(") AS v WHERE rooms.id = v.column1; ");
+    query.push(framing.closing());
     query
         .build()
         .persistent(false)
