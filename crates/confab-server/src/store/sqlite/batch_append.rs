@@ -20,10 +20,7 @@
 //! savepoint back and the writer appends those messages one by one, so each
 //! gets its own answer.
 
-use super::{
-    Finished, Hook, Settle, WriteJob, append_message_job, boxed_job, json_text, message_from_row,
-    stored_record,
-};
+use super::{Finished, Hook, Settle, json_text, message_from_row, on_constraint, stored_record};
 use crate::store::{AppendOutcome, CommitHook, MessageRecord, NewMessage, StoreError, StoreResult};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Executor, QueryBuilder, Row, Sqlite};
@@ -42,20 +39,6 @@ pub(super) struct AppendJob {
 }
 
 impl AppendJob {
-    /// The same append as an ordinary job, run in a savepoint of its own.
-    pub(super) fn into_generic(self) -> Box<dyn WriteJob> {
-        let AppendJob {
-            message,
-            reply,
-            hook,
-        } = self;
-        boxed_job(
-            move |conn| Box::pin(append_message_job(conn, message)),
-            reply,
-            Some(hook),
-        )
-    }
-
     /// Answers with `error` without running.
     pub(super) fn fail(self, error: StoreError) {
         // The caller may have given up waiting; nothing to do then.
@@ -63,15 +46,15 @@ impl AppendJob {
     }
 }
 
-/// How a run went.
-pub(super) enum RunOutcome {
-    /// Written (or refused, each for its own reason); the answers wait for
-    /// the commit.
-    Done(Vec<Box<dyn Settle>>),
-    /// Nothing was written: append these one by one.
-    OneByOne(Vec<AppendJob>),
-    /// The transaction itself was lost (SQLite rolled it back).
-    Broken(sqlx::Error, Vec<AppendJob>),
+/// A run that lost its transaction (SQLite rolled it back: disk full, I/O
+/// error): nothing of it is stored.
+pub(super) struct Broken {
+    /// What broke the transaction.
+    pub(super) error: sqlx::Error,
+    /// Appends that ran before the break; their answers must say it.
+    pub(super) ran: Vec<Box<dyn Settle>>,
+    /// Appends that did not run.
+    pub(super) unrun: Vec<AppendJob>,
 }
 
 /// What the plan decided for one append of the run.
@@ -109,27 +92,90 @@ pub(super) async fn append_transaction(
     }
 }
 
-/// Appends `run` (in queue order) inside the open transaction.
-pub(super) async fn append_run(conn: &mut SqliteConnection, run: Vec<AppendJob>) -> RunOutcome {
+/// Appends `run` (in queue order) inside the open transaction. If the run
+/// cannot be written whole (a constraint the plan could not foresee, such
+/// as a taken message id), its savepoint is rolled back and each append is
+/// tried as a run of its own, so only the offender fails.
+pub(super) async fn append_run(
+    conn: &mut SqliteConnection,
+    run: Vec<AppendJob>,
+) -> Result<Vec<Box<dyn Settle>>, Broken> {
+    let error = match try_run(conn, &run).await {
+        Ok(slots) => return Ok(finish(run, slots)),
+        Err(Undone::Broken(error)) => {
+            return Err(Broken {
+                error,
+                ran: Vec::new(),
+                unrun: run,
+            });
+        }
+        Err(Undone::RolledBack(error)) => error,
+    };
+    if run.len() == 1 {
+        // A run of one is its own offender.
+        return Ok(match run.into_iter().next() {
+            Some(job) => vec![refused(job, on_constraint(error))],
+            None => Vec::new(),
+        });
+    }
+    tracing::debug!(error = %error, appends = run.len(), "batched append refused; appending one by one");
+    let mut ran = Vec::with_capacity(run.len());
+    let mut jobs = run.into_iter();
+    while let Some(job) = jobs.next() {
+        let one = vec![job];
+        match try_run(conn, &one).await {
+            Ok(slots) => ran.extend(finish(one, slots)),
+            Err(Undone::RolledBack(error)) => {
+                if let Some(job) = one.into_iter().next() {
+                    ran.push(refused(job, on_constraint(error)));
+                }
+            }
+            Err(Undone::Broken(error)) => {
+                let mut unrun = one;
+                unrun.extend(jobs);
+                return Err(Broken { error, ran, unrun });
+            }
+        }
+    }
+    Ok(ran)
+}
+
+/// Why [`try_run`] wrote nothing.
+enum Undone {
+    /// The run failed and its savepoint was rolled back: the transaction
+    /// goes on.
+    RolledBack(sqlx::Error),
+    /// The transaction itself is lost.
+    Broken(sqlx::Error),
+}
+
+/// One attempt at writing `run` whole in its savepoint.
+async fn try_run(conn: &mut SqliteConnection, run: &[AppendJob]) -> Result<Vec<Slot>, Undone> {
     // The messages alone: the hooks are `Send` but not `Sync`, so the jobs
     // cannot be borrowed across the awaits.
     let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
     let planned = plan_and_write(conn, &messages, Framing::InTransaction).await;
     drop(messages);
     match planned {
-        Ok(slots) => RunOutcome::Done(finish(run, slots)),
-        Err(e) => {
-            tracing::debug!(error = %e, appends = run.len(), "batched append refused; appending one by one");
-            let undone = match conn.execute("ROLLBACK TO SAVEPOINT run").await {
-                Ok(_) => conn.execute("RELEASE SAVEPOINT run").await.map(drop),
-                Err(e) => Err(e),
-            };
-            match undone {
-                Ok(()) => RunOutcome::OneByOne(run),
-                Err(e) => RunOutcome::Broken(e, run),
-            }
-        }
+        Ok(slots) => Ok(slots),
+        Err(error) => match conn.execute("ROLLBACK TO SAVEPOINT run").await {
+            Ok(_) => match conn.execute("RELEASE SAVEPOINT run").await {
+                Ok(_) => Err(Undone::RolledBack(error)),
+                Err(e) => Err(Undone::Broken(e)),
+            },
+            Err(e) => Err(Undone::Broken(e)),
+        },
     }
+}
+
+/// The answer of an append refused by the database.
+fn refused(job: AppendJob, error: StoreError) -> Box<dyn Settle> {
+    let hook: Hook<AppendOutcome> = job.hook;
+    Box::new(Finished {
+        result: Err(error),
+        reply: job.reply,
+        hook: Some(hook),
+    })
 }
 
 /// Looks up what the run needs, decides each append's fate and writes the

@@ -33,10 +33,9 @@
 //! starts after the writer answered.
 
 use super::{
-    AppendOutcome, AttachmentRecord, CommitHook, CreateOutcome, GlobalRole, HistoryPage,
-    MemberRecord, MemberWithUser, MessageRecord, NewMessage, NewRoom, PendingAppend,
-    ReactionChange, RoomListEntry, RoomRecord, RoomRole, Store, StoreError, StoreResult,
-    UserRecord, UserUpsert,
+    AttachmentRecord, CommitHook, CreateOutcome, GlobalRole, HistoryPage, MemberRecord,
+    MemberWithUser, MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange,
+    RoomListEntry, RoomRecord, RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -559,25 +558,22 @@ async fn run_batch(
                         }
                     }
                     match batch_append::append_run(conn, run).await {
-                        RunOutcome::Done(finished) => {
+                        Ok(finished) => {
                             ran.extend(finished);
-                            continue;
-                        }
-                        // Appended one by one instead, each in its savepoint,
-                        // so that each gets its own answer.
-                        RunOutcome::OneByOne(run) => {
-                            for job in run.into_iter().rev() {
-                                queue.push_front(BatchJob::Generic(job.into_generic()));
-                            }
                             continue;
                         }
                         // The transaction is lost: like a job that broke
                         // it, the run fails with what ran before it.
-                        RunOutcome::Broken(e, run) => {
-                            for job in run {
-                                job.fail(batch_error(&e));
+                        Err(batch_append::Broken {
+                            error,
+                            ran: run_ran,
+                            unrun,
+                        }) => {
+                            ran.extend(run_ran);
+                            for job in unrun {
+                                job.fail(batch_error(&error));
                             }
-                            broken = Some(e);
+                            broken = Some(error);
                             break;
                         }
                     }
@@ -759,7 +755,7 @@ macro_rules! message_select {
 
 // After `message_select!`, which it uses.
 mod batch_append;
-use batch_append::{AppendJob, RunOutcome};
+use batch_append::AppendJob;
 
 /// Reads a message whose columns carry `prefix` (`""` or `"lm_"`).
 fn message_from_row(row: &SqliteRow, prefix: &str) -> sqlx::Result<MessageRecord> {
@@ -1071,72 +1067,6 @@ async fn remove_member_job(
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() > 0)
-}
-
-async fn append_message_job(
-    conn: &mut SqliteConnection,
-    message: NewMessage,
-) -> StoreResult<AppendOutcome> {
-    // One writer: nothing can slip in between this look-up and the insert.
-    if let Some(client_msg_id) = &message.client_msg_id {
-        let original = sqlx::query(concat!(
-            message_select!(),
-            "WHERE m.sender_id = ?1 AND m.room_id = ?2 AND m.client_msg_id = ?3"
-        ))
-        .bind(&message.sender_id)
-        .bind(&message.room_id)
-        .bind(client_msg_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = original {
-            return Ok(AppendOutcome::Duplicate(message_from_row(&row, "")?));
-        }
-    }
-
-    let sender = fetch_user(&mut *conn, &message.sender_id)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-
-    // The seq and the insert share this job's savepoint: if the insert
-    // fails, the bump is rolled back with it and no seq is used.
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE rooms SET last_seq = last_seq + 1, last_activity = MAX(last_activity, ?2) \
-         WHERE id = ?1 RETURNING last_seq",
-    )
-    .bind(&message.room_id)
-    .bind(message.created_at.millis())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-
-    sqlx::query(
-        "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, reply_to, \
-             metadata, attachment_id, lat, lng, client_msg_id, created_at, edited_at, deleted) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, 0)",
-    )
-    .bind(&message.id)
-    .bind(&message.room_id)
-    .bind(seq)
-    .bind(&message.sender_id)
-    .bind(&message.content)
-    .bind(message.message_type.as_str())
-    .bind(&message.reply_to)
-    .bind(json_text(&message.metadata))
-    .bind(message.attachment.as_ref().map(|a| &a.id))
-    .bind(message.location.map(|l| l.lat))
-    .bind(message.location.map(|l| l.lng))
-    .bind(&message.client_msg_id)
-    .bind(message.created_at.millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(on_constraint)?;
-
-    Ok(AppendOutcome::Stored(stored_record(
-        message,
-        seq,
-        sender.username,
-        sender.name,
-    )))
 }
 
 /// The record of a message just inserted with `seq`, as a read would return it.
@@ -1751,6 +1681,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::AppendOutcome;
 
     use crate::store::DynStore;
     use crate::store::conformance::{
