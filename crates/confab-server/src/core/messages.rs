@@ -84,7 +84,7 @@ fn outcome_seq(outcome: &AppendOutcome) -> i64 {
 impl Chat {
     /// Validates, stores and fans out a message.
     ///
-    /// The ack and the fan-out run in the store's commit hook, on the writer,
+    /// The ack and the fan-out run in the store's commit hook, right after the commit,
     /// in commit order: subscribers get a room's messages in seq order even
     /// when many senders race, and a message is fanned out even if the caller
     /// stopped waiting (a REST client that hung up). `on_stored` runs there
@@ -138,7 +138,7 @@ impl Chat {
         let hub = self.hub.clone();
         let typist = caller.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
-            // The hook runs on the writer right after the commit.
+            // The hook runs on the store right after the commit, in commit order.
             let committed = std::time::Instant::now();
             let seq = outcome_seq(outcome);
             let sent = Sent::from(outcome.clone());

@@ -6,6 +6,7 @@
 //! connections through the [`Hub`]; it never sees a socket.
 //!
 //! # Layout
+//! - [`access`]: who may send where, remembered between sends.
 //! - [`attachments`]: uploads for image and file messages.
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.

@@ -458,7 +458,7 @@ pub trait Store: Send + Sync + 'static {
     /// all appends to the same room, and even if the caller stopped waiting:
     /// core acks and fans out there, so subscribers receive a room's messages
     /// in seq order. It must be quick and must not block (it runs on the
-    /// writer). It does not run when the append fails.
+    /// writer, or on the thread that answers for it). It does not run when the append fails.
     async fn append_message(
         &self,
         message: NewMessage,

@@ -10,15 +10,16 @@
 //! the run's savepoint and looks up the senders, the rooms' `last_seq` and
 //! any `client_msg_id` already stored; the other inserts every message with
 //! one multi-row `INSERT`, moves the rooms with one `UPDATE … FROM (VALUES
-//! …)` and releases the savepoint.
+//! …)` and releases the savepoint. A batch of nothing but appends also
+//! begins its transaction with the first and commits with the second.
 //!
 //! The answers are exactly those of appending the messages one by one in
 //! queue order: seqs follow the queue, a repeated `client_msg_id` (stored
 //! before, or earlier in the same run) is a duplicate of the first, an unknown
 //! sender or room is [`StoreError::NotFound`] and stores nothing. Anything
-//! the plan cannot foresee (a foreign key, a constraint) rolls the run's
-//! savepoint back and the writer appends those messages one by one, so each
-//! gets its own answer.
+//! the plan cannot foresee (a constraint, such as a taken message id) rolls
+//! the run's savepoint back, and each message is then tried as a run of its
+//! own, so only the offender fails.
 
 use super::{Finished, Hook, Settle, json_text, message_from_row, on_constraint, stored_record};
 use crate::store::{AppendOutcome, CommitHook, MessageRecord, NewMessage, StoreError, StoreResult};
@@ -34,7 +35,7 @@ pub(super) struct AppendJob {
     pub(super) message: NewMessage,
     /// Where the outcome goes, after commit.
     pub(super) reply: oneshot::Sender<StoreResult<AppendOutcome>>,
-    /// Runs on the writer right after the commit (see `Store::append_message`).
+    /// Runs on the settler right after the commit (see `Store::append_message`).
     pub(super) hook: CommitHook,
 }
 

@@ -227,8 +227,8 @@ impl SqliteStore {
 
     /// Puts a job on the writer's queue (waiting for room when it is full)
     /// and returns the future of its answer: jobs queued in turn run in turn.
-    /// `hook` runs on the writer right after the commit that made the
-    /// result durable, before the next batch: hooks run in commit order.
+    /// `hook` runs on the settler right after the commit that made the
+    /// result durable: hooks run in commit order.
     async fn queue<T, F>(
         &self,
         mode: Mode,
@@ -341,7 +341,7 @@ trait Settle: Send {
     fn settle(self: Box<Self>, commit: Result<(), &sqlx::Error>);
 }
 
-/// Work to run on the writer after a job's commit (see [`SqliteStore::queue`]).
+/// Work to run on the settler after a job's commit (see [`SqliteStore::queue`]).
 type Hook<T> = Box<dyn FnOnce(&T) + Send>;
 
 /// A job before it runs.
