@@ -44,11 +44,12 @@ use std::sync::Arc;
 const SUBPROTOCOL: &str = "confab.v1";
 /// Frames written per flush at most, so one busy connection cannot hog its writer.
 const WRITE_BATCH: usize = 64;
-/// Bytes read from the socket at a time. tungstenite's default (128 KiB)
-/// is allocated per connection up front and was most of an idle
-/// connection's memory (docs/performance.md); frames larger than this are
-/// still read whole, in several reads.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from the socket at a time. tungstenite allocates this per
+/// connection up front (its default, 128 KiB, was most of an idle
+/// connection's memory); chat frames are a few hundred bytes, and 2 KiB
+/// measured as fast as 4 KiB under load (docs/performance.md). Larger
+/// frames are still read whole, in several reads.
+const READ_BUFFER: usize = 2 * 1024;
 /// Bytes gathered before a write reaches the socket; a batch is flushed as
 /// a whole anyway (see `write_batch`).
 const WRITE_BUFFER: usize = 8 * 1024;
