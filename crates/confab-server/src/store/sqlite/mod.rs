@@ -71,6 +71,19 @@ const READERS: u32 = 4;
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages after which the writer checkpoints by itself. SQLite's default
+/// (1,000) made the writer copy pages back into the database file, and sync
+/// it, several times a second under load, between commits, on the one path
+/// every message takes. The checkpointer does that work beside it instead;
+/// the writer's own checkpoint stays as the backstop that lets the WAL start
+/// over (a checkpoint running beside a busy writer never catches up with
+/// its last frame), and is cheap because the pages are mostly copied by then.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "10000";
+
+/// Pause after each background checkpoint: one every this often at most,
+/// so each copies many commits' pages at once.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
 /// The SQLite implementation of [`Store`].
 ///
 /// Open it with [`SqliteStore::open`], apply the schema with
@@ -126,7 +139,17 @@ impl SqliteStore {
             // touch; in memory that is a copy, in a temporary file a write
             // system call per page (most of the writer's time in a profile).
             .pragma("temp_store", "memory");
+        let checkpointer_options = writer_options.clone().create_if_missing(false);
+        let writer_options =
+            writer_options.pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES);
         let conn = SqliteConnection::connect_with(&writer_options).await?;
+        let checkpointer = match SqliteConnection::connect_with(&checkpointer_options).await {
+            Ok(checkpointer) => checkpointer,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(e.into());
+            }
+        };
 
         // Readers open the file read-write but with `query_only`, so that the
         // last connection to close can still checkpoint and remove the WAL.
@@ -145,9 +168,15 @@ impl SqliteStore {
             Ok(pool) => pool,
             Err(e) => {
                 let _ = conn.close().await;
+                let _ = checkpointer.close().await;
                 return Err(e.into());
             }
         };
+
+        // One wake-up pending at most: commits while a checkpoint runs are
+        // covered by the next one.
+        let (commits, committed_pages) = mpsc::channel(1);
+        tokio::spawn(run_checkpointer(checkpointer, committed_pages));
 
         let stats = Arc::new(WriterStats::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -174,7 +203,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
             .spawn(move || {
-                runtime.block_on(run_writer(conn, receiver, writer_stats, settled));
+                runtime.block_on(run_writer(conn, receiver, writer_stats, settled, commits));
             })
             .map_err(sqlx::Error::Io)?;
 
@@ -442,6 +471,7 @@ async fn run_writer(
     mut receiver: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
     settled: std::sync::mpsc::Sender<Committed>,
+    commits: mpsc::Sender<()>,
 ) {
     let mut incoming = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -463,9 +493,27 @@ async fn run_writer(
         if !batch.is_empty() {
             run_batch(&mut conn, std::mem::take(&mut batch), &stats, &settled).await;
         }
+        // Full means a wake-up is already pending.
+        let _ = commits.try_send(());
     }
     if let Err(e) = conn.close().await {
         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+    }
+}
+
+/// The checkpointer: after commits, copies the WAL's pages back into the
+/// database file (`PRAGMA wal_checkpoint(PASSIVE)`: it never blocks the
+/// writer or the readers) on a connection of its own, so that this copy
+/// and the file's sync are off the writer's path. Ends when the writer does.
+async fn run_checkpointer(mut conn: SqliteConnection, mut commits: mpsc::Receiver<()>) {
+    while commits.recv().await.is_some() {
+        if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(error = %e, "SQLite background checkpoint failed");
+        }
+        tokio::time::sleep(CHECKPOINT_PAUSE).await;
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the SQLite checkpointer connection failed");
     }
 }
 
