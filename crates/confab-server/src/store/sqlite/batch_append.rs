@@ -243,7 +243,9 @@ async fn plan_and_write(
 enum Framing {
     /// In the batch's open transaction, in a savepoint of its own.
     InTransaction,
-    /// The run is the batch: it begins and commits the transaction too.
+    /// The run is the batch: it begins and commits the transaction too. No
+    /// savepoint: a failure rolls the whole transaction back, and a
+    /// savepoint would journal every page the run touches (a copy each).
     OwnTransaction,
 }
 
@@ -252,7 +254,7 @@ impl Framing {
     fn opening(self) -> &'static str {
         match self {
             Framing::InTransaction => "SAVEPOINT run; ",
-            Framing::OwnTransaction => "BEGIN IMMEDIATE; SAVEPOINT run; ",
+            Framing::OwnTransaction => "BEGIN IMMEDIATE; ",
         }
     }
 
@@ -260,7 +262,7 @@ impl Framing {
     fn closing(self) -> &'static str {
         match self {
             Framing::InTransaction => "RELEASE SAVEPOINT run",
-            Framing::OwnTransaction => "RELEASE SAVEPOINT run; COMMIT",
+            Framing::OwnTransaction => "COMMIT",
         }
     }
 }
