@@ -130,6 +130,17 @@ pub enum ServerFrame {
         /// Server time.
         timestamp: Timestamp,
     },
+    /// A piece of the assistant bot's reply while it is being written
+    /// (spec §6); the whole reply follows as a `new_message` whose id is
+    /// `reply_id`.
+    AssistantDelta {
+        /// The assistant room.
+        room_id: String,
+        /// The id the stored reply will have.
+        reply_id: String,
+        /// The next piece of text.
+        delta: String,
+    },
     /// The caller's rooms, newest activity first.
     RoomList {
         /// One page of rooms.
@@ -254,6 +265,7 @@ impl ServerFrame {
             ServerFrame::ReactionUpdated { .. } => "reaction_updated",
             ServerFrame::MessageRead { .. } => "message_read",
             ServerFrame::Typing { .. } => "typing",
+            ServerFrame::AssistantDelta { .. } => "assistant_delta",
             ServerFrame::RoomList { .. } => "room_list",
             ServerFrame::RoomUpdated { .. } => "room_updated",
             ServerFrame::RoomAdded { .. } => "room_added",

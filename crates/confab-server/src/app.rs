@@ -122,7 +122,9 @@ impl App {
         cluster.spawn_inbound(inbound);
         cluster.spawn_presence();
         cluster.listen_for_users().await;
+        let (asker, questions) = crate::core::assistant::channel();
         let chat = Chat {
+            assistant: asker,
             store,
             hub,
             cluster,
@@ -132,11 +134,18 @@ impl App {
             metrics,
             config: Arc::new(config),
         };
+        let chat = Arc::new(chat);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::core::assistant::run(
+            chat.clone(),
+            questions,
+            shutdown.clone(),
+        ));
         Ok(App {
             state: AppState {
                 origins: OriginPolicy::new(&chat.config.server.allowed_origins),
-                chat: Arc::new(chat),
-                shutdown: CancellationToken::new(),
+                chat,
+                shutdown,
                 tracker: TaskTracker::new(),
             },
         })

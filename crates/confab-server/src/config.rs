@@ -50,6 +50,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Connection handling.
     pub server: ServerConfig,
+    /// The assistant bot of `assistant` rooms.
+    pub assistant: AssistantConfig,
 }
 
 /// `[database]`: the PostgreSQL connection pool (SQLite ignores it: it has
@@ -151,6 +153,49 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// `[assistant]`: the bot that answers in rooms of type `assistant` through
+/// an OpenAI-compatible Chat Completions endpoint (spec §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// The API's base URL, up to and without `/chat/completions` (e.g.
+    /// `https://api.openai.com/v1`); empty means no provider: every reply is
+    /// the fallback.
+    #[serde(deserialize_with = "scalar_string")]
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …` when not empty.
+    #[serde(deserialize_with = "scalar_string")]
+    pub api_key: String,
+    /// The `model` of each request.
+    #[serde(deserialize_with = "scalar_string")]
+    pub model: String,
+    /// Sent first, as the `system` message, when not empty.
+    #[serde(deserialize_with = "scalar_string")]
+    pub system_prompt: String,
+    /// Earlier messages of the room sent with each user message (at most 99).
+    pub max_history_messages: u32,
+    /// Seconds a whole reply may take before the fallback is stored instead.
+    pub timeout_s: u64,
+    /// What the bot answers when the provider fails, times out or is not configured.
+    #[serde(deserialize_with = "scalar_string")]
+    pub fallback_reply: String,
+}
+
+impl Default for AssistantConfig {
+    fn default() -> Self {
+        AssistantConfig {
+            base_url: String::new(),
+            api_key: String::new(),
+            model: "gpt-4o-mini".into(),
+            system_prompt: String::new(),
+            max_history_messages: 50,
+            timeout_s: 30,
+            fallback_reply: "Sorry, I cannot answer right now. Please try again in a moment."
+                .into(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -167,6 +212,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
+            assistant: AssistantConfig::default(),
         }
     }
 }
@@ -310,6 +356,19 @@ impl Config {
         if self.server.outbound_queue_frames == 0 {
             return Err(ConfigError::Value(
                 "server.outbound_queue_frames must be > 0".into(),
+            ));
+        }
+        if self.assistant.max_history_messages > 99 {
+            return Err(ConfigError::Value(
+                "assistant.max_history_messages must be at most 99".into(),
+            ));
+        }
+        if self.assistant.timeout_s == 0 {
+            return Err(ConfigError::Value("assistant.timeout_s must be > 0".into()));
+        }
+        if self.assistant.fallback_reply.trim().is_empty() {
+            return Err(ConfigError::Value(
+                "assistant.fallback_reply must not be empty".into(),
             ));
         }
         if self.server.heartbeat_ms < 100 {

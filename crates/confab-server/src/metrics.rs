@@ -65,6 +65,20 @@ pub struct BrokerCounters {
     pub subscribe_errors: Counter,
 }
 
+/// The assistant bot's requests to its provider (spec §6).
+#[derive(Clone, Debug, Default)]
+pub struct AssistantCounters {
+    /// Replies the provider streamed to the end.
+    pub ok: Counter,
+    /// Requests that failed: refused, unreachable, an unreadable or empty answer.
+    pub error: Counter,
+    /// Requests cut off by `assistant.timeout_s`.
+    pub timeout: Counter,
+    /// Replies stored as the fallback text (`metadata.fallback: true`),
+    /// including those for which no provider is configured.
+    pub fallbacks: Counter,
+}
+
 /// The store's writer: one observation per committed batch.
 #[derive(Clone, Debug)]
 pub struct StoreHistograms {
@@ -115,6 +129,8 @@ pub struct Metrics {
     pub broker: BrokerCounters,
     /// The store writer's batches.
     pub store: StoreHistograms,
+    /// The assistant bot's provider requests and fallbacks.
+    pub assistant: AssistantCounters,
 }
 
 impl Metrics {
@@ -215,6 +231,25 @@ impl Metrics {
             store.batch_size.clone(),
         );
 
+        let requests = Family::<Labels, Counter>::default();
+        let outcome = |o: &'static str| requests.get_or_create_owned(&vec![("outcome", o)]);
+        let assistant = AssistantCounters {
+            ok: outcome("ok"),
+            error: outcome("error"),
+            timeout: outcome("timeout"),
+            fallbacks: Counter::default(),
+        };
+        registry.register(
+            "assistant_requests",
+            "Requests of the assistant bot to its Chat Completions provider, by outcome",
+            requests,
+        );
+        registry.register(
+            "assistant_fallbacks",
+            "Assistant replies stored as the configured fallback text",
+            assistant.fallbacks.clone(),
+        );
+
         Metrics {
             registry,
             connections,
@@ -226,6 +261,7 @@ impl Metrics {
             refusals,
             broker,
             store,
+            assistant,
         }
     }
 

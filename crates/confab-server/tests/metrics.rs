@@ -45,6 +45,8 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         ("confab_broker_errors", "counter"),
         ("confab_store_commit_seconds", "histogram"),
         ("confab_store_batch_size", "histogram"),
+        ("confab_assistant_requests", "counter"),
+        ("confab_assistant_fallbacks", "counter"),
     ] {
         assert_eq!(
             s.types.get(family).map(String::as_str),
@@ -69,6 +71,10 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         "confab_broker_errors_total{op=\"publish\"}",
         "confab_broker_errors_total{op=\"receive\"}",
         "confab_broker_errors_total{op=\"subscribe\"}",
+        "confab_assistant_requests_total{outcome=\"ok\"}",
+        "confab_assistant_requests_total{outcome=\"error\"}",
+        "confab_assistant_requests_total{outcome=\"timeout\"}",
+        "confab_assistant_fallbacks_total",
     ] {
         assert_eq!(s.get(series), 0.0, "{series}");
     }

@@ -1,5 +1,6 @@
 //! Sending messages and reading history.
 
+use super::assistant::{ASSISTANT_USER, Asker};
 use super::live::publish_typing;
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
@@ -43,9 +44,6 @@ impl PendingSend {
         Ok(())
     }
 }
-
-/// The user id of the server's own assistant bot (assistant rooms).
-pub const ASSISTANT_USER: &str = "assistant";
 
 /// One message of `GET /rooms/{id}/context`.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -121,22 +119,41 @@ impl Chat {
                 "send_message: missing field `room_id`".into(),
             ));
         }
-        let (closed, role) = self.send_access(caller, &request.room_id).await?;
-        if !caller.can_write() || role == Some(RoomRole::Viewer) {
+        let access = self.send_access(caller, &request.room_id).await?;
+        if !caller.can_write() || access.role == Some(RoomRole::Viewer) {
             return Err(ChatError::Forbidden("read-only users cannot send".into()));
         }
-        if closed {
+        if access.closed {
             return Err(ChatError::Forbidden("the room is closed".into()));
         }
         let new = self.validate_send(caller, request).await?;
         // Last check before storing: a refused send has stored nothing, and a
         // send refused for another reason has not used up the allowance.
         self.check_message_rate(caller)?;
+        // In an assistant room a user's text asks the bot for a reply (spec §6).
+        let asks = access.assistant
+            && caller.id() != ASSISTANT_USER
+            && new.message_type == MessageType::Text;
+        let asker = asks.then(|| self.assistant.clone());
+        self.queue_checked(new, caller.clone(), on_stored, asker)
+            .await
+    }
+
+    /// Queues a message that passed every check on the store's writer; after
+    /// its commit (in the commit hook): `on_stored`, the `new_message`
+    /// fan-out, the end of `typist`'s typing indicator, and the question to
+    /// `asker` if given. For the assistant bot's own replies too.
+    pub(super) async fn queue_checked(
+        &self,
+        new: NewMessage,
+        typist: Caller,
+        on_stored: impl FnOnce(&Sent) + Send + 'static,
+        asker: Option<Asker>,
+    ) -> ChatResult<PendingSend> {
         let cluster = self.cluster.clone();
         let rate = self.sent_rate.clone();
         let metrics = self.metrics.clone();
         let hub = self.hub.clone();
-        let typist = caller.clone();
         let on_commit = Box::new(move |outcome: &AppendOutcome| {
             // The hook runs on the store right after the commit, in commit order.
             let committed = std::time::Instant::now();
@@ -147,6 +164,7 @@ impl Chat {
                 metrics.messages_stored.inc();
                 rate.record();
                 let room_id = sent.message.room_id.clone();
+                let question = asker.map(|asker| (asker, sent.message.id.clone()));
                 let frame = ServerFrame::NewMessage {
                     room_id: room_id.clone(),
                     message: sent.message,
@@ -163,6 +181,11 @@ impl Chat {
                 metrics
                     .fanout_seconds
                     .observe(committed.elapsed().as_secs_f64());
+                // After the question's own fan-out: the bot's first frames
+                // must not overtake it.
+                if let Some((asker, message_id)) = question {
+                    asker.ask(&room_id, &message_id);
+                }
                 // Sending ends the sender's typing indicator, after the message.
                 if hub.clear_typing(&room_id, typist.id()) {
                     publish_typing(&cluster, &room_id, &typist, false);
@@ -420,7 +443,8 @@ impl Chat {
         Ok(reactions)
     }
 
-    /// The newest `max_messages` (default 50, at most 100) live messages of a
+    /// The newest `max_messages` (default `assistant.max_history_messages`,
+    /// at most 100) live messages of a
     /// room as an AI back-end wants them: oldest first, each with the role
     /// an OpenAI-style chat API expects (`system` for system messages,
     /// `assistant` for the server's own bot, `user` otherwise). Deleted
@@ -432,7 +456,8 @@ impl Chat {
         max_messages: Option<u32>,
     ) -> ChatResult<Vec<ContextEntry>> {
         self.room_access(caller, room_id).await?;
-        let limit = page_limit(max_messages)?;
+        let default = self.config.assistant.max_history_messages.max(1);
+        let limit = page_limit(Some(max_messages.unwrap_or(default)))?;
         let (records, _) = self
             .store
             .history(room_id, HistoryPage::Latest, limit)

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`access`]: who may send where, remembered between sends.
+//! - [`assistant`]: the bot that answers in `assistant` rooms.
 //! - [`attachments`]: uploads for image and file messages.
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.
@@ -19,6 +20,7 @@
 //! - [`wire`]: stored records → wire objects.
 
 pub mod access;
+pub mod assistant;
 pub mod attachments;
 pub mod caller;
 pub mod cluster;
@@ -60,6 +62,19 @@ pub struct Chat {
     pub limits: Limits,
     /// This server's `/metrics` series.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where stored questions to the assistant bot go (see [`assistant::run`]).
+    pub assistant: assistant::Asker,
+}
+
+/// What [`Chat::send_access`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct SendAccess {
+    /// The room is closed: nobody may send.
+    pub closed: bool,
+    /// The room is an `assistant` room: the bot answers (spec §6).
+    pub assistant: bool,
+    /// The caller's role; `None` for an admin who is not a member.
+    pub role: Option<RoomRole>,
 }
 
 /// Serializes a frame once, for fan-out to any number of connections.
@@ -93,33 +108,37 @@ impl Chat {
         Ok((room, member))
     }
 
-    /// What sending needs of [`Chat::room_access`]: whether the room is
-    /// closed and the caller's role in it (`None`: an admin who is not a
-    /// member). Served from the node's [`access::AccessCache`] while fresh,
-    /// so a stream of sends reads neither the room nor the membership.
-    pub async fn send_access(
-        &self,
-        caller: &Caller,
-        room_id: &str,
-    ) -> ChatResult<(bool, Option<RoomRole>)> {
+    /// What sending needs of [`Chat::room_access`]. Served from the node's
+    /// [`access::AccessCache`] while fresh, so a stream of sends reads
+    /// neither the room nor the membership.
+    pub async fn send_access(&self, caller: &Caller, room_id: &str) -> ChatResult<SendAccess> {
         if let Some(standing) = self.cluster.access.get(room_id, caller)
             && caller.may_use_kind(standing.assistant, Some(standing.role))
         {
-            return Ok((standing.closed, Some(standing.role)));
+            return Ok(SendAccess {
+                closed: standing.closed,
+                assistant: standing.assistant,
+                role: Some(standing.role),
+            });
         }
         let (room, member) = self.room_access(caller, room_id).await?;
+        let assistant = room.room_type == caller::ASSISTANT_ROOM;
         if let Some(member) = &member {
             self.cluster.access.put(
                 room_id,
                 caller,
                 access::Standing {
                     closed: room.closed,
-                    assistant: room.room_type == caller::ASSISTANT_ROOM,
+                    assistant,
                     role: member.role,
                 },
             );
         }
-        Ok((room.closed, member.map(|m| m.role)))
+        Ok(SendAccess {
+            closed: room.closed,
+            assistant,
+            role: member.map(|m| m.role),
+        })
     }
 
     /// Like [`Chat::room_access`], and also requires the caller to manage the

@@ -98,6 +98,11 @@ impl Chat {
                 members.push((id, RoomRole::Member));
             }
         }
+        // An assistant room has the bot as a member (spec §6).
+        let bot = super::assistant::ASSISTANT_USER;
+        if room_type == super::caller::ASSISTANT_ROOM && !members.iter().any(|(m, _)| m == bot) {
+            members.push((bot.to_owned(), RoomRole::Member));
+        }
         if members.len() > 1000 {
             return Err(ChatError::InvalidField(
                 "at most 1000 members at creation".into(),

@@ -8,6 +8,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod postgres;
+pub mod provider;
 
 use confab_protocol::ServerFrame;
 use confab_server::auth::{Authenticator, TokenRequest};

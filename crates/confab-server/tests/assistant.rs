@@ -1,0 +1,304 @@
+//! The assistant bot (spec §6): in a room of type `assistant` each user
+//! message goes, with the room's recent history, to an OpenAI-compatible
+//! provider (here a real HTTP server on 127.0.0.1 that speaks its protocol),
+//! comes back as `assistant_delta` frames while the bot shows typing, and is
+//! stored as the bot's message; a provider that fails, hangs or is missing
+//! gets the configured fallback, marked `metadata.fallback: true`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use common::provider::{Behaviour, FakeProvider};
+use common::{TestServer, WsClient};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const FALLBACK: &str = "The assistant is away; a human will answer soon.";
+
+/// A server whose assistant asks `provider` (when given).
+async fn server_with(provider: Option<&FakeProvider>, timeout_s: u64) -> TestServer {
+    let base_url = provider.map(|p| p.base_url.clone()).unwrap_or_default();
+    TestServer::start_with(move |c| {
+        common::unlimited(c);
+        c.assistant.base_url = base_url;
+        c.assistant.api_key = "sk-test".into();
+        c.assistant.model = "test-model".into();
+        c.assistant.system_prompt = "Be brief.".into();
+        c.assistant.max_history_messages = 2;
+        c.assistant.timeout_s = timeout_s;
+        c.assistant.fallback_reply = FALLBACK.into();
+    })
+    .await
+}
+
+/// An `assistant` room owned by `owner`, with `owner` subscribed on a socket.
+async fn assistant_room(server: &TestServer, owner: &str) -> (String, WsClient) {
+    let (status, body) = server
+        .api(owner)
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "help", "room_type": "assistant"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let room_id = body["id"].as_str().unwrap().to_owned();
+    let mut ws = server.ws(owner).await;
+    ws.subscribe(&room_id).await;
+    (room_id, ws)
+}
+
+/// What the bot did for one question, as the asker's socket saw it.
+#[derive(Debug)]
+struct Answer {
+    /// `assistant_delta` frames, in order.
+    deltas: Vec<Value>,
+    /// The bot's `new_message` frame's message.
+    reply: Value,
+    /// Frame types from the bot typing to it stopping, in order.
+    order: Vec<String>,
+}
+
+/// Sends `content` and reads until the bot stopped typing.
+async fn ask(ws: &mut WsClient, room_id: &str, content: &str) -> (String, Answer) {
+    let ack = ws.send_message(room_id, content).await;
+    let question = ack["message_id"].as_str().unwrap().to_owned();
+    let (mut deltas, mut reply, mut order) = (Vec::new(), Value::Null, Vec::new());
+    let mut typing = false;
+    loop {
+        let frame = ws.recv_json().await;
+        let kind = frame["type"].as_str().unwrap().to_owned();
+        let from_bot = frame["user_id"] == "assistant"
+            || frame["message"]["sender"]["id"] == "assistant"
+            || kind == "assistant_delta";
+        if !from_bot {
+            continue;
+        }
+        order.push(kind.clone());
+        match kind.as_str() {
+            "typing" if frame["is_typing"] == true => typing = true,
+            "typing" => {
+                assert!(typing, "typing stopped before it started");
+                return (
+                    question,
+                    Answer {
+                        deltas,
+                        reply,
+                        order,
+                    },
+                );
+            }
+            "assistant_delta" => deltas.push(frame),
+            "new_message" => reply = frame["message"].clone(),
+            other => panic!("unexpected frame from the bot: {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_question_is_streamed_back_and_stored_as_the_bots_reply() {
+    let provider = FakeProvider::start(Behaviour::Stream(vec!["Hel", "lo, ", "Jane!"])).await;
+    let server = server_with(Some(&provider), 30).await;
+    let (room_id, mut ws) = assistant_room(&server, "jane").await;
+
+    // The bot is a member of every assistant room.
+    let (status, members) = server
+        .api("jane")
+        .get(&format!("/api/v1/rooms/{room_id}/members"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    let ids: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        ids.contains(&"assistant") && ids.contains(&"jane"),
+        "{members}"
+    );
+
+    let (question, answer) = ask(&mut ws, &room_id, "Hi, who are you?").await;
+    assert_eq!(answer.order.first().map(String::as_str), Some("typing"));
+    let pieces: Vec<&str> = answer
+        .deltas
+        .iter()
+        .map(|d| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, ["Hel", "lo, ", "Jane!"]);
+    let reply_id = answer.reply["id"].as_str().unwrap();
+    for delta in &answer.deltas {
+        assert_eq!(delta["room_id"], room_id.as_str());
+        assert_eq!(delta["reply_id"], reply_id, "deltas name the stored reply");
+    }
+    assert_eq!(answer.reply["content"], "Hello, Jane!");
+    assert_eq!(answer.reply["sender"]["id"], "assistant");
+    assert_eq!(answer.reply["reply_to"], question.as_str());
+    assert_eq!(answer.reply["metadata"], json!({}));
+    assert_eq!(
+        answer.order.last().map(String::as_str),
+        Some("typing"),
+        "typing stops after the reply: {:?}",
+        answer.order
+    );
+
+    // What the provider was asked: model, key, streaming, the system
+    // prompt, then the room's messages with their roles.
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].authorization.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(requests[0].body["model"], "test-model");
+    assert_eq!(requests[0].body["stream"], true);
+    assert_eq!(
+        requests[0].body["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi, who are you?"},
+        ])
+    );
+
+    // Two more questions: the third carries at most two earlier messages
+    // (max_history_messages), the bot's own replies as `assistant`.
+    ask(&mut ws, &room_id, "second").await;
+    ask(&mut ws, &room_id, "third").await;
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 3, "the bot's replies ask nothing");
+    assert_eq!(
+        requests[2].body["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "second"},
+            {"role": "assistant", "content": "Hello, Jane!"},
+            {"role": "user", "content": "third"},
+        ])
+    );
+
+    // Stored like any message: history has the three questions and answers.
+    let history = server.all_messages("jane", &room_id).await;
+    let senders: Vec<&str> = history
+        .iter()
+        .map(|m| m["sender"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        senders,
+        [
+            "jane",
+            "assistant",
+            "jane",
+            "assistant",
+            "jane",
+            "assistant"
+        ]
+    );
+    let scrape = server.scrape().await;
+    assert_eq!(
+        scrape.get("confab_assistant_requests_total{outcome=\"ok\"}"),
+        3.0
+    );
+    assert_eq!(scrape.get("confab_assistant_fallbacks_total"), 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_completion_is_one_delta_and_the_reply() {
+    let provider = FakeProvider::start(Behaviour::Plain("Plain answer.")).await;
+    let server = server_with(Some(&provider), 30).await;
+    let (room_id, mut ws) = assistant_room(&server, "jane").await;
+    let (_, answer) = ask(&mut ws, &room_id, "Hello?").await;
+    assert_eq!(answer.deltas.len(), 1);
+    assert_eq!(answer.deltas[0]["delta"], "Plain answer.");
+    assert_eq!(answer.reply["content"], "Plain answer.");
+    assert_eq!(answer.reply["id"], answer.deltas[0]["reply_id"]);
+    server.stop().await;
+}
+
+/// The fallback reply for one question, with the provider's behaviour.
+async fn fallback_for(provider: Option<&FakeProvider>, timeout_s: u64) -> (Value, TestServer) {
+    let server = server_with(provider, timeout_s).await;
+    let (room_id, mut ws) = assistant_room(&server, "jane").await;
+    let (question, answer) = ask(&mut ws, &room_id, "Anyone there?").await;
+    assert_eq!(answer.reply["content"], FALLBACK);
+    assert_eq!(answer.reply["sender"]["id"], "assistant");
+    assert_eq!(answer.reply["reply_to"], question.as_str());
+    assert_eq!(answer.reply["metadata"]["fallback"], true);
+    (answer.reply, server)
+}
+
+#[tokio::test]
+async fn a_failing_provider_gets_the_fallback() {
+    let provider = FakeProvider::start(Behaviour::Fail(500)).await;
+    let (reply, server) = fallback_for(Some(&provider), 30).await;
+    assert_eq!(reply["metadata"]["reason"], "error");
+    assert_eq!(provider.requests().len(), 1);
+    let scrape = server.scrape().await;
+    assert_eq!(
+        scrape.get("confab_assistant_requests_total{outcome=\"error\"}"),
+        1.0
+    );
+    assert_eq!(scrape.get("confab_assistant_fallbacks_total"), 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_over_the_timeout_gets_the_fallback() {
+    let provider = FakeProvider::start(Behaviour::Hang).await;
+    let (reply, server) = fallback_for(Some(&provider), 1).await;
+    assert_eq!(reply["metadata"]["reason"], "timeout");
+    let scrape = server.scrape().await;
+    assert_eq!(
+        scrape.get("confab_assistant_requests_total{outcome=\"timeout\"}"),
+        1.0
+    );
+    assert_eq!(scrape.get("confab_assistant_fallbacks_total"), 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_provider_every_question_gets_the_fallback() {
+    let (reply, server) = fallback_for(None, 30).await;
+    assert_eq!(reply["metadata"]["reason"], "not_configured");
+    let scrape = server.scrape().await;
+    assert_eq!(scrape.get("confab_assistant_fallbacks_total"), 1.0);
+    for outcome in ["ok", "error", "timeout"] {
+        let series = format!("confab_assistant_requests_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(scrape.get(&series), 0.0, "{series}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_user_text_in_assistant_rooms_asks_the_bot() {
+    let provider = FakeProvider::start(Behaviour::Stream(vec!["ok"])).await;
+    let server = server_with(Some(&provider), 30).await;
+    // A group room: nobody answers.
+    let group = server.room("jane", &["bob"]).await;
+    let mut ws = server.ws("bob").await;
+    ws.subscribe(&group).await;
+    ws.send_message(&group, "hello group").await;
+    // A system message posted by the back-end into an assistant room: no question.
+    let (room_id, mut asker) = assistant_room(&server, "jane").await;
+    let (status, body) = server
+        .server_api()
+        .post(
+            &format!("/api/v1/rooms/{room_id}/messages"),
+            json!({"content": "Session opened", "message_type": "system"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    asker.recv_type("new_message").await;
+    // A user's text does ask, once; the system message is context. Had the
+    // group message or the system message (both stored first) asked, the
+    // provider would have seen those requests by the end of this answer.
+    ask(&mut asker, &room_id, "now a question").await;
+    asker.expect_silence(Duration::from_millis(300)).await;
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].body["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "system", "content": "Session opened"},
+            {"role": "user", "content": "now a question"},
+        ])
+    );
+    server.stop().await;
+}
