@@ -97,6 +97,9 @@ pub struct SqliteStore {
     writer: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     /// Read-only (`query_only`) connections.
     readers: SqlitePool,
+    /// The checkpointer (see `run_checkpointer`), awaited by [`Store::close`]
+    /// so that its connection is closed before the last one is.
+    checkpointer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Counters the writer keeps, for tests and diagnostics.
     stats: Arc<WriterStats>,
 }
@@ -176,7 +179,7 @@ impl SqliteStore {
         // One wake-up pending at most: commits while a checkpoint runs are
         // covered by the next one.
         let (commits, committed_pages) = mpsc::channel(1);
-        tokio::spawn(run_checkpointer(checkpointer, committed_pages));
+        let checkpointer = tokio::spawn(run_checkpointer(checkpointer, committed_pages));
 
         let stats = Arc::new(WriterStats::default());
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -211,6 +214,7 @@ impl SqliteStore {
             jobs: Mutex::new(Some(sender)),
             writer: tokio::sync::Mutex::new(Some(writer)),
             readers,
+            checkpointer: tokio::sync::Mutex::new(Some(checkpointer)),
             stats,
         })
     }
@@ -1722,6 +1726,12 @@ impl Store for SqliteStore {
         {
             tracing::error!("the SQLite writer thread failed");
         }
+        // It ends once the writer is gone (at most one pause later).
+        if let Some(checkpointer) = self.checkpointer.lock().await.take()
+            && checkpointer.await.is_err()
+        {
+            tracing::error!("the SQLite checkpointer task failed");
+        }
         self.readers.close().await;
     }
 }
@@ -1934,6 +1944,46 @@ mod tests {
         assert_eq!(last_seq(&*store, "r").await, 3);
         assert_eq!(message_count(&store, "r").await, 3);
         store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpointer_copies_commits_into_the_file_and_close_folds_the_wal() {
+        let (dir, store, _) = fresh().await;
+        let file = dir.path().join("confab.db");
+        let wal = dir.path().join("confab.db-wal");
+        user(&store, "a").await;
+        room(&store, "r", &["a"]).await;
+        // Let the checkpoint after the set-up happen, then measure the file.
+        tokio::time::sleep(CHECKPOINT_PAUSE * 3).await;
+        let before = std::fs::metadata(&file).unwrap().len();
+        let mut pending = Vec::new();
+        for n in 0..400 {
+            let mut message = msg("r", "a", &format!("message {n} {}", "x".repeat(200)));
+            message.id = format!("m{n}");
+            pending.push(store.queue_append(message, no_hook()).await.unwrap());
+        }
+        for answer in pending {
+            answer.await.unwrap();
+        }
+        // Far fewer pages than the writer's own autocheckpoint: only the
+        // checkpointer can have copied them into the file.
+        let mut grown = false;
+        for _ in 0..100 {
+            if std::fs::metadata(&file).unwrap().len() > before {
+                grown = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(grown, "the database file stayed at {before} bytes");
+        store.close().await;
+        let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(left, 0, "a clean close folds the WAL back");
+        let reopened = SqliteStore::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        assert_eq!(message_count(&reopened, "r").await, 400);
+        reopened.close().await;
     }
 
     #[tokio::test]
