@@ -574,6 +574,11 @@ pub struct ConnectionsArgs {
     /// Seconds to hold every connection open and idle after the last one opened.
     #[arg(long, default_value_t = 2.0)]
     pub hold: f64,
+    /// Name the users `PREFIX-u0`, `PREFIX-u1`… instead of fresh ids, so a
+    /// later run with the same prefix (say, after restarting the server on
+    /// the same data) is a reconnect storm of users that already exist.
+    #[arg(long)]
+    pub user_prefix: Option<String>,
     /// The server's process id: its VmRSS is read before and after.
     #[arg(long)]
     pub pid: Option<u32>,
@@ -619,7 +624,7 @@ pub async fn connections(
     args: &ConnectionsArgs,
     show_progress: bool,
 ) -> Result<ConnectionsReport, BenchError> {
-    let run = run_id("c");
+    let run = args.user_prefix.clone().unwrap_or_else(|| run_id("c"));
     let users = if args.users == 0 {
         args.count
     } else {
