@@ -128,6 +128,11 @@ impl Authenticator {
                 "user ids starting with `anon-` are reserved for anonymous visitors".into(),
             ));
         }
+        if user_id == crate::core::assistant::ASSISTANT_USER {
+            return Err(AuthError::Invalid(
+                "the user id `assistant` is the server's assistant bot".into(),
+            ));
+        }
         let role = match claims.role.as_deref() {
             None => None,
             Some(name) => Some(

@@ -8,7 +8,7 @@
 mod common;
 
 use common::provider::{Behaviour, FakeProvider};
-use common::{TestServer, WsClient};
+use common::{Ended, TestServer, WsClient};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -300,5 +300,18 @@ async fn only_user_text_in_assistant_rooms_asks_the_bot() {
             {"role": "user", "content": "now a question"},
         ])
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nobody_can_sign_in_as_the_bot() {
+    let server = server_with(None, 30).await;
+    let token = server.token("assistant");
+    let mut ws = server
+        .ws_raw("/ws", &[("authorization", format!("Bearer {token}"))])
+        .await;
+    assert_eq!(ws.ended().await, Ended::Closed(4003));
+    let (status, body) = server.api("assistant").get("/api/v1/rooms").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     server.stop().await;
 }
