@@ -116,13 +116,37 @@ impl Chat {
         }
         let identity = self.auth.verify(token)?;
         let exp = identity.exp;
-        let user = self.user_from_identity(identity).await?;
+        let (user, _) = self.user_from_identity(identity, false).await?;
         Ok(Caller {
             user,
             server_key: false,
             exp: Some(exp),
             anonymous: None,
         })
+    }
+
+    /// [`Chat::authenticate`] for a connection that is about to go live:
+    /// also returns the ids of the user's rooms, read together with the
+    /// user, for announcing it online ([`Chat::connect`]). `None` when not
+    /// read (the server key), so that `connect` reads them itself.
+    pub async fn sign_in(
+        &self,
+        token: &str,
+        act_as: Option<&str>,
+    ) -> ChatResult<(Caller, Option<Vec<String>>)> {
+        if self.auth.is_server_key(token) {
+            return Ok((self.authenticate(token, act_as).await?, None));
+        }
+        let identity = self.auth.verify(token)?;
+        let exp = identity.exp;
+        let (user, rooms) = self.user_from_identity(identity, true).await?;
+        let caller = Caller {
+            user,
+            server_key: false,
+            exp: Some(exp),
+            anonymous: None,
+        };
+        Ok((caller, rooms))
     }
 
     /// Re-verifies a `refresh_token` for a live connection: it must be valid,
@@ -146,29 +170,48 @@ impl Chat {
 
     /// The stored user for a verified token: created on first sight, updated
     /// when the token carries a changed name, handle or role, refused when
-    /// disabled (or unknown with `auth.require_existing_users`).
-    async fn user_from_identity(&self, identity: Identity) -> ChatResult<UserRecord> {
-        if self.config.auth.require_existing_users
-            && self.store.get_user(&identity.user_id).await?.is_none()
-        {
-            return Err(ChatError::UserRefused);
-        }
-        // The store writes only when a claim differs from what it holds, so
-        // an unchanged user costs one read per connection.
-        let user = self
-            .store
-            .upsert_user(UserUpsert {
-                id: identity.user_id,
-                username: identity.username,
-                name: identity.name,
-                role: identity.role,
-                disabled: None,
-            })
-            .await?;
+    /// disabled (or unknown with `auth.require_existing_users`). One read,
+    /// and a write only for a new or changed user. With `with_rooms` the
+    /// read also brings the ids of the user's rooms (a new user is a member
+    /// of nothing yet: memberships need the user's row).
+    async fn user_from_identity(
+        &self,
+        identity: Identity,
+        with_rooms: bool,
+    ) -> ChatResult<(UserRecord, Option<Vec<String>>)> {
+        let upsert = UserUpsert {
+            id: identity.user_id,
+            username: identity.username,
+            name: identity.name,
+            role: identity.role,
+            disabled: None,
+        };
+        let found = if with_rooms {
+            self.store
+                .user_with_rooms(&upsert.id)
+                .await?
+                .map(|(user, rooms)| (user, Some(rooms)))
+        } else {
+            self.store
+                .get_user(&upsert.id)
+                .await?
+                .map(|user| (user, None))
+        };
+        let (user, rooms) = match found {
+            Some((user, rooms)) if upsert.changes_nothing(&user) => (user, rooms),
+            Some((_, rooms)) => (self.store.put_user(upsert).await?, rooms),
+            None if self.config.auth.require_existing_users => {
+                return Err(ChatError::UserRefused);
+            }
+            None => (
+                self.store.put_user(upsert).await?,
+                with_rooms.then(Vec::new),
+            ),
+        };
         if user.disabled {
             return Err(ChatError::UserRefused);
         }
-        Ok(user)
+        Ok((user, rooms))
     }
 
     /// Makes sure users named by a back-end (room members) exist, creating bare

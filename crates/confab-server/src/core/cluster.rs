@@ -324,6 +324,14 @@ impl Cluster {
                 return;
             }
         };
+        self.announce_presence_in(&rooms, user_id, online);
+    }
+
+    /// [`Cluster::announce_presence`] with the user's rooms already known.
+    pub fn announce_presence_in(&self, rooms: &[String], user_id: &str, online: bool) {
+        if rooms.is_empty() {
+            return;
+        }
         let (id, last_seen) = (user_id.to_owned(), Timestamp::now());
         let frame = if online {
             ServerFrame::UserOnline {
@@ -336,7 +344,7 @@ impl Cluster {
                 last_seen,
             }
         };
-        self.hub.publish_to_rooms(&rooms, &encode(&frame), user_id);
+        self.hub.publish_to_rooms(rooms, &encode(&frame), user_id);
     }
 
     /// Every third of the presence TTL: repeats this node's online users to

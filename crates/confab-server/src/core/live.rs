@@ -241,9 +241,13 @@ impl Chat {
     /// `greet` queues the connection's first frame before it is registered,
     /// so no fanned-out frame (say a `room_added` from another node) can
     /// overtake `connection_established`.
+    ///
+    /// `rooms` are the user's rooms if the caller read them already
+    /// ([`Chat::sign_in`]); `None` reads them here when needed.
     pub async fn connect(
         &self,
         caller: &Caller,
+        rooms: Option<Vec<String>>,
         outbox: Outbox,
         greet: impl FnOnce(ConnId),
     ) -> ConnId {
@@ -251,7 +255,10 @@ impl Chat {
         greet(conn);
         let first = self.hub.register_as(conn, caller.id(), outbox);
         if first && self.cluster.local_presence(caller.id(), true) {
-            self.cluster.announce_presence(caller.id(), true).await;
+            match rooms {
+                Some(rooms) => self.cluster.announce_presence_in(&rooms, caller.id(), true),
+                None => self.cluster.announce_presence(caller.id(), true).await,
+            }
         }
         conn
     }

@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
     ($backend:ty) => {
         $crate::store::conformance::conformance_tests!(@each $backend:
             upsert_user_creates_then_changes_only_given_fields,
+            user_with_rooms_reads_the_user_and_its_rooms_at_once,
             rooms_create_update_close_and_refuse_taken_ids,
             direct_rooms_are_deduplicated_even_when_created_at_once,
             members_are_added_changed_and_removed,
@@ -201,6 +202,43 @@ pub(crate) async fn upsert_user_creates_then_changes_only_given_fields<B: Backen
 
     assert_eq!(store.get_user("u1").await.unwrap(), Some(changed));
     assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    store.close().await;
+}
+
+pub(crate) async fn user_with_rooms_reads_the_user_and_its_rooms_at_once<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    assert_eq!(store.user_with_rooms("u1").await.unwrap(), None);
+    let created = store
+        .put_user(UserUpsert {
+            id: "u1".into(),
+            name: Some("Ada".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_with_rooms("u1").await.unwrap(),
+        Some((created.clone(), Vec::new()))
+    );
+    user(&*store, "u2").await;
+    room(&*store, "r-b", &["u1", "u2"]).await;
+    room(&*store, "r-a", &["u1"]).await;
+    room(&*store, "r-c", &["u2"]).await;
+    let (found, rooms) = store.user_with_rooms("u1").await.unwrap().unwrap();
+    assert_eq!(found, created);
+    assert_eq!(rooms, ["r-a", "r-b"], "its rooms only, ascending");
+    // put_user writes without looking: an existing user is updated.
+    let renamed = store
+        .put_user(UserUpsert {
+            id: "u1".into(),
+            username: Some("ada".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(renamed.username, "ada");
+    assert_eq!(renamed.name.as_deref(), Some("Ada"));
+    assert_eq!(renamed.created_at, created.created_at);
     store.close().await;
 }
 

@@ -164,6 +164,22 @@ pub struct UserUpsert {
     pub disabled: Option<bool>,
 }
 
+impl UserUpsert {
+    /// Whether applying this to `existing` would change nothing, so the
+    /// writer can be left alone (users are upserted on every connect).
+    pub fn changes_nothing(&self, existing: &UserRecord) -> bool {
+        self.username
+            .as_ref()
+            .is_none_or(|v| *v == existing.username)
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|v| Some(v) == existing.name.as_ref())
+            && self.role.is_none_or(|v| v == existing.role)
+            && self.disabled.is_none_or(|v| v == existing.disabled)
+    }
+}
+
 /// A stored room.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomRecord {
@@ -388,11 +404,27 @@ pub struct RoomListEntry {
 pub trait Store: Send + Sync + 'static {
     // ---- users ----
 
-    /// Creates the user if new, else applies the `Some` fields. Returns the row.
-    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord>;
+    /// Creates the user if new, else applies the `Some` fields. Returns the
+    /// row. Looks first and writes only when something changes.
+    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
+        if let Some(existing) = self.get_user(&user.id).await?
+            && user.changes_nothing(&existing)
+        {
+            return Ok(existing);
+        }
+        self.put_user(user).await
+    }
+
+    /// [`Store::upsert_user`]'s write alone, for a caller that has just read
+    /// the user itself.
+    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord>;
 
     /// The user, if stored.
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+
+    /// The user and the ids of its rooms (ascending), in one read: what a
+    /// connecting user needs (its record, and where to say it is online).
+    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>>;
 
     // ---- rooms ----
 

@@ -294,15 +294,18 @@ async fn run(
 ) {
     let (mut sink, mut stream) = socket.split();
     let auth_timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
-    let caller = match token {
-        Some(token) => state.chat.authenticate(&token, act_as.as_deref()).await,
-        // No token and visitors welcome: in at once as `anon-…`; an `auth`
-        // first frame can still identify the connection (Session::identify).
-        None if state.chat.config.auth.allow_anonymous => Ok(Caller::anonymous(peer)),
+    let signed_in = match token {
+        Some(token) => state.chat.sign_in(&token, act_as.as_deref()).await,
+        // No token and visitors welcome: in at once as `anon-…` (a fresh id,
+        // in no room yet); an `auth` first frame can still identify the
+        // connection (Session::identify).
+        None if state.chat.config.auth.allow_anonymous => {
+            Ok((Caller::anonymous(peer), Some(Vec::new())))
+        }
         // A shutdown does not wait for the auth timeout: this socket gets its
         // 1012 like every other (spec §0).
         None => tokio::select! {
-            caller = first_frame_auth(&state, &mut stream, auth_timeout) => caller,
+            signed_in = first_frame_auth(&state, &mut stream, auth_timeout) => signed_in,
             () = state.shutdown.cancelled() => {
                 let restarting = CloseCode::Restarting;
                 let _ = sink
@@ -312,11 +315,11 @@ async fn run(
             }
         },
     };
-    let admitted = caller.and_then(|caller| {
+    let admitted = signed_in.and_then(|(caller, rooms)| {
         let admission = state.chat.admit(&caller)?;
-        Ok((caller, admission))
+        Ok((caller, rooms, admission))
     });
-    let (caller, admission) = match admitted {
+    let (caller, rooms, admission) = match admitted {
         Ok(admitted) => admitted,
         Err(error) => {
             tracing::debug!(%error, "websocket refused");
@@ -336,7 +339,7 @@ async fn run(
     );
     let conn = state
         .chat
-        .connect(&caller, outbox.clone(), |conn| {
+        .connect(&caller, rooms, outbox.clone(), |conn| {
             outbox.send(&established(config, &caller, conn));
         })
         .await;
@@ -436,7 +439,7 @@ async fn first_frame_auth(
     state: &AppState,
     stream: &mut SplitStream<WebSocket>,
     timeout: Duration,
-) -> Result<Caller, ChatError> {
+) -> Result<(Caller, Option<Vec<String>>), ChatError> {
     let first = tokio::time::timeout(timeout, async {
         loop {
             match stream.next().await {
@@ -452,7 +455,7 @@ async fn first_frame_auth(
     };
     match decode_client_frame_limited(&text, state.chat.config.limits.max_json_depth) {
         Ok(envelope) => match envelope.frame {
-            ClientFrame::Auth { token } => state.chat.authenticate(&token, None).await,
+            ClientFrame::Auth { token } => state.chat.sign_in(&token, None).await,
             _ => Err(AuthError::Missing.into()),
         },
         Err(_) => Err(AuthError::Missing.into()),
@@ -640,11 +643,13 @@ impl Session<'_> {
     /// without anonymous access.
     async fn identify(&mut self, token: &str) {
         let chat = &self.state.chat;
-        let identified = match chat.authenticate(token, None).await {
-            Ok(caller) => chat.admit(&caller).map(|admission| (caller, admission)),
+        let identified = match chat.sign_in(token, None).await {
+            Ok((caller, rooms)) => chat
+                .admit(&caller)
+                .map(|admission| (caller, rooms, admission)),
             Err(error) => Err(error),
         };
-        let (caller, admission) = match identified {
+        let (caller, rooms, admission) = match identified {
             Ok(identified) => identified,
             Err(error) => {
                 tracing::debug!(%error, "anonymous connection refused its auth frame");
@@ -655,7 +660,7 @@ impl Session<'_> {
         chat.disconnect(&self.caller, self.conn).await;
         let outbox = &self.outbox;
         let conn = chat
-            .connect(&caller, outbox.clone(), |conn| {
+            .connect(&caller, rooms, outbox.clone(), |conn| {
                 outbox.send(&established(&chat.config, &caller, conn));
             })
             .await;

@@ -59,9 +59,9 @@ use super::{
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
 use rows::{
-    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT,
+    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT, USER_COLUMNS,
     attachment_record, fetch_member, fetch_message, fetch_room, fetch_user, member_from_row,
-    message_from_row, read_error, room_list_entry_from_row,
+    message_from_row, read_error, room_list_entry_from_row, user_from_row,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -162,31 +162,11 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Whether an upsert would change nothing, so the writer can be skipped.
-fn upsert_is_noop(existing: &UserRecord, user: &UserUpsert) -> bool {
-    user.username
-        .as_ref()
-        .is_none_or(|v| *v == existing.username)
-        && user
-            .name
-            .as_ref()
-            .is_none_or(|v| Some(v) == existing.name.as_ref())
-        && user.role.is_none_or(|v| v == existing.role)
-        && user.disabled.is_none_or(|v| v == existing.disabled)
-}
-
 #[async_trait]
 impl Store for PgStore {
     // ---- users ----
 
-    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        // Users are upserted on every connect; most change nothing, so look
-        // first and leave the writer alone then.
-        if let Some(existing) = self.get_user(&user.id).await?
-            && upsert_is_noop(&existing, &user)
-        {
-            return Ok(existing);
-        }
+    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
         self.write(
             Vec::new(),
             Box::new(move |conn| Box::pin(jobs::upsert_user(conn, user.clone()))),
@@ -196,6 +176,23 @@ impl Store for PgStore {
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         fetch_user(&self.pool, id).await.map_err(read_error)
+    }
+
+    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, \
+                 ARRAY(SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id) AS rooms \
+             FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(read_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rooms: Vec<String> = row.try_get("rooms")?;
+        Ok(Some((user_from_row(&row)?, rooms)))
     }
 
     // ---- rooms ----

@@ -1382,37 +1382,37 @@ fn room_list_entry_from_row(row: &SqliteRow) -> sqlx::Result<RoomListEntry> {
     })
 }
 
-/// Whether an upsert would change nothing, so the writer can be skipped.
-fn upsert_is_noop(existing: &UserRecord, user: &UserUpsert) -> bool {
-    user.username
-        .as_ref()
-        .is_none_or(|v| *v == existing.username)
-        && user
-            .name
-            .as_ref()
-            .is_none_or(|v| Some(v) == existing.name.as_ref())
-        && user.role.is_none_or(|v| v == existing.role)
-        && user.disabled.is_none_or(|v| v == existing.disabled)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     // ---- users ----
 
-    async fn upsert_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        // Users are upserted on every connect; most change nothing, so look
-        // first and leave the writer alone then.
-        if let Some(existing) = self.get_user(&user.id).await?
-            && upsert_is_noop(&existing, &user)
-        {
-            return Ok(existing);
-        }
+    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
         self.write(move |conn| Box::pin(upsert_user_job(conn, user)))
             .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         fetch_user(&self.readers, id).await.map_err(read_error)
+    }
+
+    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, \
+                 (SELECT json_group_array(room_id) FROM \
+                     (SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id)) AS rooms \
+             FROM users WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(read_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rooms: String = row.try_get("rooms")?;
+        let rooms = serde_json::from_str(&rooms)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+        Ok(Some((user_from_row(&row)?, rooms)))
     }
 
     // ---- rooms ----
