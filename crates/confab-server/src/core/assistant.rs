@@ -70,7 +70,15 @@ impl Asker {
 /// Answers questions until `stop` fires (or every [`Asker`] is gone):
 /// one room's questions in turn, different rooms at once.
 pub async fn run(chat: Arc<Chat>, mut questions: Questions, stop: CancellationToken) {
-    let client = reqwest::Client::new();
+    // Fails only when TLS cannot be set up (no usable root certificates):
+    // then every question gets the fallback, and the log says why.
+    let client = match reqwest::Client::builder().build() {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::error!(%error, "the assistant's HTTP client could not be built");
+            None
+        }
+    };
     // Each room's latest answer; the next one of that room waits for it.
     let mut answering: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
@@ -90,7 +98,7 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, stop: CancellationTo
                 // Its outcome is its own; only its end matters here.
                 let _ = before.await;
             }
-            answer(&chat, &client, question).await;
+            answer(&chat, client.as_ref(), question).await;
         });
         answering.insert(room_id, task);
     }
@@ -120,6 +128,9 @@ enum ProviderError {
     /// No `assistant.base_url`.
     #[error("no provider configured (assistant.base_url)")]
     NotConfigured,
+    /// The HTTP client could not be built (see [`run`]).
+    #[error("no HTTP client")]
+    NoClient,
     /// The room's context could not be read.
     #[error("context: {0}")]
     Context(#[from] ChatError),
@@ -150,7 +161,7 @@ impl ProviderError {
 
 /// Answers one question: typing on, the provider's reply (or the
 /// fallback) stored, typing off.
-async fn answer(chat: &Chat, client: &reqwest::Client, question: Question) {
+async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Question) {
     let config = &chat.config.assistant;
     let metrics = &chat.metrics.assistant;
     let bot = bot();
@@ -159,7 +170,7 @@ async fn answer(chat: &Chat, client: &reqwest::Client, question: Question) {
 
     let reply = if config.base_url.is_empty() {
         Err(ProviderError::NotConfigured)
-    } else {
+    } else if let Some(client) = client {
         let limit = Duration::from_secs(config.timeout_s);
         let asked = ask_provider(chat, client, &bot, &question, &reply_id);
         let reply = match tokio::time::timeout(limit, asked).await {
@@ -172,6 +183,9 @@ async fn answer(chat: &Chat, client: &reqwest::Client, question: Question) {
             Err(_) => metrics.error.inc(),
         };
         reply
+    } else {
+        metrics.error.inc();
+        Err(ProviderError::NoClient)
     };
     let (content, metadata) = match reply {
         Ok(text) => (text, json!({})),
