@@ -469,6 +469,16 @@ struct WriterStats {
     committed_jobs: AtomicU64,
 }
 
+impl WriterStats {
+    /// Counts one committed transaction of `jobs` jobs begun at `started`.
+    fn committed(&self, jobs: usize, started: std::time::Instant) {
+        self.histograms.observe(jobs, started.elapsed());
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.committed_jobs
+            .fetch_add(jobs as u64, Ordering::Relaxed);
+    }
+}
+
 /// The writer: owns the only writing connection until the queue closes.
 async fn run_writer(
     mut conn: SqliteConnection,
@@ -567,11 +577,7 @@ async fn run_batch(
             .collect();
         match batch_append::append_transaction(conn, run).await {
             Ok(finished) => {
-                stats.histograms.observe(finished.len(), started.elapsed());
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .committed_jobs
-                    .fetch_add(finished.len() as u64, Ordering::Relaxed);
+                stats.committed(finished.len(), started);
                 answer_committed(settled, finished);
                 return;
             }
@@ -665,11 +671,7 @@ async fn run_batch(
 
         match conn.execute("COMMIT").await {
             Ok(_) => {
-                stats.histograms.observe(ran.len(), started.elapsed());
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .committed_jobs
-                    .fetch_add(ran.len() as u64, Ordering::Relaxed);
+                stats.committed(ran.len(), started);
                 answer_committed(settled, ran);
             }
             Err(e) => {
