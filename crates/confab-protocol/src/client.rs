@@ -291,7 +291,7 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
             room_id: None,
         });
     };
-    let req_id = object.get("req_id").and_then(ReqId::from_json);
+    let req_id = ReqId::from_frame(&value, text);
     let room_id = object.get("room_id").and_then(|v| match v {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -399,7 +399,7 @@ mod tests {
     fn numbers_are_ids_and_req_id_is_kept() {
         let env =
             decode_client_frame(r#"{"type":"subscribe_room","room_id":45,"req_id":7}"#).unwrap();
-        assert_eq!(env.req_id, Some(ReqId::Number(7.into())));
+        assert_eq!(env.req_id, Some(ReqId::from(7)));
         assert_eq!(
             env.frame,
             ClientFrame::SubscribeRoom {
@@ -449,6 +449,37 @@ mod tests {
                 .unwrap_err();
         assert_eq!(err.req_id, Some(ReqId::Text("a".into())));
         assert_eq!(err.room_id.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn numeric_req_ids_come_back_as_written() {
+        for written in [
+            "7",
+            "1e2",
+            "1.50",
+            "-0",
+            "18446744073709551616",
+            "-9.9e-400",
+        ] {
+            let text = format!(r#"{{"type":"ping","req_id":{written}}}"#);
+            let env = decode_client_frame(&text).unwrap();
+            let pong = crate::ServerFrame::Pong {
+                timestamp: crate::Timestamp(0),
+                req_id: env.req_id,
+            };
+            assert!(
+                pong.to_json().contains(&format!(r#""req_id":{written}"#)),
+                "{written}: {}",
+                pong.to_json()
+            );
+        }
+        let err = decode_client_frame(r#"{"type":"nope","req_id":1E+2}"#).unwrap_err();
+        assert_eq!(
+            err.req_id
+                .map(|r| serde_json::to_string(&r).unwrap())
+                .as_deref(),
+            Some("1E+2")
+        );
     }
 
     #[test]

@@ -66,8 +66,15 @@ impl fmt::Display for ErrorCode {
 pub enum CloseCode {
     /// Normal closure.
     Normal = 1000,
+    /// The peer broke the WebSocket protocol (unmasked frame, reserved
+    /// opcode or bits, an over-long or fragmented control frame).
+    ProtocolError = 1002,
+    /// A text frame that is not UTF-8.
+    InvalidPayload = 1007,
     /// Frame larger than the frame limit.
     TooBig = 1009,
+    /// The server failed (storage unreachable while signing in); retry later.
+    Internal = 1011,
     /// Server restarting or shutting down.
     Restarting = 1012,
     /// No token given and anonymous access is off.
@@ -90,11 +97,34 @@ impl CloseCode {
         self as u16
     }
 
+    /// The close code with this number, if the server uses it.
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        [
+            CloseCode::Normal,
+            CloseCode::ProtocolError,
+            CloseCode::InvalidPayload,
+            CloseCode::TooBig,
+            CloseCode::Internal,
+            CloseCode::Restarting,
+            CloseCode::NoToken,
+            CloseCode::UserRefused,
+            CloseCode::BadToken,
+            CloseCode::NotMember,
+            CloseCode::SlowConsumer,
+            CloseCode::TooManyConnections,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+
     /// A short reason text for the close frame.
     pub fn reason(self) -> &'static str {
         match self {
             CloseCode::Normal => "bye",
+            CloseCode::ProtocolError => "websocket protocol error",
+            CloseCode::InvalidPayload => "text frame is not UTF-8",
             CloseCode::TooBig => "frame too large",
+            CloseCode::Internal => "internal error",
             CloseCode::Restarting => "server restarting",
             CloseCode::NoToken => "no token",
             CloseCode::UserRefused => "user disabled or unknown",

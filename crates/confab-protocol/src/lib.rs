@@ -27,7 +27,7 @@ pub use client::{
     decode_client_frame_limited,
 };
 pub use error::{CloseCode, ErrorCode};
-pub use ids::ReqId;
+pub use ids::{JsonNumber, ReqId};
 pub use model::*;
 pub use server::ServerFrame;
 pub use time::Timestamp;

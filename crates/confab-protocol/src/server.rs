@@ -291,7 +291,7 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no such room".into(),
             room_id: None,
-            req_id: Some(ReqId::Number(3.into())),
+            req_id: Some(ReqId::from(3)),
             retry_after_ms: None,
         };
         let json = frame.to_json();

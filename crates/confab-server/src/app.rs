@@ -181,10 +181,21 @@ impl App {
         // Frames are small and every writer already gathers what is queued
         // into one write per flush: Nagle's algorithm would only hold the
         // next flush back until the peer acknowledged the last one.
-        let listener = listener.tap_io(|tcp| {
+        //
+        // TCP_USER_TIMEOUT bounds how long the kernel keeps a connection
+        // whose sent data goes unacknowledged or unsent behind a closed
+        // receive window: a client that never reads is dropped by the kernel
+        // too, not only by its writer (which shuts it after
+        // `server.write_timeout_ms`), so its unsent bytes are not pinned in
+        // kernel memory after the socket is closed. Twice the write timeout
+        // leaves the writer the first word (its 4008 is counted).
+        let user_timeout =
+            Duration::from_millis(state.chat.config.server.write_timeout_ms.saturating_mul(2));
+        let listener = listener.tap_io(move |tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "TCP_NODELAY not set");
             }
+            set_user_timeout(tcp, user_timeout);
         });
         // The peer address feeds the per-address limits.
         let served = axum::serve(
@@ -208,6 +219,17 @@ impl App {
         served?;
         Ok(())
     }
+}
+
+/// Sets TCP_USER_TIMEOUT where the system has it (Linux); elsewhere the
+/// writer's own timeout is the only bound.
+fn set_user_timeout(tcp: &tokio::net::TcpStream, timeout: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(%error, "TCP_USER_TIMEOUT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (tcp, timeout);
 }
 
 /// How often rate-limit entries that are back to a fresh state are dropped.

@@ -4,6 +4,7 @@
 //! that into a stored user (created on first sight, refused when disabled) is
 //! core's job, in [`crate::core::Chat::authenticate`].
 
+use crate::identity;
 use crate::store::GlobalRole;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,9 @@ pub enum AuthError {
     /// No credential at all (close 4001, HTTP 401).
     #[error("no token given")]
     Missing,
-    /// Bad signature, malformed, wrong algorithm, no subject (close 4003, HTTP 401).
+    /// Bad signature, malformed, wrong algorithm, not yet valid (`nbf`),
+    /// no subject, a subject that breaks the id rule or names one of the
+    /// server's own identities (close 4003, HTTP 401).
     #[error("invalid token: {0}")]
     Invalid(String),
     /// `exp` is in the past, beyond the leeway (close 4003, HTTP 401).
@@ -47,6 +50,10 @@ pub struct Claims {
     /// Issued at, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not before, seconds since the epoch: refused until then (with the
+    /// same leeway as `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Who a verified token says the caller is.
@@ -91,6 +98,7 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = leeway_s;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         Authenticator {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
@@ -109,29 +117,30 @@ impl Authenticator {
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
-    /// Verifies a user JWT: signature, algorithm, `exp` (with leeway), subject.
+    /// Verifies a user JWT: signature, algorithm, `exp` and `nbf` (with
+    /// leeway), and a subject that passes the id rule and is none of the
+    /// server's own identities ([`crate::identity`]).
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("the token is not valid yet (`nbf`)".into())
+                }
                 _ => AuthError::Invalid(e.to_string()),
             })?;
         let claims = data.claims;
-        let user_id = claims
+        let subject = claims
             .sub
             .as_ref()
             .or(claims.user_id.as_ref())
-            .and_then(claim_id)
             .ok_or_else(|| AuthError::Invalid("no `sub` (or `user_id`) claim".into()))?;
-        if user_id.starts_with(crate::core::caller::ANONYMOUS_PREFIX) {
-            return Err(AuthError::Invalid(
-                "user ids starting with `anon-` are reserved for anonymous visitors".into(),
-            ));
-        }
-        if user_id == crate::core::assistant::ASSISTANT_USER {
-            return Err(AuthError::Invalid(
-                "the user id `assistant` is the server's assistant bot".into(),
-            ));
+        let user_id = claim_id(subject).ok_or_else(|| {
+            AuthError::Invalid("`sub` (or `user_id`) must be a string or an integer".into())
+        })?;
+        identity::check_id("the token's user id", &user_id).map_err(|e| AuthError::Invalid(e.0))?;
+        if let Some(reason) = identity::reserved_user(&user_id) {
+            return Err(AuthError::Invalid(reason));
         }
         let role = match claims.role.as_deref() {
             None => None,
@@ -160,6 +169,7 @@ impl Authenticator {
             role: request.role.map(|r| r.as_str().to_owned()),
             exp: now + request.ttl.as_secs(),
             iat: Some(now),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Invalid(e.to_string()))
@@ -174,10 +184,11 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A user id claim as a string: strings as they are, integers in decimal.
+/// A user id claim as a string: strings as they are, integers in decimal
+/// (the id rule is checked after).
 fn claim_id(value: &serde_json::Value) -> Option<String> {
     match value {
-        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
+        serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
     }
@@ -247,6 +258,54 @@ mod tests {
             serde_json::json!({"user_id": 42, "exp": unix_now() + 60, "token_type": "access"});
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         assert_eq!(auth().verify(&token).unwrap().user_id, "42");
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(b"secret");
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_within_the_leeway_accepted() {
+        let exp = unix_now() + 7200;
+        let later = signed(serde_json::json!({"sub": "a", "exp": exp, "nbf": unix_now() + 3600}));
+        assert!(matches!(auth().verify(&later), Err(AuthError::Invalid(m)) if m.contains("nbf")));
+        let lenient = Authenticator::new("secret", "", 30);
+        let soon = signed(serde_json::json!({"sub": "a", "exp": exp, "nbf": unix_now() + 10}));
+        assert_eq!(lenient.verify(&soon).unwrap().user_id, "a");
+    }
+
+    #[test]
+    fn subjects_follow_the_id_rule_and_spare_the_servers_identities() {
+        let exp = unix_now() + 60;
+        for sub in [
+            "system",
+            "SYSTEM",
+            "assistant",
+            "anon-1",
+            "a/b",
+            "a b",
+            "a?b",
+            "a#b",
+            "..",
+            "a\0b",
+        ] {
+            let token = signed(serde_json::json!({"sub": sub, "exp": exp}));
+            assert!(
+                matches!(auth().verify(&token), Err(AuthError::Invalid(_))),
+                "{sub:?}"
+            );
+        }
+        let long = signed(serde_json::json!({"sub": "x".repeat(200), "exp": exp}));
+        let Err(AuthError::Invalid(message)) = auth().verify(&long) else {
+            panic!("a 200-byte subject was accepted");
+        };
+        assert!(message.contains("1–128"), "{message}");
+        let object = signed(serde_json::json!({"sub": {"id": 1}, "exp": exp}));
+        let Err(AuthError::Invalid(message)) = auth().verify(&object) else {
+            panic!("an object subject was accepted");
+        };
+        assert!(message.contains("string or an integer"), "{message}");
     }
 
     #[test]

@@ -147,6 +147,10 @@ pub struct ServerConfig {
     pub outbound_queue_bytes: usize,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_s: u64,
+    /// How long one write to a WebSocket may block before the peer counts as
+    /// a slow consumer (4008), and how long its close frame may take: after
+    /// that the socket is shut down whether or not the peer reads.
+    pub write_timeout_ms: u64,
     /// Browser origins allowed to open a WebSocket besides the server's own
     /// host; empty means localhost only, `*` means any.
     #[serde(deserialize_with = "string_list")]
@@ -277,6 +281,7 @@ impl Default for ServerConfig {
             outbound_queue_frames: 1024,
             outbound_queue_bytes: 4 << 20,
             shutdown_grace_s: 10,
+            write_timeout_ms: 10_000,
             allowed_origins: Vec::new(),
         }
     }
@@ -374,6 +379,11 @@ impl Config {
         if self.server.heartbeat_ms < 100 {
             return Err(ConfigError::Value(
                 "server.heartbeat_ms must be at least 100".into(),
+            ));
+        }
+        if self.server.write_timeout_ms < 100 {
+            return Err(ConfigError::Value(
+                "server.write_timeout_ms must be at least 100".into(),
             ));
         }
         let rates = &self.rate_limit;

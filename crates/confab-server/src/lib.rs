@@ -13,6 +13,8 @@
 //! - [`limits`]: rate limits and connection caps, per node.
 //! - [`metrics`]: the series `GET /metrics` reports, one registry per server.
 //! - [`auth`]: tokens and the server key.
+//! - [`identity`]: the identities the server keeps for itself and the one
+//!   id rule, below both `auth` and `core`.
 //! - [`config`]: the typed configuration.
 //! - [`app`]: builds all of the above from a [`Config`] and serves it on a
 //!   listener until a shutdown future resolves.
@@ -23,6 +25,7 @@ pub mod broker;
 pub mod config;
 pub mod core;
 pub mod hub;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod store;

@@ -26,9 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The bot's user id: the sender of its replies, a member of every
-/// `assistant` room.
-pub const ASSISTANT_USER: &str = "assistant";
+use crate::identity::ASSISTANT_USER;
 
 /// A stored user message that wants an answer.
 #[derive(Debug)]

@@ -4,22 +4,13 @@
 
 use super::{Chat, ChatError, ChatResult};
 use crate::auth::{AuthError, Identity};
+use crate::identity::{ANONYMOUS_PREFIX, SYSTEM_USER};
 use crate::store::{GlobalRole, RoomRecord, RoomRole, UserRecord, UserUpsert};
 use confab_protocol::Timestamp;
 use std::net::IpAddr;
 
-/// The prefix of anonymous visitors' ids (spec §1). User tokens may not
-/// claim such an id (a token for `anon-x` would own visitor `anon-x`'s
-/// rooms); the server key may act as one, which is how a back-end opens an
-/// `assistant` room for a visitor.
-pub const ANONYMOUS_PREFIX: &str = "anon-";
-
 /// The room type anonymous visitors may use (spec §1).
 pub const ASSISTANT_ROOM: &str = "assistant";
-
-/// The user id the server key acts as when it names no user; the sender of
-/// messages a back-end posts as itself.
-pub const SYSTEM_USER: &str = "system";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -95,17 +86,7 @@ impl Chat {
             super::validate_id("X-Confab-User", user_id)?;
             let user = match self.store.get_user(user_id).await? {
                 Some(user) => user,
-                None => {
-                    let is_system = user_id == SYSTEM_USER;
-                    self.store
-                        .upsert_user(UserUpsert {
-                            id: user_id.to_owned(),
-                            name: is_system.then(|| "System".to_owned()),
-                            role: is_system.then_some(GlobalRole::Admin),
-                            ..UserUpsert::default()
-                        })
-                        .await?
-                }
+                None => self.store.upsert_user(first_row(user_id)).await?,
             };
             return Ok(Caller {
                 user,
@@ -223,14 +204,24 @@ impl Chat {
                 if self.config.auth.require_existing_users {
                     return Err(ChatError::NotFound("user"));
                 }
-                self.store
-                    .upsert_user(UserUpsert {
-                        id: id.clone(),
-                        ..UserUpsert::default()
-                    })
-                    .await?;
+                self.store.upsert_user(first_row(id)).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// The row the server writes for a user id it meets first without a token
+/// (the server key acting as it, or a member list naming it): the built-in
+/// `system` user as the server's admin named "System", anyone else bare.
+/// Tokens never name a built-in user ([`crate::identity::reserved_user`]),
+/// so nothing from outside rewrites it later.
+fn first_row(user_id: &str) -> UserUpsert {
+    let is_system = user_id == SYSTEM_USER;
+    UserUpsert {
+        id: user_id.to_owned(),
+        name: is_system.then(|| "System".to_owned()),
+        role: is_system.then_some(GlobalRole::Admin),
+        ..UserUpsert::default()
     }
 }

@@ -83,16 +83,27 @@ impl ChatError {
     }
 
     /// The close code for a refusal that ends a WebSocket before it starts.
+    /// A credential that cannot be used as given (a token, or the server key
+    /// with a malformed `X-Confab-User`) is 4003, as REST refuses it; only a
+    /// failure of the server's own is 1011, which tells clients to retry.
     pub fn close_code(&self) -> CloseCode {
         match self {
             ChatError::Auth(AuthError::Missing) => CloseCode::NoToken,
-            ChatError::Auth(_) => CloseCode::BadToken,
+            ChatError::Auth(_)
+            | ChatError::InvalidField(_)
+            | ChatError::EmptyMessage
+            | ChatError::MessageTooLong { .. }
+            | ChatError::TooLarge { .. }
+            | ChatError::AlreadyExists(_)
+            | ChatError::NotSubscribed => CloseCode::BadToken,
             ChatError::UserRefused => CloseCode::UserRefused,
-            ChatError::Forbidden(_) | ChatError::NotFound(_) => CloseCode::NotMember,
+            ChatError::Forbidden(_)
+            | ChatError::NotFound(_)
+            | ChatError::Store(StoreError::NotFound) => CloseCode::NotMember,
             ChatError::TooManyConnections | ChatError::RateLimited { .. } => {
                 CloseCode::TooManyConnections
             }
-            _ => CloseCode::Restarting,
+            ChatError::Store(_) | ChatError::Io(_) => CloseCode::Internal,
         }
     }
 

@@ -44,7 +44,9 @@ impl Chat {
         if since_seq.is_some_and(|s| s < 0) {
             return Err(ChatError::InvalidField("since_seq must be ≥ 0".into()));
         }
-        self.room_access(caller, room_id).await?;
+        // Admins and the server key may watch a room they are not members
+        // of; they have no read marker there, so nothing is unread for them.
+        let (_, member) = self.room_access(caller, room_id).await?;
         // Hold live events from here on, so that nothing published between the
         // snapshot below and the end of the replay is lost or doubled.
         // This node receives the room's events from other nodes from here on.
@@ -60,7 +62,10 @@ impl Chat {
                 .get_room(room_id)
                 .await?
                 .ok_or(ChatError::NotFound("room"))?;
-            let unread = self.store.unread_count(room_id, caller.id()).await?;
+            let unread = match member {
+                Some(_) => self.store.unread_count(room_id, caller.id()).await?,
+                None => 0,
+            };
             Ok::<_, ChatError>((room.last_seq, unread))
         };
         let (last_seq, unread_count) = match snapshot.await {

@@ -1,9 +1,10 @@
 //! Sending messages and reading history.
 
-use super::assistant::{ASSISTANT_USER, Asker};
+use super::assistant::Asker;
 use super::live::publish_typing;
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
+use crate::identity::ASSISTANT_USER;
 use crate::store::{
     AppendOutcome, HistoryPage, MessageRecord, NewMessage, PendingAppend, ReactionChange,
     RoomRecord, RoomRole, StoreError,

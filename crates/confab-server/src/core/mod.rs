@@ -201,21 +201,10 @@ impl Chat {
     }
 }
 
-/// Checks an id a client chose (room ids appear in URL paths, so no `/`,
-/// whitespace or control characters).
+/// Checks an id a client chose against the one id rule
+/// ([`crate::identity::check_id`]); `what` names it in the message.
 pub fn validate_id(what: &str, id: &str) -> ChatResult<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && c != '/' && c != '?' && c != '#');
-    if ok {
-        Ok(())
-    } else {
-        Err(ChatError::InvalidField(format!(
-            "{what} must be 1–128 characters without spaces, '/', '?' or '#'"
-        )))
-    }
+    crate::identity::check_id(what, id).map_err(|e| ChatError::InvalidField(e.0))
 }
 
 /// Checks that metadata is a JSON object within the size limit.
@@ -239,15 +228,6 @@ pub fn validate_metadata(value: &serde_json::Value, max_bytes: usize) -> ChatRes
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_refuse_path_characters() {
-        assert!(validate_id("id", "job-45").is_ok());
-        assert!(validate_id("id", "").is_err());
-        assert!(validate_id("id", "a/b").is_err());
-        assert!(validate_id("id", "a b").is_err());
-        assert!(validate_id("id", &"x".repeat(129)).is_err());
-    }
 
     #[test]
     fn metadata_must_be_a_small_object() {

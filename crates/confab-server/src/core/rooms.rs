@@ -86,7 +86,7 @@ impl Chat {
                 ));
             }
             // The bare server key creates rooms it does not join.
-            (None, true) if caller.id() == super::caller::SYSTEM_USER => None,
+            (None, true) if caller.id() == crate::identity::SYSTEM_USER => None,
             (None, _) => Some(caller.id().to_owned()),
         };
         let mut members: Vec<(String, RoomRole)> = Vec::new();
@@ -99,7 +99,7 @@ impl Chat {
             }
         }
         // An assistant room has the bot as a member (spec §6).
-        let bot = super::assistant::ASSISTANT_USER;
+        let bot = crate::identity::ASSISTANT_USER;
         if room_type == super::caller::ASSISTANT_ROOM && !members.iter().any(|(m, _)| m == bot) {
             members.push((bot.to_owned(), RoomRole::Member));
         }
@@ -499,6 +499,11 @@ impl Chat {
             ));
         }
         validate_id("user id", user_id)?;
+        if crate::identity::is_built_in_user(user_id) {
+            return Err(ChatError::Forbidden(format!(
+                "`{user_id}` is one of the server's built-in users and cannot be changed"
+            )));
+        }
         let role = role
             .map(|r| {
                 GlobalRole::parse(r).ok_or_else(|| {

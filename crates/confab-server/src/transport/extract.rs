@@ -5,8 +5,8 @@ use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::{Caller, ChatError};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use confab_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
@@ -51,6 +51,15 @@ pub struct Ids<T>(pub T);
 /// The header a back-end uses with the server key to act for a user.
 pub const ACT_AS_HEADER: &str = "x-confab-user";
 
+/// The `X-Confab-User` header, for REST and WebSocket alike. A header that
+/// is present but empty or not text is malformed and stays so (the id rule
+/// refuses it), instead of reading as "no header" and acting as `system`.
+pub fn acting_user(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(ACT_AS_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -64,11 +73,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer)
             .ok_or(ChatError::Auth(AuthError::Missing))?;
-        let act_as = parts
-            .headers
-            .get(ACT_AS_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty());
+        let act_as = acting_user(&parts.headers);
         Ok(state.chat.authenticate(token, act_as).await?)
     }
 }

@@ -6,10 +6,13 @@
 //! - [`openapi`]: the OpenAPI document generated from the handlers, served
 //!   at `/api/v1/openapi.json`.
 //! - [`extract`]: extractors whose rejections use our error body.
+//! - [`drain`]: reads what a refused request left of its body, so that
+//!   the refusal reaches a client still sending it.
 //! - [`error`]: [`error::ApiError`], the one mapping to HTTP statuses.
 //! - [`origin`]: which browser origins may open a WebSocket.
 //! - [`heartbeat`]: ping/pong bookkeeping that closes dead peers.
 
+pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod heartbeat;
@@ -59,9 +62,15 @@ pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
         .routes(routes!(rest::metrics))
         .split_for_parts();
     let doc = OpenApiJson::new(&doc)?;
+    // A refused upload may be followed by up to a few times its limit before
+    // the connection is given up.
+    let drain_bytes = upload_limit.saturating_mul(4);
     Ok(router
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(Extension(doc))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            drain::drain_unread_body(request, next, drain_bytes)
+        }))
         .with_state(state))
 }

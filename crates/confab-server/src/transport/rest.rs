@@ -705,6 +705,17 @@ pub async fn upload(
     ))
 }
 
+/// Upload types served `inline`: raster images, which run nothing. Their
+/// stored type is the sniffed one (see [`crate::core::attachments`]).
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/bmp",
+];
+
 /// `GET /api/v1/attachments/{id}`: the bytes, for the uploader and members
 /// of rooms where the upload was shared.
 #[utoipa::path(
@@ -727,14 +738,23 @@ pub async fn download(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(crate::core::ChatError::from)?;
+    // Only raster images a browser cannot run are shown inline; anything
+    // else (HTML, SVG, JavaScript, PDF …) is a download, and the sandbox
+    // keeps a page opened from it from running script on this origin.
+    let disposition = if INLINE_TYPES.contains(&record.content_type.as_str()) {
+        "inline"
+    } else {
+        "attachment"
+    };
     let disposition = format!(
-        "inline; filename=\"{}\"",
+        "{disposition}; filename=\"{}\"",
         record.name.replace(['"', '\\'], "_")
     );
     let headers = [
         (header::CONTENT_TYPE, record.content_type),
         (header::CONTENT_DISPOSITION, disposition),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
     ];
     Ok((headers, bytes).into_response())
 }

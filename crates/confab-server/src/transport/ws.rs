@@ -27,6 +27,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::ACT_AS_HEADER;
+use super::extract::acting_user;
 use super::heartbeat::Liveness;
 use crate::metrics::Metrics;
 use prometheus_client::metrics::gauge::Gauge;
@@ -170,10 +171,7 @@ async fn upgrade_at(
                 .and_then(|Query(q)| q.token)
                 .filter(|t| !t.is_empty())
         });
-    let act_as = headers
-        .get(ACT_AS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let act_as = acting_user(&headers).map(str::to_owned);
     let max = state.chat.config.limits.max_frame_bytes;
     let mut ws = ws
         .max_message_size(max)
@@ -346,14 +344,17 @@ async fn run(
     let _open = OpenSession::new(state.chat.metrics.connections(endpoint));
     let span = tracing::info_span!("conn", conn, user = %caller.id());
     span.in_scope(|| tracing::debug!(endpoint, "session opened"));
-    let heartbeat = Duration::from_millis(config.server.heartbeat_ms);
+    let times = WriterTimes {
+        heartbeat: Duration::from_millis(config.server.heartbeat_ms),
+        write_timeout: Duration::from_millis(config.server.write_timeout_ms),
+    };
     let liveness = Liveness::default();
-    let writer = tokio::spawn(
+    let mut writer = tokio::spawn(
         write_loop(
             sink,
             receiver,
             state.shutdown.clone(),
-            heartbeat,
+            times,
             liveness.clone(),
             state.chat.metrics.clone(),
         )
@@ -391,8 +392,13 @@ async fn run(
     };
     session.outbox.close(code);
     drop(session);
+    // The writer's every write is bounded, so this wait is too; the abort
+    // is the backstop that keeps a writer from outliving its session (a
+    // dropped JoinHandle would leave it running, holding the socket).
     let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
-    let _ = tokio::time::timeout(grace, writer).await;
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 /// The first frame of every session: who the connection is and the limits
@@ -516,11 +522,9 @@ impl Session<'_> {
                         return;
                     }
                     Some(Err(error)) => {
-                        if is_too_big(&error) {
-                            tracing::debug!("frame over the size limit");
-                            self.outbox.kill_with(CloseCode::TooBig);
-                        } else {
-                            tracing::debug!(%error, "websocket read failed");
+                        tracing::debug!(%error, "websocket read failed");
+                        if let Some(code) = read_error_close(&error) {
+                            self.outbox.kill_with(code);
                         }
                         return;
                     }
@@ -839,16 +843,27 @@ impl Session<'_> {
     }
 }
 
-/// Whether a read error is tungstenite refusing a frame over the size limit.
-fn is_too_big(error: &axum::Error) -> bool {
+/// The close code a read error calls for (spec §2.1, RFC 6455 §7.4.1): a
+/// frame over the size limit 1009, a text frame that is not UTF-8 1007, any
+/// other breach of the WebSocket protocol (unmasked frame, reserved opcode or
+/// bits, an over-long control frame) 1002. `None` when the peer is simply
+/// gone (an I/O error): there is nobody to tell.
+fn read_error_close(error: &axum::Error) -> Option<CloseCode> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        if let Some(e) = e.downcast_ref::<tungstenite::Error>() {
+            return match e {
+                tungstenite::Error::Capacity(_) => Some(CloseCode::TooBig),
+                tungstenite::Error::Utf8(_) => Some(CloseCode::InvalidPayload),
+                tungstenite::Error::Protocol(_) | tungstenite::Error::AttackAttempt => {
+                    Some(CloseCode::ProtocolError)
+                }
+                _ => None,
+            };
         }
         source = e.source();
     }
-    false
+    None
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
@@ -858,43 +873,92 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// How the writer's socket is kept from blocking forever.
+#[derive(Debug, Clone, Copy)]
+struct WriterTimes {
+    /// Between heartbeat pings.
+    heartbeat: Duration,
+    /// How long one write (a batch, a ping, the close frame) may block.
+    write_timeout: Duration,
+}
+
+/// What became of one blocking write.
+enum Written {
+    /// Written and flushed; a queued close was reached if `Some`.
+    Done(Option<u16>),
+    /// The socket failed: the peer is gone.
+    Failed,
+    /// The connection was killed while the write was blocked.
+    Killed,
+    /// The write blocked past the write timeout.
+    TimedOut,
+}
+
+/// Runs one write against the kill token and the write timeout, so that a
+/// peer which stops reading can hold the writer for a bounded time only.
+async fn bounded<T>(
+    kill: &CancellationToken,
+    write_timeout: Duration,
+    write: impl Future<Output = Result<T, ()>>,
+    done: impl FnOnce(T) -> Written,
+) -> Written {
+    tokio::select! {
+        biased;
+        () = kill.cancelled() => Written::Killed,
+        written = tokio::time::timeout(write_timeout, write) => match written {
+            Ok(Ok(value)) => done(value),
+            Ok(Err(())) => Written::Failed,
+            Err(_) => Written::TimedOut,
+        },
+    }
+}
+
 /// Drains the outbox into the socket: everything queued is written, then
 /// flushed once. Sends heartbeat pings and closes a peer that missed two
 /// pongs; on shutdown writes what is queued and closes with 1012.
+///
+/// No write may block for longer than the write timeout: a peer that stops
+/// reading is a slow consumer (4008) even while its queue has room, and a
+/// kill interrupts a blocked write. The close frame gets the same bound, and
+/// then the writer returns whether or not it was written, which lets the
+/// session drop the socket: a client that never reads cannot keep it open.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxReceiver,
     shutdown: CancellationToken,
-    heartbeat: Duration,
+    times: WriterTimes,
     liveness: Liveness,
     metrics: Arc<Metrics>,
 ) {
+    let WriterTimes {
+        heartbeat,
+        write_timeout,
+    } = times;
     let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let kill = outbox.kill.clone();
     let mut heartbeat_missed = false;
     let close = loop {
-        tokio::select! {
+        let written = tokio::select! {
             biased;
-            () = kill.cancelled() => break Some(outbox.close_code()),
+            () = kill.cancelled() => Written::Killed,
             item = outbox.recv() => match item {
                 Some(Outbound::Frame(bytes)) => {
-                    match write_batch(&mut sink, &mut outbox, bytes).await {
-                        Ok(None) => {}
-                        Ok(Some(code)) => break Some(code),
-                        Err(()) => break None,
-                    }
+                    let batch = write_batch(&mut sink, &mut outbox, bytes);
+                    bounded(&kill, write_timeout, batch, Written::Done).await
                 }
-                Some(Outbound::Close(code)) => break Some(code.code()),
-                None => break Some(CloseCode::Normal.code()),
+                Some(Outbound::Close(code)) => Written::Done(Some(code.code())),
+                None => Written::Done(Some(CloseCode::Normal.code())),
             },
             () = shutdown.cancelled() => {
-                while let Some(item) = outbox.try_recv() {
-                    let Outbound::Frame(bytes) = item else { break };
-                    if sink.feed(Message::Text(bytes)).await.is_err() {
-                        break;
+                let drain = async {
+                    while let Some(Outbound::Frame(bytes)) = outbox.try_recv() {
+                        sink.feed(Message::Text(bytes)).await.map_err(drop)?;
                     }
-                }
-                break Some(CloseCode::Restarting.code());
+                    sink.flush().await.map_err(drop)
+                };
+                // Whatever became of the queued frames, the close says 1012.
+                let _ = tokio::time::timeout(write_timeout, drain).await;
+                Written::Done(Some(CloseCode::Restarting.code()))
             }
             _ = ping.tick() => {
                 if !liveness.ping_due() {
@@ -903,11 +967,25 @@ async fn write_loop(
                     // presence and typing like any other departure.
                     outbox.kill_with(CloseCode::SlowConsumer);
                     heartbeat_missed = true;
-                    break Some(HEARTBEAT_CLOSE.0);
+                    Written::Done(Some(HEARTBEAT_CLOSE.0))
+                } else {
+                    let ping = sink.send(Message::Ping(Default::default()));
+                    bounded(&kill, write_timeout, async { ping.await.map_err(drop) }, |()| {
+                        Written::Done(None)
+                    })
+                    .await
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
+            }
+        };
+        match written {
+            Written::Done(None) => {}
+            Written::Done(Some(code)) => break Some(code),
+            Written::Failed => break None,
+            Written::Killed => break Some(outbox.close_code()),
+            Written::TimedOut => {
+                tracing::debug!("a write blocked past the write timeout: slow consumer");
+                outbox.kill_with(CloseCode::SlowConsumer);
+                break Some(outbox.close_code());
             }
         }
     };
@@ -918,20 +996,20 @@ async fn write_loop(
             metrics.slow_consumer_closes.inc();
         }
     }
-    if let Some(code) = close {
-        let reason = match code {
-            1009 => CloseCode::TooBig.reason(),
-            1012 => CloseCode::Restarting.reason(),
-            4002 => CloseCode::UserRefused.reason(),
-            4003 => CloseCode::BadToken.reason(),
-            4008 if heartbeat_missed => HEARTBEAT_CLOSE.1,
-            4008 => CloseCode::SlowConsumer.reason(),
-            4029 => CloseCode::TooManyConnections.reason(),
-            _ => CloseCode::Normal.reason(),
-        };
-        let _ = sink.send(close_message(code, reason)).await;
+    let goodbye = async {
+        if let Some(code) = close {
+            let reason = match CloseCode::from_code(code) {
+                Some(CloseCode::SlowConsumer) if heartbeat_missed => HEARTBEAT_CLOSE.1,
+                Some(known) => known.reason(),
+                None => CloseCode::Normal.reason(),
+            };
+            let _ = sink.send(close_message(code, reason)).await;
+        }
+        let _ = sink.close().await;
+    };
+    if tokio::time::timeout(write_timeout, goodbye).await.is_err() {
+        tracing::debug!("the close frame could not be written in time: dropping the socket");
     }
-    let _ = sink.close().await;
 }
 
 /// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`]), then

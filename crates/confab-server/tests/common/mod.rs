@@ -731,6 +731,21 @@ impl WsClient {
         }
     }
 
+    /// The next text frame as it came, unparsed (to check exact bytes).
+    pub async fn stream_next_text(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("connection ended")
+                .expect("read failed");
+            if let Message::Text(text) = message {
+                return text.to_string();
+            }
+        }
+    }
+
     /// The next frame, typed.
     pub async fn recv(&mut self) -> ServerFrame {
         let value = self.recv_json().await;
@@ -1115,5 +1130,136 @@ impl TestServer {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+impl WsClient {
+    /// The client's local port (to find its socket in the kernel's tables).
+    pub fn local_port(&self) -> u16 {
+        self.stream.get_ref().inner.local_addr().unwrap().port()
+    }
+
+    /// Writes raw bytes on the socket, bypassing the WebSocket encoder (for
+    /// frames no well-behaved client sends).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let tcp = &mut self.stream.get_mut().inner;
+        tcp.write_all(bytes).await.unwrap();
+        tcp.flush().await.unwrap();
+    }
+}
+
+/// A client-to-server WebSocket frame as bytes: FIN set, `first` holding the
+/// opcode (and whatever RSV bits a test wants), the payload masked unless
+/// `masked` is false.
+pub fn raw_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![first];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => frame.push(mask_bit | n as u8),
+        n => {
+            frame.push(mask_bit | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    if masked {
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        frame.extend_from_slice(payload);
+    }
+    frame
+}
+
+/// The kernel's TCP state (`/proc/net/tcp` and `tcp6`, hex: `01` is
+/// ESTABLISHED) of the server's side of a connection: the socket whose local
+/// port is `server_port` and whose peer port is `client_port`. `None` when
+/// the kernel has no such socket any more.
+pub fn server_side_tcp_state(server_port: u16, client_port: u16) -> Option<u8> {
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = |address: &str| {
+                address
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            };
+            if fields.len() > 3
+                && port(fields[1]) == Some(server_port)
+                && port(fields[2]) == Some(client_port)
+            {
+                return u8::from_str_radix(fields[3], 16).ok();
+            }
+        }
+    }
+    None
+}
+
+/// TCP state ESTABLISHED in the kernel's tables.
+pub const TCP_ESTABLISHED: u8 = 1;
+
+impl TestServer {
+    /// POSTs `total` bytes to `path` over a raw HTTP/1.1 connection the way
+    /// a browser's `fetch` with a form or an async client does: the head,
+    /// then the body streamed in chunks (chunked encoding unless
+    /// `content_length`), and only then reads the answer. Returns the
+    /// status and the JSON body. Panics if the connection drops before an
+    /// answer arrives, which is what a refusal sent too early looks like.
+    pub async fn post_streamed(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        total: usize,
+        content_length: bool,
+    ) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const CHUNK: usize = 64 * 1024;
+        let mut tcp = TcpStream::connect(self.addr).await.unwrap();
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if content_length {
+            head.push_str(&format!("Content-Length: {total}\r\n"));
+        } else {
+            head.push_str("Transfer-Encoding: chunked\r\n");
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; CHUNK];
+        let mut sent = 0;
+        while sent < total {
+            let n = CHUNK.min(total - sent);
+            if content_length {
+                tcp.write_all(&chunk[..n]).await
+            } else {
+                let mut framed = format!("{n:x}\r\n").into_bytes();
+                framed.extend_from_slice(&chunk[..n]);
+                framed.extend_from_slice(b"\r\n");
+                tcp.write_all(&framed).await
+            }
+            .unwrap_or_else(|e| panic!("the server dropped the upload after {sent} bytes: {e}"));
+            sent += n;
+        }
+        if !content_length {
+            tcp.write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+            .await
+            .expect("no answer in time")
+            .unwrap_or_else(|e| panic!("the connection dropped before the answer: {e}"));
+        let text = String::from_utf8_lossy(&answer);
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+        let (_, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 }
