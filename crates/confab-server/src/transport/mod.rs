@@ -1,7 +1,8 @@
 //! HTTP and WebSocket: the routes, and nothing about what chat means.
 //!
 //! # Layout
-//! - [`ws`]: the unified WebSocket session (`/ws`, `/ws/chat/`).
+//! - [`ws`]: the WebSocket endpoints: the handshake, the session engine
+//!   every dialect runs on, the writer, and the unified protocol (`/ws`).
 //! - [`rest`]: REST handlers under `/api/v1`, health checks.
 //! - [`openapi`]: the OpenAPI document generated from the handlers, served
 //!   at `/api/v1/openapi.json`.
