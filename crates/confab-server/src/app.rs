@@ -14,6 +14,7 @@ use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
 use crate::transport::origin::OriginPolicy;
+use crate::transport::state::AppState;
 use axum::serve::ListenerExt;
 use confab_protocol::CloseCode;
 use std::future::Future;
@@ -23,20 +24,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// What every handler shares: the chat service and the shutdown machinery.
-#[derive(Clone)]
-pub struct AppState {
-    /// The chat service.
-    pub chat: Arc<Chat>,
-    /// Cancelled when the server stops; every connection selects on it.
-    pub shutdown: CancellationToken,
-    /// Every WebSocket session, awaited on shutdown (axum's graceful shutdown
-    /// does not wait for upgraded connections).
-    pub tracker: TaskTracker,
-    /// Which browser origins may open a WebSocket.
-    pub origins: OriginPolicy,
-}
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -124,6 +124,16 @@ impl ChatError {
         }
     }
 
+    /// Whether nothing was done because the database cannot be reached or
+    /// the server is stopping: the same request may succeed later or on
+    /// another node (REST answers 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ChatError::Store(StoreError::Unavailable(_) | StoreError::Closed)
+        )
+    }
+
     /// Whether this is the server's fault (logged at error level) rather than
     /// the client's (logged at debug level).
     pub fn is_internal(&self) -> bool {

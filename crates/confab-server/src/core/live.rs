@@ -213,6 +213,23 @@ impl Chat {
             .collect())
     }
 
+    /// Takes a handshake from the address's rate and a slot under its
+    /// connection cap, before any token work (so a flood costs no signature
+    /// checks and no storage reads); `None` when either is exhausted (the
+    /// socket is then closed with 4029). The slot is held for the
+    /// connection's life.
+    pub fn admit_address(&self, ip: IpAddr) -> Option<ConnSlot<IpAddr>> {
+        if let Err(wait) = self.limits.handshakes.check(&ip) {
+            tracing::debug!(%ip, ?wait, "websocket refused: handshake rate");
+            return None;
+        }
+        let slot = self.limits.addr_conns.try_acquire(ip);
+        if slot.is_none() {
+            tracing::debug!(%ip, "websocket refused: too many connections from this address");
+        }
+        slot
+    }
+
     /// Admits one more connection of the caller under
     /// `limits.max_connections_per_user` and, for an anonymous visitor, under
     /// `limits.max_anonymous_connections_per_address`; the connection holds

@@ -98,6 +98,32 @@ impl Chat {
             messages_per_second: last_minute as f64 / WINDOW.as_secs_f64(),
         })
     }
+
+    /// Whether this node can serve (`GET /readyz`): storage answers, and
+    /// the broker, if there is one, is connected.
+    pub async fn readiness(&self) -> Readiness {
+        let storage = match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check failed: storage");
+                false
+            }
+        };
+        let broker = self.cluster.broker_ready();
+        if broker == Some(false) {
+            tracing::warn!("readiness check failed: broker disconnected");
+        }
+        Readiness { storage, broker }
+    }
+}
+
+/// What [`Chat::readiness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Storage answered.
+    pub storage: bool,
+    /// The broker is connected; `None` without one (a single node).
+    pub broker: Option<bool>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! status and `{"error": {"code", "message"}}`.
 
 use crate::core::ChatError;
-use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
@@ -84,9 +83,7 @@ impl From<ChatError> for ApiError {
             ChatError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // The database is down or the server is stopping: nothing was
             // stored, and the same request may succeed later or elsewhere.
-            ChatError::Store(StoreError::Unavailable(_) | StoreError::Closed) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            unavailable if unavailable.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             other => status_for(other.code()),
         };
         ApiError {

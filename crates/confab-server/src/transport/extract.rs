@@ -1,9 +1,9 @@
 //! Request extractors that answer with our error body, never the framework's.
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::auth::{AuthError, bearer};
 use crate::core::{Caller, ChatError};
+use crate::transport::state::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};

@@ -11,6 +11,7 @@
 //!   the refusal reaches a client still sending it.
 //! - [`error`]: [`error::ApiError`], the one mapping to HTTP statuses.
 //! - [`origin`]: which browser origins may open a WebSocket.
+//! - [`state`]: [`state::AppState`], what every handler shares.
 //! - [`heartbeat`]: ping/pong bookkeeping that closes dead peers.
 
 pub mod drain;
@@ -20,9 +21,10 @@ pub mod heartbeat;
 pub mod openapi;
 pub mod origin;
 pub mod rest;
+pub mod state;
 pub mod ws;
 
-use crate::app::AppState;
+use crate::transport::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use openapi::{ApiDoc, OpenApiJson};

@@ -8,12 +8,12 @@
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Ids, Params};
 use super::openapi::{BadJsonBody, FileBytes, InvalidField, NotFound, Refusals, UploadForm};
-use crate::app::AppState;
 use crate::core::Caller;
 use crate::core::attachments::Upload;
 use crate::core::messages::ContextEntry;
 use crate::core::rooms::CreateRoom;
 use crate::core::stats::Stats;
+use crate::transport::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -842,20 +842,12 @@ pub struct Readiness {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let storage = match state.chat.store.ping().await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed: storage");
-            "down"
-        }
-    };
-    let broker = match state.chat.cluster.broker_ready() {
+    let found = state.chat.readiness().await;
+    let storage = if found.storage { "ok" } else { "down" };
+    let broker = match found.broker {
         None => "none",
         Some(true) => "ok",
-        Some(false) => {
-            tracing::warn!("readiness check failed: broker disconnected");
-            "down"
-        }
+        Some(false) => "down",
     };
     let ready = storage == "ok" && broker != "down";
     let (code, status) = if ready {

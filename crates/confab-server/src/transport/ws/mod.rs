@@ -15,9 +15,8 @@ pub mod session;
 pub mod unified;
 mod writer;
 
-use crate::app::AppState;
 use crate::auth::bearer;
-use crate::limits::ConnSlot;
+use crate::transport::state::AppState;
 use axum::extract::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -29,7 +28,7 @@ use confab_protocol::{CloseCode, ErrorCode};
 use dialect::Dialect;
 use serde::Deserialize;
 use session::Handshake;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use unified::Unified;
 use writer::close_message;
 
@@ -167,7 +166,7 @@ async fn upgrade_at<D: Dialect>(
     // Refused after the upgrade, with a close code, because browsers see
     // close codes but not HTTP statuses (spec §7). Checked before any token
     // work, so a flood costs no signature checks and no storage reads.
-    let addr_slot = admit_address(&state, peer.ip());
+    let addr_slot = state.chat.admit_address(peer.ip());
     let shutdown = state.shutdown.clone();
     let tracker = state.tracker.clone();
     ws.on_upgrade(move |mut socket| {
@@ -252,19 +251,4 @@ pub async fn upgrade_chat_slash(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     upgrade_at(Unified::new("/ws/chat/"), state, peer, headers, query, ws).await
-}
-
-/// Takes a handshake from the address's rate and a slot under its connection
-/// cap; `None` when either is exhausted.
-fn admit_address(state: &AppState, ip: IpAddr) -> Option<ConnSlot<IpAddr>> {
-    let limits = &state.chat.limits;
-    if let Err(wait) = limits.handshakes.check(&ip) {
-        tracing::debug!(%ip, ?wait, "websocket refused: handshake rate");
-        return None;
-    }
-    let slot = limits.addr_conns.try_acquire(ip);
-    if slot.is_none() {
-        tracing::debug!(%ip, "websocket refused: too many connections from this address");
-    }
-    slot
 }

@@ -9,13 +9,13 @@
 
 use super::dialect::Dialect;
 use super::writer::{self, Sink, WriterContext, WriterTimes, close_message};
-use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::core::live::Admission;
 use crate::core::{Caller, Chat, ChatResult};
 use crate::hub::{ConnId, Outbox, outbox};
 use crate::limits::ConnSlot;
 use crate::transport::heartbeat::Liveness;
+use crate::transport::state::AppState;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use confab_protocol::CloseCode;
 use futures_util::future::BoxFuture;
