@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
+use crate::tasks::Background;
 use crate::transport::origin::OriginPolicy;
 use crate::transport::state::AppState;
 use axum::serve::ListenerExt;
@@ -48,6 +49,9 @@ pub enum StartError {
 /// A built server, ready to serve.
 pub struct App {
     state: AppState,
+    /// Broker loops, cluster tasks, timers, the assistant: stopped after
+    /// the sessions, before storage closes.
+    background: Background,
 }
 
 /// Opens (and migrates) the configured storage backend: `sqlite:` URLs (and
@@ -90,12 +94,14 @@ impl App {
             config.server.outbound_queue_frames,
             metrics.deliveries.clone(),
         ));
+        let background = Background::new();
         let (inbound_tx, inbound) = tokio::sync::mpsc::channel(crate::broker::INBOUND_QUEUE);
         let broker = crate::broker::connect(
             &config.broker_url,
             &config.broker_prefix,
             inbound_tx,
             metrics.broker.publish_errors.clone(),
+            &background,
         )
         .await?;
         let presence_ttl = std::time::Duration::from_millis(config.broker_presence_ttl_ms);
@@ -105,6 +111,7 @@ impl App {
             broker,
             presence_ttl,
             metrics.broker.clone(),
+            background.clone(),
         );
         cluster.spawn_inbound(inbound);
         cluster.spawn_presence();
@@ -123,12 +130,13 @@ impl App {
         };
         let chat = Arc::new(chat);
         let shutdown = CancellationToken::new();
-        tokio::spawn(crate::core::assistant::run(
+        background.spawn(crate::core::assistant::run(
             chat.clone(),
             questions,
-            shutdown.clone(),
+            background.clone(),
         ));
         Ok(App {
+            background,
             state: AppState {
                 origins: OriginPolicy::new(&chat.config.server.allowed_origins),
                 chat,
@@ -151,7 +159,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let state = self.state;
+        let state = self.state.clone();
         let token = state.shutdown.clone();
         let router = crate::transport::router(state.clone())?;
         let signal = {
@@ -164,7 +172,8 @@ impl App {
                 token.cancel();
             }
         };
-        let gc = tokio::spawn(collect_limiter_garbage(state.chat.clone(), token.clone()));
+        self.background
+            .spawn(collect_limiter_garbage(state.chat.clone(), token.clone()));
         // Frames are small and every writer already gathers what is queued
         // into one write per flush: Nagle's algorithm would only hold the
         // next flush back until the peer acknowledged the last one.
@@ -201,7 +210,11 @@ impl App {
         {
             tracing::warn!("some connections did not close within the grace period");
         }
-        let _ = gc.await;
+        // The sessions' departures went out through these tasks; now they
+        // stop too, so nothing runs on a closed store.
+        if !self.background.stop(grace).await {
+            tracing::warn!("some background tasks did not stop within the grace period");
+        }
         state.chat.store.close().await;
         served?;
         Ok(())

@@ -16,6 +16,7 @@
 //! - [`identity`]: the identities the server keeps for itself and the one
 //!   id rule, below both `auth` and `core`.
 //! - [`config`]: the typed configuration.
+//! - [`tasks`]: the background tasks, owned and stopped on shutdown.
 //! - [`app`]: builds all of the above from a [`Config`] and serves it on a
 //!   listener until a shutdown future resolves.
 
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod store;
+pub mod tasks;
 pub mod transport;
 
 pub use app::App;

@@ -23,6 +23,7 @@ pub mod redis;
 
 pub use envelope::Envelope;
 
+use crate::tasks::Background;
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -78,22 +79,24 @@ pub type DynBroker = Arc<dyn Broker>;
 
 /// Connects to the broker named by `url` (`memory` → `None`), delivering
 /// what it receives into `inbound`. `prefix` namespaces every topic;
-/// `publish_errors` counts the publishes dropped (for `/metrics`).
+/// `publish_errors` counts the publishes dropped (for `/metrics`); the
+/// client's loops run as `tasks`.
 pub async fn connect(
     url: &str,
     prefix: &str,
     inbound: mpsc::Sender<Inbound>,
     publish_errors: prometheus_client::metrics::counter::Counter,
+    tasks: &Background,
 ) -> Result<Option<DynBroker>, BrokerError> {
     if url == "memory" {
         Ok(None)
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Some(Arc::new(
-            redis::RedisBroker::connect(url, prefix, inbound, publish_errors).await?,
+            redis::RedisBroker::connect(url, prefix, inbound, publish_errors, tasks).await?,
         )))
     } else if url.starts_with("nats://") || url.starts_with("tls://") {
         Ok(Some(Arc::new(
-            nats::NatsBroker::connect(url, prefix, inbound, publish_errors).await?,
+            nats::NatsBroker::connect(url, prefix, inbound, publish_errors, tasks).await?,
         )))
     } else {
         Err(BrokerError::UnknownScheme(url.to_owned()))

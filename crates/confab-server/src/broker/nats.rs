@@ -2,6 +2,7 @@
 //! by itself; one task per subscribed topic forwards its messages.
 
 use super::{Broker, BrokerError, Inbound, OUTBOUND_QUEUE, full_topic};
+use crate::tasks::Background;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +21,8 @@ pub struct NatsBroker {
     errors: Counter,
     /// One forwarding task per subscribed topic.
     subs: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Where those tasks run.
+    tasks: Background,
 }
 
 impl NatsBroker {
@@ -30,6 +33,7 @@ impl NatsBroker {
         prefix: &str,
         inbound: mpsc::Sender<Inbound>,
         errors: Counter,
+        tasks: &Background,
     ) -> Result<NatsBroker, BrokerError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -44,8 +48,9 @@ impl NatsBroker {
             .map_err(|_| BrokerError::Io(format!("nats at {url} did not answer")))?
             .map_err(|e| BrokerError::Io(e.to_string()))?;
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tokio::spawn(publish_loop(client.clone(), rx, errors.clone()));
+        tasks.spawn(publish_loop(client.clone(), rx, errors.clone()));
         Ok(NatsBroker {
+            tasks: tasks.clone(),
             errors,
             client,
             prefix: prefix.to_owned(),
@@ -78,7 +83,7 @@ impl Broker for NatsBroker {
             .map_err(|e| io(&e))?;
         let inbound = self.inbound.clone();
         let name = topic.to_owned();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             while let Some(msg) = subscriber.next().await {
                 let item = Inbound {
                     topic: name.clone(),

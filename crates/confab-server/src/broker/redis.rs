@@ -4,6 +4,7 @@
 //! again to every topic still wanted.
 
 use super::{Broker, BrokerError, Inbound, OUTBOUND_QUEUE, full_topic, next_backoff, strip_topic};
+use crate::tasks::Background;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +41,7 @@ impl RedisBroker {
         prefix: &str,
         inbound: mpsc::Sender<Inbound>,
         errors: Counter,
+        tasks: &Background,
     ) -> Result<RedisBroker, BrokerError> {
         let io = |e: redis::RedisError| BrokerError::Io(e.to_string());
         let client = redis::Client::open(url).map_err(io)?;
@@ -51,8 +53,8 @@ impl RedisBroker {
             connected: AtomicBool::new(false),
         });
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        tokio::spawn(publish_loop(manager, rx, errors.clone()));
-        tokio::spawn(receive_loop(client, shared.clone(), inbound));
+        tasks.spawn(publish_loop(manager, rx, errors.clone()));
+        tasks.spawn(receive_loop(client, shared.clone(), inbound));
         Ok(RedisBroker {
             shared,
             outbound,

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::identity::ASSISTANT_USER;
+use crate::tasks::Background;
 
 /// A stored user message that wants an answer.
 #[derive(Debug)]
@@ -65,9 +65,11 @@ impl Asker {
     }
 }
 
-/// Answers questions until `stop` fires (or every [`Asker`] is gone):
-/// one room's questions in turn, different rooms at once.
-pub async fn run(chat: Arc<Chat>, mut questions: Questions, stop: CancellationToken) {
+/// Answers questions until the server stops `tasks` (or every [`Asker`] is
+/// gone): one room's questions in turn, different rooms at once, each
+/// answer a task of `tasks`.
+pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
+    let stop = tasks.stopping();
     // Fails only when TLS cannot be set up (no usable root certificates):
     // then every question gets the fallback, and the log says why.
     let client = match reqwest::Client::builder().build() {
@@ -91,7 +93,7 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, stop: CancellationTo
         let before = answering.remove(&question.room_id);
         let room_id = question.room_id.clone();
         let (chat, client) = (chat.clone(), client.clone());
-        let task = tokio::spawn(async move {
+        let task = tasks.spawn(async move {
             if let Some(before) = before {
                 // Its outcome is its own; only its end matters here.
                 let _ = before.await;

@@ -24,6 +24,7 @@ use crate::broker::{DynBroker, Envelope, Inbound};
 use crate::hub::{Hub, RoomEvent};
 use crate::metrics::BrokerCounters;
 use crate::store::{DynStore, HistoryPage};
+use crate::tasks::Background;
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::{CloseCode, ServerFrame, Timestamp};
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +79,8 @@ pub struct Cluster {
     counters: BrokerCounters,
     /// Who may send where, as last read; see [`Cluster::forget_access`].
     pub access: AccessCache,
+    /// Where this cluster's tasks run (stopped on shutdown).
+    tasks: Background,
 }
 
 /// The one topic every node listens to for user-targeted events
@@ -114,6 +117,7 @@ impl Cluster {
         broker: Option<DynBroker>,
         presence_ttl: Duration,
         counters: BrokerCounters,
+        tasks: Background,
     ) -> Arc<Cluster> {
         Arc::new(Cluster {
             remote: RemotePresence::new(presence_ttl),
@@ -127,7 +131,13 @@ impl Cluster {
             topics: tokio::sync::Mutex::new(()),
             counters,
             access: AccessCache::default(),
+            tasks,
         })
+    }
+
+    /// Where the cluster's tasks, and core's timers beside them, are spawned.
+    pub fn tasks(&self) -> &Background {
+        &self.tasks
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomOrder>> {
@@ -143,7 +153,7 @@ impl Cluster {
     /// Reads what the broker delivers until the node stops.
     pub fn spawn_inbound(self: &Arc<Self>, mut inbound: mpsc::Receiver<Inbound>) {
         let cluster = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             while let Some(item) = inbound.recv().await {
                 let Some(cluster) = cluster.upgrade() else {
                     return;
@@ -307,7 +317,7 @@ impl Cluster {
             return;
         }
         let cluster = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             for user in users {
                 cluster.announce_presence(&user, online).await;
             }
@@ -355,7 +365,7 @@ impl Cluster {
         }
         let cluster = Arc::downgrade(self);
         let every = (self.presence_ttl / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
@@ -454,7 +464,7 @@ impl Cluster {
     /// before the held events, until nothing is held.
     fn spawn_repair(self: &Arc<Self>, room_id: String, generation: u64) {
         let cluster = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             loop {
                 tokio::time::sleep(GAP_WAIT).await;
                 let Some(cluster) = cluster.upgrade() else {
@@ -627,7 +637,7 @@ impl Cluster {
         }
         let cluster = self.clone();
         let room_id = room_id.to_owned();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let _topics = cluster.topics.lock().await;
             // Watched again meanwhile: keep the topic.
             if cluster.lock().contains_key(&room_id) {

@@ -327,7 +327,8 @@ pub(super) fn publish_typing(
 /// One timer per (room, typist): sleeps until the indicator's deadline,
 /// follows refreshes, and announces `is_typing: false` when it lapses.
 fn spawn_typing_expiry(cluster: Arc<Cluster>, room_id: String, caller: Caller) {
-    tokio::spawn(async move {
+    let tasks = cluster.tasks().clone();
+    tasks.spawn(async move {
         let mut until = Instant::now() + TYPING_TTL;
         loop {
             tokio::time::sleep_until(until).await;
