@@ -88,7 +88,12 @@ impl Chat {
             })
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "file".into());
-        let sha256 = format!("{:x}", Sha256::digest(&upload.bytes));
+        // Hashing up to `max_upload_bytes` takes milliseconds of CPU: off the
+        // async workers, so the connections they serve do not wait for it.
+        let bytes = upload.bytes.clone();
+        let sha256 = tokio::task::spawn_blocking(move || format!("{:x}", Sha256::digest(&bytes)))
+            .await
+            .map_err(|e| ChatError::Io(std::io::Error::other(e)))?;
         self.write_blob(&sha256, &upload.bytes).await?;
         let record = AttachmentRecord {
             id: uuid::Uuid::now_v7().to_string(),
