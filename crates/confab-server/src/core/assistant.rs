@@ -275,7 +275,7 @@ async fn ask_provider(
     }
     let mut response = request.send().await?.error_for_status()?;
     let relay = |delta: &str| {
-        chat.publish(
+        chat.send_to_room(
             &question.room_id,
             &ServerFrame::AssistantDelta {
                 room_id: question.room_id.clone(),

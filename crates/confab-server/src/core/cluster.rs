@@ -399,11 +399,12 @@ impl Cluster {
         }
     }
 
-    /// Publishes a room event: to this node's subscribers now (in seq order)
-    /// and once to the room's topic for the other nodes.
-    pub fn publish(self: &Arc<Self>, room_id: &str, event: RoomEvent) {
+    /// Fans a room event out: to this node's subscribers now (in seq order,
+    /// [`Hub::deliver`]) and once to the room's broker topic for the other
+    /// nodes.
+    pub fn fan_out(self: &Arc<Self>, room_id: &str, event: RoomEvent) {
         let Some(broker) = &self.broker else {
-            self.hub.publish(room_id, &event);
+            self.hub.deliver(room_id, &event);
             return;
         };
         let envelope = Envelope {
@@ -434,7 +435,7 @@ impl Cluster {
             return;
         };
         let Some(seq) = event.seq else {
-            self.hub.publish(room_id, &event);
+            self.hub.deliver(room_id, &event);
             return;
         };
         if seq < next {
@@ -454,7 +455,7 @@ impl Cluster {
             return;
         };
         while let Some(event) = order.held.remove(&next) {
-            self.hub.publish(room_id, &event);
+            self.hub.deliver(room_id, &event);
             next += 1;
         }
         order.next = Some(next);
@@ -521,7 +522,7 @@ impl Cluster {
                     // A copy that arrives late through the broker is now a
                     // duplicate and dropped.
                     order.held.remove(&seq);
-                    cluster.hub.publish(
+                    cluster.hub.deliver(
                         &room_id,
                         &RoomEvent {
                             seq: Some(seq),

@@ -314,7 +314,7 @@ pub(super) fn publish_typing(
         is_typing,
         timestamp: Timestamp::now(),
     };
-    cluster.publish(
+    cluster.fan_out(
         room_id,
         RoomEvent {
             seq: None,

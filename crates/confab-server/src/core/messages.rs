@@ -171,7 +171,7 @@ impl Chat {
                     message: sent.message,
                     timestamp: Timestamp::now(),
                 };
-                cluster.publish(
+                cluster.fan_out(
                     &room_id,
                     RoomEvent {
                         seq: Some(seq),
@@ -359,7 +359,7 @@ impl Chat {
             .edit_message(room_id, message_id, content, Timestamp::now())
             .await?;
         let message = wire::message(record);
-        self.publish(
+        self.send_to_room(
             room_id,
             &ServerFrame::MessageUpdated {
                 room_id: room_id.to_owned(),
@@ -380,7 +380,7 @@ impl Chat {
     ) -> ChatResult<Message> {
         self.message_to_change(caller, room_id, message_id).await?;
         let message = wire::message(self.store.delete_message(room_id, message_id).await?);
-        self.publish(
+        self.send_to_room(
             room_id,
             &ServerFrame::MessageDeleted {
                 room_id: room_id.to_owned(),
@@ -432,7 +432,7 @@ impl Chat {
                 StoreError::NotFound => ChatError::NotFound("message"),
                 other => other.into(),
             })?;
-        self.publish(
+        self.send_to_room(
             room_id,
             &ServerFrame::ReactionUpdated {
                 room_id: room_id.to_owned(),

@@ -159,9 +159,10 @@ impl Chat {
         Ok((room, member))
     }
 
-    /// Publishes a frame to the room's subscribers on every node.
-    pub fn publish(&self, room_id: &str, frame: &ServerFrame, seq: Option<i64>) {
-        self.cluster.publish(
+    /// Serializes a frame once and sends it to the room's subscribers on
+    /// every node ([`cluster::Cluster::fan_out`]).
+    pub fn send_to_room(&self, room_id: &str, frame: &ServerFrame, seq: Option<i64>) {
+        self.cluster.fan_out(
             room_id,
             RoomEvent {
                 seq,

@@ -462,7 +462,7 @@ impl Chat {
         };
         let marker = self.store.mark_read(room_id, caller.id(), target).await?;
         let unread = self.store.unread_count(room_id, caller.id()).await?;
-        self.publish(
+        self.send_to_room(
             room_id,
             &ServerFrame::MessageRead {
                 room_id: room_id.to_owned(),

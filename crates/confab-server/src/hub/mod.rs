@@ -259,8 +259,9 @@ impl Hub {
         dropped
     }
 
-    /// Pushes an event to every local subscriber of the room.
-    pub fn publish(&self, room_id: &str, event: &RoomEvent) {
+    /// Delivers an event to every subscriber of the room on this node (the
+    /// last step of a fan-out; `Broker::publish` is the step between nodes).
+    pub fn deliver(&self, room_id: &str, event: &RoomEvent) {
         let mut state = self.lock();
         let Some(subs) = state.rooms.get_mut(room_id) else {
             return;
@@ -425,16 +426,16 @@ mod tests {
         let (conn, first) = hub.register("a", out);
         assert!(first);
         hub.subscribe(conn, "r", true);
-        hub.publish("r", &event(Some(5), "m5"));
-        hub.publish("r", &event(None, "typing"));
-        hub.publish("r", &event(Some(6), "m6"));
+        hub.deliver("r", &event(Some(5), "m5"));
+        hub.deliver("r", &event(None, "typing"));
+        hub.deliver("r", &event(Some(6), "m6"));
         assert!(drain(&mut rx).is_empty(), "nothing leaks before activate");
         hub.activate(conn, "r", 5);
         assert_eq!(drain(&mut rx), ["typing", "m6"]);
-        hub.publish("r", &event(Some(7), "m7"));
+        hub.deliver("r", &event(Some(7), "m7"));
         assert_eq!(drain(&mut rx), ["m7"]);
         // A late fan-out of a message the replay already gave is dropped.
-        hub.publish("r", &event(Some(6), "m6 again"));
+        hub.deliver("r", &event(Some(6), "m6 again"));
         assert!(drain(&mut rx).is_empty());
     }
 
@@ -446,8 +447,8 @@ mod tests {
         hub.subscribe(conn, "r", true);
         // The replay delivered up to seq 9; seq 9's commit hook runs only now.
         hub.activate(conn, "r", 9);
-        hub.publish("r", &event(Some(9), "m9"));
-        hub.publish("r", &event(Some(10), "m10"));
+        hub.deliver("r", &event(Some(9), "m9"));
+        hub.deliver("r", &event(Some(10), "m10"));
         assert_eq!(drain(&mut rx), ["m10"]);
     }
 
@@ -464,7 +465,7 @@ mod tests {
         for c in [c1, c3] {
             hub.subscribe(c, "r", false);
         }
-        hub.publish(
+        hub.deliver(
             "r",
             &RoomEvent {
                 seq: None,

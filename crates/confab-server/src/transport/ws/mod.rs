@@ -7,7 +7,7 @@
 //! - [`dialect`]: the seam: what an endpoint's protocol supplies.
 //! - [`session`]: the engine: sign-in, admission, the read loop, token
 //!   expiry, sends in flight.
-//! - [`writer`]: the one task that writes a connection's socket.
+//! - `writer`: the one task that writes a connection's socket.
 //! - [`unified`]: the unified protocol of `/ws` (spec §2), the first dialect.
 
 pub mod dialect;

@@ -3,7 +3,7 @@
 //!
 //! A connection is two tasks: the session (this module's reader loop),
 //! which hands each text frame to its dialect, and a writer
-//! ([`super::writer`]), which drains the connection's bounded [`Outbox`]
+//! (`writer.rs`), which drains the connection's bounded [`Outbox`]
 //! into the socket. Replies and fanned-out frames share the outbox, so a
 //! client sees them in the order they were queued.
 
