@@ -252,7 +252,7 @@ pub struct FanoutArgs {
     /// Seconds of sending.
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
-    /// Extra members per room that subscribe and then never read (spec §5.3).
+    /// Extra members per room that subscribe and then never read (protocol.md §5.3).
     #[arg(long, default_value_t = 0)]
     pub stalled_readers: usize,
 }

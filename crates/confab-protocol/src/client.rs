@@ -1,4 +1,4 @@
-//! Frames a client sends (spec §2.3) and the one way to decode them.
+//! Frames a client sends (protocol.md §2.3) and the one way to decode them.
 
 use crate::error::ErrorCode;
 use crate::ids::{ReqId, de_id, de_id_list, de_opt_id};
@@ -192,7 +192,7 @@ pub struct SendMessage {
         skip_serializing_if = "Option::is_none"
     )]
     pub reply_to: Option<String>,
-    /// The client's own id for this send, making retries idempotent (spec §5.4).
+    /// The client's own id for this send, making retries idempotent (protocol.md §5.4).
     #[serde(
         default,
         deserialize_with = "de_opt_id",

@@ -1,4 +1,4 @@
-//! The contract's error codes (spec §2.4) and WebSocket close codes (spec §2.1).
+//! The contract's error codes (protocol.md §2.4) and WebSocket close codes (protocol.md §2.1).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -6,7 +6,7 @@ use std::fmt;
 /// The machine-readable `code` of an `error` frame or REST error body.
 ///
 /// Clients branch on this, never on the message text, so the set is closed:
-/// exactly the codes of spec §2.4.
+/// exactly the codes of protocol.md §2.4.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,7 +60,7 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// WebSocket close codes the server uses (spec §2.1).
+/// WebSocket close codes the server uses (protocol.md §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum CloseCode {

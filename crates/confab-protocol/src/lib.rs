@@ -1,4 +1,4 @@
-//! confab's wire contract (`shared/spec/protocol.md`), as Rust types.
+//! confab's wire contract (`docs/protocol.md`), as Rust types.
 //!
 //! This crate holds only what travels on the wire: one enum of frames a client
 //! sends ([`ClientFrame`]), one enum of frames the server sends

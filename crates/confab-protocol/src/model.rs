@@ -4,7 +4,7 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
-/// The kind of a message (spec §2.2). Case-insensitive on input.
+/// The kind of a message (protocol.md §2.2). Case-insensitive on input.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -98,7 +98,7 @@ pub struct Attachment {
     pub name: String,
 }
 
-/// A stored message, exactly as every frame and REST answer shows it (spec §2.2).
+/// A stored message, exactly as every frame and REST answer shows it (protocol.md §2.2).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -185,7 +185,7 @@ pub struct RoomSummary {
     pub participants: Vec<Participant>,
 }
 
-/// A member as `GET /rooms/{id}/members` lists it (spec §7).
+/// A member as `GET /rooms/{id}/members` lists it (protocol.md §7).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {

@@ -1,4 +1,4 @@
-//! Frames the server sends (spec §2.4).
+//! Frames the server sends (protocol.md §2.4).
 
 use crate::error::ErrorCode;
 use crate::ids::ReqId;
@@ -131,7 +131,7 @@ pub enum ServerFrame {
         timestamp: Timestamp,
     },
     /// A piece of the assistant bot's reply while it is being written
-    /// (spec §6); the whole reply follows as a `new_message` whose id is
+    /// (protocol.md §6); the whole reply follows as a `new_message` whose id is
     /// `reply_id`.
     AssistantDelta {
         /// The assistant room.

@@ -1,6 +1,6 @@
 //! Configuration: one immutable, typed struct built once at start-up.
 //!
-//! Layers, weakest first (spec §0): built-in defaults, a TOML file, `CONFAB_*`
+//! Layers, weakest first (protocol.md §0): built-in defaults, a TOML file, `CONFAB_*`
 //! environment variables (`section.key` = `CONFAB_SECTION__KEY`), then
 //! command-line flags. Every field is documented here and in
 //! `docs/configuration.md`; a test checks the two agree.
@@ -76,7 +76,7 @@ pub struct AuthConfig {
     /// Seconds a connection without a handshake token has to send its `auth` frame.
     pub auth_timeout_s: u64,
     /// Let WebSocket connections without a token in as anonymous visitors
-    /// (`anon-…` ids) who may use only `assistant` rooms they own (spec §1).
+    /// (`anon-…` ids) who may use only `assistant` rooms they own (protocol.md §1).
     pub allow_anonymous: bool,
 }
 
@@ -158,7 +158,7 @@ pub struct ServerConfig {
 }
 
 /// `[assistant]`: the bot that answers in rooms of type `assistant` through
-/// an OpenAI-compatible Chat Completions endpoint (spec §6).
+/// an OpenAI-compatible Chat Completions endpoint (protocol.md §6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AssistantConfig {

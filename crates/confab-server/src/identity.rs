@@ -11,10 +11,10 @@
 /// messages a back-end posts as itself and of the server's own notices.
 pub const SYSTEM_USER: &str = "system";
 
-/// The assistant bot's user id (spec §6): the sender of its replies.
+/// The assistant bot's user id (protocol.md §6): the sender of its replies.
 pub const ASSISTANT_USER: &str = "assistant";
 
-/// The prefix of anonymous visitors' ids (spec §1). A token for `anon-x`
+/// The prefix of anonymous visitors' ids (protocol.md §1). A token for `anon-x`
 /// would own visitor `anon-x`'s rooms; the server key may act as one, which
 /// is how a back-end opens an `assistant` room for a visitor.
 pub const ANONYMOUS_PREFIX: &str = "anon-";

@@ -65,7 +65,7 @@ pub struct BrokerCounters {
     pub subscribe_errors: Counter,
 }
 
-/// The assistant bot's requests to its provider (spec §6).
+/// The assistant bot's requests to its provider (protocol.md §6).
 #[derive(Clone, Debug, Default)]
 pub struct AssistantCounters {
     /// Replies the provider streamed to the end.

@@ -1,4 +1,4 @@
-//! Anonymous visitors (spec §1, issue 5 item 6): with `auth.allow_anonymous`
+//! Anonymous visitors (protocol.md §1, issue 5 item 6): with `auth.allow_anonymous`
 //! a WebSocket without a token gets a fresh `anon-…` id, may use only the
 //! `assistant` rooms it owns, and lives under its own, stricter limits: a
 //! message rate per client address and a connection cap per address.

@@ -1,4 +1,4 @@
-//! The assistant bot (spec §6): in a room of type `assistant` each user
+//! The assistant bot (protocol.md §6): in a room of type `assistant` each user
 //! message goes, with the room's recent history, to an OpenAI-compatible
 //! provider (here a real HTTP server on 127.0.0.1 that speaks its protocol),
 //! comes back as `assistant_delta` frames while the bot shows typing, and is

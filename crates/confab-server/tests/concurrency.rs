@@ -1,4 +1,4 @@
-//! Ordering under concurrent senders (spec §2.2, §5.1, §7): eight users send
+//! Ordering under concurrent senders (protocol.md §2.2, §5.1, §7): eight users send
 //! 25 messages each into one room at once; every ack is distinct, the seqs
 //! are exactly 1..=200, history agrees with the acks, and every subscriber —
 //! the senders' own connections and two watchers — receives all 200

@@ -1,4 +1,4 @@
-//! Edits, deletes and reactions (spec §2.3, §2.4; issue 4 items 2 and 3).
+//! Edits, deletes and reactions (protocol.md §2.3, §2.4; issue 4 items 2 and 3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 

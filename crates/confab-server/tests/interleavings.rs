@@ -1,4 +1,4 @@
-//! Property (spec §5.2, issue 5 item 9): whatever the interleaving of sends,
+//! Property (protocol.md §5.2, issue 5 item 9): whatever the interleaving of sends,
 //! reads and reconnect-with-`since_seq` across several clients, each client
 //! ends up with every message of each of its rooms exactly once, in seq order.
 //!

@@ -1,4 +1,4 @@
-//! Read markers and unread counts (spec §2.3, §2.4, §4, §7): `unread_count`
+//! Read markers and unread counts (protocol.md §2.3, §2.4, §4, §7): `unread_count`
 //! in `subscribed`, `room_list` and the REST room answers for every member
 //! (own messages never unread), and `mark_read` by `up_to_seq`, by
 //! `message_ids`, or everything, over WebSocket and REST, with `message_read`

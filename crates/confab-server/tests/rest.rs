@@ -1,4 +1,4 @@
-//! The REST API (spec §4, §7 shapes): the caller, users, rooms (create with
+//! The REST API (protocol.md §4, §7 shapes): the caller, users, rooms (create with
 //! an app id, list, get, patch, close), members with live `room_added` /
 //! `room_removed`, direct rooms, messages fanned out live, health, and the
 //! error bodies for unknown routes and bad bodies.

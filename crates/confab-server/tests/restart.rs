@@ -1,4 +1,4 @@
-//! Restart and shutdown (spec §0, §2.1, §5.1): stored messages, seqs, read
+//! Restart and shutdown (protocol.md §0, §2.1, §5.1): stored messages, seqs, read
 //! markers, idempotency keys and the generated JWT secret survive a restart
 //! on the same data dir; stopping closes every open WebSocket with 1012.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -1,4 +1,4 @@
-//! Resume with `since_seq` (spec §5.2, §7 "Catch-up frames"): `subscribed`
+//! Resume with `since_seq` (protocol.md §5.2, §7 "Catch-up frames"): `subscribed`
 //! first, then exactly the missed messages as ordinary `new_message` frames in
 //! seq order, then live ones — with no gap and no duplicate even while other
 //! clients keep sending; a cut backlog delivers at least the 50 oldest.

@@ -1,4 +1,4 @@
-//! Slow consumers (spec §5.3): a connection that stops reading is closed with
+//! Slow consumers (protocol.md §5.3): a connection that stops reading is closed with
 //! 4008 once its bounded queue (frames or bytes) is full, and the room goes on
 //! without it: the sender's acks keep coming and every other subscriber gets
 //! every message, in order.

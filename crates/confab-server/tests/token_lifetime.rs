@@ -1,4 +1,4 @@
-//! Token lifetime (spec §1, §7; issue 5, item 5): a connection is closed with
+//! Token lifetime (protocol.md §1, §7; issue 5, item 5): a connection is closed with
 //! 4003 when its token expires, unless `refresh_token` brought a valid token
 //! of the same user with a later `exp`. A refused refresh answers
 //! `unauthorized` and changes nothing: it neither extends nor shortens.

@@ -17,7 +17,7 @@ use confab_protocol::decode_client_frame;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Every frame type the server sends (spec §2.2–2.4).
+/// Every frame type the server sends (protocol.md §2.2–2.4).
 const SERVER_FRAME_TYPES: &[&str] = &[
     "connection_established",
     "subscribed",

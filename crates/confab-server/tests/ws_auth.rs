@@ -1,4 +1,4 @@
-//! Authentication (spec §1, §2.1, §7): the four token placements and their
+//! Authentication (protocol.md §1, §2.1, §7): the four token placements and their
 //! order of preference, the refusal close codes (4001, 4002, 4003), disabled
 //! and unknown users, SimpleJWT tokens, the server key on REST, REST 401s,
 //! token expiry and refresh, and the read-only global role `viewer`.
@@ -169,7 +169,7 @@ async fn bad_signatures_garbage_and_expired_tokens_close_4003_in_every_placement
         "not-the-server-secret",
         &json!({"sub": "alice", "exp": now_s() + 3600}),
     );
-    // Expired well beyond the at-most-30 s leeway of spec §7.
+    // Expired well beyond the at-most-30 s leeway of protocol.md §7.
     let expired = server.token_from_claims(&json!({"sub": "alice", "exp": now_s() - 60}));
     let no_subject = server.token_from_claims(&json!({"exp": now_s() + 3600}));
     let no_exp = server.token_from_claims(&json!({"sub": "alice"}));

@@ -1,4 +1,4 @@
-//! Bad input on the unified endpoint (spec §2, §2.1, §2.4): every malformed
+//! Bad input on the unified endpoint (protocol.md §2, §2.1, §2.4): every malformed
 //! frame gets an `error` with its contract code, the connection stays usable,
 //! and nothing is stored; only an oversized frame closes (1009).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -88,7 +88,7 @@ async fn missing_and_wrongly_typed_fields_are_invalid_field() {
         r#"{"type":"subscribe_room","req_id":1}"#,
         r#"{"type":"unsubscribe_room","req_id":1}"#,
         r#"{"type":"send_message","content":"x","req_id":1}"#,
-        // `content` is a required field of send_message (spec §2.3).
+        // `content` is a required field of send_message (protocol.md §2.3).
         r#"{"type":"send_message","room_id":"ROOM","req_id":1}"#,
         r#"{"type":"get_history","req_id":1}"#,
         r#"{"type":"get_presence","req_id":1}"#,

@@ -1,4 +1,4 @@
-//! Sending and reading messages (spec §2.2, §2.3, §5.1, §5.4, §7):
+//! Sending and reading messages (protocol.md §2.2, §2.3, §5.1, §5.4, §7):
 //! `message_ack` before the sender's own `new_message`, fan-out to every
 //! subscribed connection, message types, locations, replies, idempotent
 //! sends, closed rooms, and `get_history` / REST history paging.

@@ -1,4 +1,4 @@
-//! Rooms on the unified endpoint (spec §2.3, §2.4, §7): subscribing and
+//! Rooms on the unified endpoint (protocol.md §2.3, §2.4, §7): subscribing and
 //! unsubscribing, numeric room ids, the room list with cursor paging,
 //! presence, ping, and `/ws` meeting `/ws/chat/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -159,7 +159,7 @@ async fn numeric_room_ids_mean_their_decimal_string() {
 async fn ping_answers_pong_with_the_req_id() {
     let server = TestServer::start().await;
     let mut ws = server.ws("alice").await;
-    // Any string or number (spec §2), echoed exactly as sent.
+    // Any string or number (protocol.md §2), echoed exactly as sent.
     for req_id in [
         json!(1),
         json!("abc"),

@@ -1,4 +1,4 @@
-//! Typing indicators (spec §2.3, §2.4, §7): the others see them, the typist's
+//! Typing indicators (protocol.md §2.3, §2.4, §7): the others see them, the typist's
 //! own connections never do, `stop_typing` and `is_typing: false` end them,
 //! a subscription is needed, and an indicator lapses by itself after 6 s.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -255,7 +255,7 @@ async fn send_until_dead(
     sent
 }
 
-/// Spec §5.1 and issue 5: every acked message survives `kill -9` mid-stream,
+/// protocol.md §5.1 and issue 5: every acked message survives `kill -9` mid-stream,
 /// nothing unacked leaves a hole in the seqs, and retrying the unanswered
 /// sends after the restart stores each exactly once.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The assistant bot of `assistant` rooms (spec §6).
+//! The assistant bot of `assistant` rooms (protocol.md §6).
 //!
 //! A user's text message in an `assistant` room, once stored, becomes a
 //! question ([`Asker::ask`], from the message's commit hook). [`run`]

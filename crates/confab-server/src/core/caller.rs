@@ -9,7 +9,7 @@ use crate::store::{GlobalRole, RoomRecord, RoomRole, UserRecord, UserUpsert};
 use confab_protocol::Timestamp;
 use std::net::IpAddr;
 
-/// The room type anonymous visitors may use (spec §1).
+/// The room type anonymous visitors may use (protocol.md §1).
 pub const ASSISTANT_ROOM: &str = "assistant";
 
 /// An authenticated caller.
@@ -65,7 +65,7 @@ impl Caller {
     }
 
     /// Whether this caller may use `room` at all, before membership: an
-    /// anonymous visitor only in `assistant` rooms it owns (spec §1).
+    /// anonymous visitor only in `assistant` rooms it owns (protocol.md §1).
     pub fn may_use(&self, room: &RoomRecord, role: Option<RoomRole>) -> bool {
         self.may_use_kind(room.room_type == ASSISTANT_ROOM, role)
     }

@@ -1,5 +1,5 @@
 //! Core's error type and its mapping to contract codes — the one place where a
-//! failure becomes an `error.code` (spec §2.4) or a close code (spec §2.1).
+//! failure becomes an `error.code` (protocol.md §2.4) or a close code (protocol.md §2.1).
 
 use crate::auth::AuthError;
 use crate::limits::rate::ceil_millis;

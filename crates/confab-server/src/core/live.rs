@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long a `typing` lasts without a refresh (spec §2.4).
+/// How long a `typing` lasts without a refresh (protocol.md §2.4).
 pub const TYPING_TTL: Duration = Duration::from_secs(6);
 
 /// Rows read per query while replaying a backlog.
@@ -29,7 +29,7 @@ pub struct Admission {
 impl Chat {
     /// Subscribes a connection to a room: queues `subscribed`, then (with
     /// `since_seq`) every stored message after it as `new_message`, then live
-    /// events — with no gap and no duplicate (spec §5.2). A backlog larger than
+    /// events — with no gap and no duplicate (protocol.md §5.2). A backlog larger than
     /// `limits.max_catch_up` is cut after its oldest part; the client pages the
     /// rest with `get_history` up to `subscribed.last_seq`.
     pub async fn subscribe(

@@ -88,7 +88,7 @@ impl Chat {
     /// when many senders race, and a message is fanned out even if the caller
     /// stopped waiting (a REST client that hung up). `on_stored` runs there
     /// first — the WebSocket session queues its `message_ack` — so the
-    /// sender's connection sees the ack before its own `new_message` (spec
+    /// sender's connection sees the ack before its own `new_message` (protocol.md
     /// §7). A duplicate send is answered but not fanned out again.
     pub async fn send_message(
         &self,
@@ -131,7 +131,7 @@ impl Chat {
         // Last check before storing: a refused send has stored nothing, and a
         // send refused for another reason has not used up the allowance.
         self.check_message_rate(caller)?;
-        // In an assistant room a user's text asks the bot for a reply (spec §6).
+        // In an assistant room a user's text asks the bot for a reply (protocol.md §6).
         let asks = access.assistant
             && caller.id() != ASSISTANT_USER
             && new.message_type == MessageType::Text;
@@ -211,7 +211,7 @@ impl Chat {
             MessageType::Location | MessageType::Image | MessageType::File
         );
         // A text or system message without `content` is a missing field, not
-        // an empty message (spec §2.3 lists `content` as required).
+        // an empty message (protocol.md §2.3 lists `content` as required).
         let content = match request.content {
             Some(content) => content,
             None if content_optional => String::new(),

@@ -71,7 +71,7 @@ pub struct Chat {
 pub struct SendAccess {
     /// The room is closed: nobody may send.
     pub closed: bool,
-    /// The room is an `assistant` room: the bot answers (spec §6).
+    /// The room is an `assistant` room: the bot answers (protocol.md §6).
     pub assistant: bool,
     /// The caller's role; `None` for an admin who is not a member.
     pub role: Option<RoomRole>,

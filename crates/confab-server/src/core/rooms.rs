@@ -98,7 +98,7 @@ impl Chat {
                 members.push((id, RoomRole::Member));
             }
         }
-        // An assistant room has the bot as a member (spec §6).
+        // An assistant room has the bot as a member (protocol.md §6).
         let bot = crate::identity::ASSISTANT_USER;
         if room_type == super::caller::ASSISTANT_ROOM && !members.iter().any(|(m, _)| m == bot) {
             members.push((bot.to_owned(), RoomRole::Member));

@@ -1,4 +1,4 @@
-//! Stored records → the wire objects of spec §2.2.
+//! Stored records → the wire objects of protocol.md §2.2.
 
 use crate::store::{MessageRecord, UserRecord};
 use confab_protocol::{Message, Sender, User};

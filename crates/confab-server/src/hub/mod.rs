@@ -9,7 +9,7 @@
 //! in a small buffer while the session replays stored messages, then
 //! [`Hub::activate`] releases the buffered events whose `seq` the replay did
 //! not already deliver. That stitch is what makes resume gap- and duplicate-free
-//! (spec §5.2).
+//! (protocol.md §5.2).
 
 mod outbox;
 

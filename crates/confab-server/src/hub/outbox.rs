@@ -4,7 +4,7 @@
 //! own session and frames fanned out by the hub alike, so a client sees them
 //! in the order they were queued. The queue is bounded in frames and in bytes;
 //! when a push would pass either bound the connection is a slow consumer and is
-//! closed with 4008 (spec §5.3) instead of blocking the room or growing
+//! closed with 4008 (protocol.md §5.3) instead of blocking the room or growing
 //! without limit. Frames are shared (`Utf8Bytes` is reference-counted), so the
 //! byte count is what this connection holds up, not what it copied.
 

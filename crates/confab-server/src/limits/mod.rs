@@ -1,5 +1,5 @@
 //! Rate limits and connection caps: what stops one user or one address from
-//! flooding the node (spec §2.1 close 4029, §2.4 `rate_limited`).
+//! flooding the node (protocol.md §2.1 close 4029, §2.4 `rate_limited`).
 //!
 //! Every counter here is per node: a user connected to two nodes gets each
 //! node's allowance. Limiters are keyed maps shared by all connections (one

@@ -9,10 +9,10 @@
 //! - a message's `seq` is assigned in the same transaction as its insert, so a
 //!   room's seqs are 1, 2, 3 … with no gap and no repeat, even under concurrent
 //!   senders; an append that fails stores nothing and uses no seq;
-//! - `append_message` returns only after the transaction committed (spec §5.1),
+//! - `append_message` returns only after the transaction committed (protocol.md §5.1),
 //!   and appends queued in turn with `queue_append` are stored in that order;
 //! - a repeated `(sender, room, client_msg_id)` stores nothing and returns the
-//!   original message as [`AppendOutcome::Duplicate`] (spec §5.4);
+//!   original message as [`AppendOutcome::Duplicate`] (protocol.md §5.4);
 //! - unread counts come from per-member read markers, never from per-message
 //!   per-user rows.
 //!

@@ -35,7 +35,7 @@ impl ApiError {
     }
 }
 
-/// The body of every REST error: `{"error": {"code", "message"}}` (spec §4).
+/// The body of every REST error: `{"error": {"code", "message"}}` (protocol.md §4).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.

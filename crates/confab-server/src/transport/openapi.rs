@@ -214,7 +214,7 @@ impl IntoResponses for BadJsonBody {
 #[schema(value_type = String, format = Binary)]
 pub struct FileBytes(pub Vec<u8>);
 
-/// The upload form: one file in the field `file` (spec §7).
+/// The upload form: one file in the field `file` (protocol.md §7).
 #[derive(ToSchema)]
 pub struct UploadForm {
     /// The file's bytes; its part's `filename` and `Content-Type` are kept.

@@ -1,4 +1,4 @@
-//! REST handlers under `/api/v1` (spec §4). Each one parses, calls core once,
+//! REST handlers under `/api/v1` (protocol.md §4). Each one parses, calls core once,
 //! and shapes the answer; rules live in core.
 //!
 //! Every handler carries a `#[utoipa::path]` and every body a `ToSchema`

@@ -318,7 +318,7 @@ pub(super) const HISTORY_AFTER: &str = concat!(
     "WHERE m.room_id = $1 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $2"
 );
 
-/// `unread_count` of one member (spec §7): every seq above the marker is a
+/// `unread_count` of one member (protocol.md §7): every seq above the marker is a
 /// row, so it is the distance to the room's `last_seq` minus the member's own
 /// messages above the marker minus others' deleted ones above it. Both
 /// subtractions are index ranges (`messages_by_sender`, the partial

@@ -8,7 +8,7 @@
 //! - [`session`]: the engine: sign-in, admission, the read loop, token
 //!   expiry, sends in flight.
 //! - `writer`: the one task that writes a connection's socket.
-//! - [`unified`]: the unified protocol of `/ws` (spec §2), the first dialect.
+//! - [`unified`]: the unified protocol of `/ws` (protocol.md §2), the first dialect.
 
 pub mod dialect;
 pub mod session;
@@ -56,7 +56,7 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-/// `GET /ws`: the unified WebSocket session (spec §2).
+/// `GET /ws`: the unified WebSocket session (protocol.md §2).
 ///
 /// Checks the origin (403 unless `server.allowed_origins` allows it),
 /// upgrades, applies the per-address handshake rate and connection cap
@@ -135,7 +135,7 @@ async fn upgrade_at<D: Dialect>(
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
         .collect();
-    // Preference order of spec §1: header, subprotocol, (first frame), query.
+    // Preference order of protocol.md §1: header, subprotocol, (first frame), query.
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -164,7 +164,7 @@ async fn upgrade_at<D: Dialect>(
         ws = ws.protocols([SUBPROTOCOL]);
     }
     // Refused after the upgrade, with a close code, because browsers see
-    // close codes but not HTTP statuses (spec §7). Checked before any token
+    // close codes but not HTTP statuses (protocol.md §7). Checked before any token
     // work, so a flood costs no signature checks and no storage reads.
     let addr_slot = state.chat.admit_address(peer.ip());
     let shutdown = state.shutdown.clone();
@@ -224,7 +224,7 @@ pub async fn upgrade_chat(
 }
 
 /// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
-/// per-room chat front-ends use (spec §2).
+/// per-room chat front-ends use (protocol.md §2).
 ///
 /// Everything about `/ws` holds here; the frames are described in
 /// docs/protocol.md.

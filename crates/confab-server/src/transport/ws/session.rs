@@ -75,7 +75,7 @@ pub(super) async fn run<D: Dialect>(
             Ok((Caller::anonymous(peer), Some(Vec::new())))
         }
         // A shutdown does not wait for the auth timeout: this socket gets its
-        // 1012 like every other (spec §0).
+        // 1012 like every other (protocol.md §0).
         None => tokio::select! {
             signed_in = first_frame_auth(&state, &dialect, &mut stream) => signed_in,
             () = state.shutdown.cancelled() => {
@@ -219,7 +219,7 @@ async fn first_frame_auth<D: Dialect>(
     }
 }
 
-/// The close code a read error calls for (spec §2.1, RFC 6455 §7.4.1): a
+/// The close code a read error calls for (protocol.md §2.1, RFC 6455 §7.4.1): a
 /// frame over the size limit 1009, a text frame that is not UTF-8 1007, any
 /// other breach of the WebSocket protocol (unmasked frame, reserved opcode or
 /// bits, an over-long control frame) 1002. `None` when the peer is simply

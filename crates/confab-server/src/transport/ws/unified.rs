@@ -1,4 +1,4 @@
-//! The unified protocol (spec §2), spoken on `/ws` and `/ws/chat/`: the
+//! The unified protocol (protocol.md §2), spoken on `/ws` and `/ws/chat/`: the
 //! first dialect of the session engine. One connection carries every room;
 //! each client frame decodes into one [`ClientFrame`] and one core call.
 
