@@ -8,7 +8,6 @@ use crate::config::{Config, ConfigError};
 use crate::core::Chat;
 use crate::core::cluster::Cluster;
 use crate::hub::Hub;
-use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
@@ -117,18 +116,7 @@ impl App {
         cluster.spawn_presence();
         cluster.listen_for_users().await;
         let (asker, questions) = crate::core::assistant::channel();
-        let chat = Chat {
-            assistant: asker,
-            store,
-            hub,
-            cluster,
-            auth,
-            sent_rate: Arc::default(),
-            limits: Limits::new(&config, &metrics.refusals),
-            metrics,
-            config: Arc::new(config),
-        };
-        let chat = Arc::new(chat);
+        let chat = Arc::new(Chat::new(store, cluster, auth, config, metrics, asker));
         let shutdown = CancellationToken::new();
         background.spawn(crate::core::assistant::run(
             chat.clone(),
@@ -138,7 +126,7 @@ impl App {
         Ok(App {
             background,
             state: AppState {
-                origins: OriginPolicy::new(&chat.config.server.allowed_origins),
+                origins: OriginPolicy::new(&chat.config().server.allowed_origins),
                 chat,
                 shutdown,
                 tracker: TaskTracker::new(),
@@ -185,8 +173,14 @@ impl App {
         // `server.write_timeout_ms`), so its unsent bytes are not pinned in
         // kernel memory after the socket is closed. Twice the write timeout
         // leaves the writer the first word (its 4008 is counted).
-        let user_timeout =
-            Duration::from_millis(state.chat.config.server.write_timeout_ms.saturating_mul(2));
+        let user_timeout = Duration::from_millis(
+            state
+                .chat
+                .config()
+                .server
+                .write_timeout_ms
+                .saturating_mul(2),
+        );
         let listener = listener.tap_io(move |tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "TCP_NODELAY not set");
@@ -201,9 +195,9 @@ impl App {
         .with_graceful_shutdown(signal)
         .await;
         token.cancel();
-        state.chat.hub.close_all(CloseCode::Restarting);
+        state.chat.close_all_connections(CloseCode::Restarting);
         state.tracker.close();
-        let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
+        let grace = Duration::from_secs(state.chat.config().server.shutdown_grace_s);
         if tokio::time::timeout(grace, state.tracker.wait())
             .await
             .is_err()
@@ -215,7 +209,7 @@ impl App {
         if !self.background.stop(grace).await {
             tracing::warn!("some background tasks did not stop within the grace period");
         }
-        state.chat.store.close().await;
+        state.chat.close_storage().await;
         served?;
         Ok(())
     }
@@ -241,7 +235,7 @@ async fn collect_limiter_garbage(chat: Arc<Chat>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(LIMITER_GC_PERIOD);
     loop {
         tokio::select! {
-            _ = tick.tick() => chat.limits.gc(),
+            _ = tick.tick() => chat.collect_limiter_garbage(),
             () = stop.cancelled() => return,
         }
     }

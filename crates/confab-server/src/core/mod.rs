@@ -45,25 +45,79 @@ use confab_protocol::ServerFrame;
 use std::sync::Arc;
 
 /// The chat service: everything a transport needs, shared by all connections.
+/// Its parts are private: transports call its methods, which say what they
+/// do, and never reach the store, the hub or the limits themselves.
 pub struct Chat {
     /// The room log.
-    pub store: DynStore,
+    store: DynStore,
     /// This node's live connections.
-    pub hub: Arc<Hub>,
-    /// The hub plus the broker: where room events are published.
-    pub cluster: Arc<cluster::Cluster>,
+    hub: Arc<Hub>,
+    /// The hub plus the broker: where room events are fanned out.
+    cluster: Arc<cluster::Cluster>,
     /// Token verification.
-    pub auth: Authenticator,
+    auth: Authenticator,
     /// The configuration, fixed at start-up.
-    pub config: Arc<Config>,
+    config: Arc<Config>,
     /// Messages stored per second over the last minute.
-    pub sent_rate: Arc<stats::RateWindow>,
+    sent_rate: Arc<stats::RateWindow>,
     /// Rate limits and connection caps of this node.
-    pub limits: Limits,
+    limits: Limits,
     /// This server's `/metrics` series.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Where stored questions to the assistant bot go (see [`assistant::run`]).
-    pub assistant: assistant::Asker,
+    assistant: assistant::Asker,
+}
+
+impl Chat {
+    /// Assembles the service from its parts (built by [`crate::app`]); the
+    /// limits are made here, from the configuration.
+    pub fn new(
+        store: DynStore,
+        cluster: Arc<cluster::Cluster>,
+        auth: Authenticator,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+        assistant: assistant::Asker,
+    ) -> Chat {
+        Chat {
+            limits: Limits::new(&config, &metrics.refusals),
+            hub: cluster.hub.clone(),
+            store,
+            cluster,
+            auth,
+            config: Arc::new(config),
+            sent_rate: Arc::default(),
+            metrics,
+            assistant,
+        }
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This server's `/metrics` series.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Closes every connection on this node with `code` (shutdown: 1012).
+    pub fn close_all_connections(&self, code: confab_protocol::CloseCode) {
+        self.hub.close_all(code);
+    }
+
+    /// Lets storage finish what it holds and close (the last step of a
+    /// shutdown).
+    pub async fn close_storage(&self) {
+        self.store.close().await;
+    }
+
+    /// Drops rate-limit entries that are back to a fresh state, so the
+    /// limiters hold only recently active users and addresses.
+    pub fn collect_limiter_garbage(&self) {
+        self.limits.gc();
+    }
 }
 
 /// What [`Chat::send_access`] found.

@@ -34,6 +34,15 @@ pub struct Created {
     pub created: bool,
 }
 
+/// Where a reader's marker stands after [`Chat::mark_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMarker {
+    /// The highest seq read.
+    pub marker: i64,
+    /// Messages left unread in the room for the reader.
+    pub unread: i64,
+}
+
 /// Default page of the room list.
 const ROOM_LIST_DEFAULT: u32 = 50;
 /// Largest page of the room list.
@@ -422,14 +431,14 @@ impl Chat {
     /// Moves the caller's read marker (to `up_to_seq`, to the highest of
     /// `message_ids`, or to the end), tells the room with `message_read`, and
     /// the caller's own connections with `room_updated` carrying the new
-    /// `unread_count`. Returns the marker.
+    /// `unread_count`. Returns both.
     pub async fn mark_read(
         &self,
         caller: &Caller,
         room_id: &str,
         up_to_seq: Option<i64>,
         message_ids: Option<Vec<String>>,
-    ) -> ChatResult<i64> {
+    ) -> ChatResult<ReadMarker> {
         let (room, member) = self.room_access(caller, room_id).await?;
         if member.is_none() {
             return Err(ChatError::Forbidden("not a member of this room".into()));
@@ -480,7 +489,7 @@ impl Chat {
                 updates: json!({"unread_count": unread, "last_read_seq": marker}),
             },
         );
-        Ok(marker)
+        Ok(ReadMarker { marker, unread })
     }
 
     /// `PUT /api/v1/users/{id}`: the server key creates or updates a user.

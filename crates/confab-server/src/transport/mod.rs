@@ -41,7 +41,7 @@ use utoipa_axum::routes;
 /// serialized.
 pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
     // Room for the multipart framing around the largest accepted file.
-    let upload_limit = state.chat.config.limits.max_upload_bytes + 64 * 1024;
+    let upload_limit = state.chat.config().limits.max_upload_bytes + 64 * 1024;
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rest::upload).layer(DefaultBodyLimit::max(upload_limit)))
         .routes(routes!(rest::download))

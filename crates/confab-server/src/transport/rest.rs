@@ -615,20 +615,14 @@ pub async fn mark_read(
     body: Bytes,
 ) -> ApiResult<Json<ReadState>> {
     let body: ReadBody = optional_json(&body)?;
-    let marker = state
+    let read = state
         .chat
         .mark_read(&caller, &room_id, body.up_to_seq, body.message_ids)
         .await?;
-    let unread = state
-        .chat
-        .store
-        .unread_count(&room_id, caller.id())
-        .await
-        .map_err(crate::core::ChatError::from)?;
     Ok(Json(ReadState {
         room_id,
-        last_read_seq: marker,
-        unread_count: unread,
+        last_read_seq: read.marker,
+        unread_count: read.unread,
     }))
 }
 
@@ -810,7 +804,7 @@ pub async fn healthz() -> Json<Health> {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.chat.metrics.encode(),
+        state.chat.metrics().encode(),
     )
         .into_response()
 }

@@ -154,7 +154,7 @@ async fn upgrade_at<D: Dialect>(
                 .filter(|t| !t.is_empty())
         });
     let act_as = acting_user(&headers).map(str::to_owned);
-    let max = state.chat.config.limits.max_frame_bytes;
+    let max = state.chat.config().limits.max_frame_bytes;
     let mut ws = ws
         .max_message_size(max)
         .max_frame_size(max)

@@ -71,7 +71,7 @@ pub(super) async fn run<D: Dialect>(
         // No token and visitors welcome: in at once as `anon-…` (a fresh id,
         // in no room yet); a dialect may still identify the connection later
         // (the unified protocol's `auth` first frame: Session::identify).
-        None if state.chat.config.auth.allow_anonymous => {
+        None if state.chat.config().auth.allow_anonymous => {
             Ok((Caller::anonymous(peer), Some(Vec::new())))
         }
         // A shutdown does not wait for the auth timeout: this socket gets its
@@ -102,7 +102,7 @@ pub(super) async fn run<D: Dialect>(
             return;
         }
     };
-    let config = &state.chat.config;
+    let config = &state.chat.config();
     let (outbox, receiver) = outbox(
         config.server.outbound_queue_frames,
         config.server.outbound_queue_bytes,
@@ -114,7 +114,7 @@ pub(super) async fn run<D: Dialect>(
         })
         .await;
     let endpoint = dialect.endpoint();
-    let _open = OpenSession::new(state.chat.metrics.connections(endpoint));
+    let _open = OpenSession::new(state.chat.metrics().connections(endpoint));
     let span = tracing::info_span!("conn", conn, user = %caller.id());
     span.in_scope(|| tracing::debug!(endpoint, "session opened"));
     let liveness = Liveness::default();
@@ -125,7 +125,7 @@ pub(super) async fn run<D: Dialect>(
             write_timeout: Duration::from_millis(config.server.write_timeout_ms),
         },
         liveness: liveness.clone(),
-        metrics: state.chat.metrics.clone(),
+        metrics: state.chat.metrics().clone(),
     };
     let mut writer = state.tracker.spawn(
         writer::write_loop(sink, receiver, dialect.render(), context).instrument(span.clone()),
@@ -163,7 +163,7 @@ pub(super) async fn run<D: Dialect>(
     // The writer's every write is bounded, so this wait is too; the abort
     // is the backstop that keeps a writer from outliving its session (a
     // dropped JoinHandle would leave it running, holding the socket).
-    let grace = Duration::from_secs(state.chat.config.server.shutdown_grace_s);
+    let grace = Duration::from_secs(state.chat.config().server.shutdown_grace_s);
     if tokio::time::timeout(grace, &mut writer).await.is_err() {
         writer.abort();
     }
@@ -198,7 +198,7 @@ async fn first_frame_auth<D: Dialect>(
     dialect: &D,
     stream: &mut SplitStream<WebSocket>,
 ) -> ChatResult<(Caller, Option<Vec<String>>)> {
-    let timeout = Duration::from_secs(state.chat.config.auth.auth_timeout_s);
+    let timeout = Duration::from_secs(state.chat.config().auth.auth_timeout_s);
     let first = tokio::time::timeout(timeout, async {
         loop {
             match stream.next().await {
@@ -210,7 +210,7 @@ async fn first_frame_auth<D: Dialect>(
     })
     .await;
     let token = match first {
-        Ok(Some(text)) => dialect.first_frame_token(&text, &state.chat.config),
+        Ok(Some(text)) => dialect.first_frame_token(&text, state.chat.config()),
         _ => None,
     };
     match token {
@@ -367,7 +367,7 @@ impl Session<'_> {
         let left = match self.caller.exp {
             None => FAR_FUTURE,
             Some(exp) => {
-                let leeway = self.state.chat.config.auth.leeway_s;
+                let leeway = self.state.chat.config().auth.leeway_s;
                 match UNIX_EPOCH.checked_add(Duration::from_secs(exp.saturating_add(leeway))) {
                     // Beyond what the clock can represent: as good as never.
                     None => FAR_FUTURE,
@@ -419,7 +419,7 @@ impl Session<'_> {
         let outbox = &self.outbox;
         let conn = chat
             .connect(&caller, rooms, outbox.clone(), |conn| {
-                outbox.push(greeting(&chat.config, &caller, conn));
+                outbox.push(greeting(chat.config(), &caller, conn));
             })
             .await;
         tracing::debug!(conn, user = %caller.id(), "anonymous connection identified");

@@ -76,7 +76,7 @@ impl Dialect for Unified {
     }
 
     async fn on_text(&mut self, session: &mut Session<'_>, text: &str) {
-        let max_depth = session.chat().config.limits.max_json_depth;
+        let max_depth = session.chat().config().limits.max_json_depth;
         let decoded = decode_client_frame_limited(text, max_depth);
         let fresh = std::mem::replace(&mut self.fresh, false);
         if let Ok(envelope) = &decoded
