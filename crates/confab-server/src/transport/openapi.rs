@@ -36,7 +36,7 @@ pub const ACTING_USER: &str = "acting_user";
 #[openapi(
     info(
         title = "confab",
-        description = "confab's REST API (spec §4). Generated from the server's handlers and \
+        description = "confab's REST API (docs/protocol.md §4). Generated from the server's handlers and \
                        types at start-up. The WebSocket protocol spoken after the `101` of \
                        `/ws` and `/ws/chat/` is described in docs/protocol.md.",
     ),
