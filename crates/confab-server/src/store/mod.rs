@@ -20,7 +20,9 @@
 //! implementation: users, rooms, members, messages, read state, health.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
+mod writer;
 
 #[cfg(test)]
 mod conformance;

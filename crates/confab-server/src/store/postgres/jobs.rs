@@ -4,9 +4,11 @@
 //! inputs and keeps no state between runs.
 
 use super::rows::{
-    MEMBER_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, fetch_member, fetch_message, fetch_reactions,
-    fetch_user, json_object, member_from_row, message_from_row, message_select, on_constraint,
-    room_from_row, user_from_row,
+    fetch_member, fetch_message, fetch_reactions, fetch_user, json_object, message_select,
+};
+use crate::store::rows::{
+    MEMBER_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, member_from_row, message_from_row, on_constraint,
+    room_from_row, stored_record, user_from_row,
 };
 use crate::store::{
     AppendOutcome, AttachmentRecord, CreateOutcome, GlobalRole, MemberRecord, MessageRecord,
@@ -242,25 +244,12 @@ pub(super) async fn append_message(
     .await
     .map_err(on_constraint)?;
 
-    Ok(AppendOutcome::Stored(MessageRecord {
-        id: message.id,
-        room_id: message.room_id,
+    Ok(AppendOutcome::Stored(stored_record(
+        message,
         seq,
-        sender_id: message.sender_id,
-        sender_username: sender.username,
-        sender_name: sender.name,
-        content: message.content,
-        message_type: message.message_type,
-        reply_to: message.reply_to,
-        metadata,
-        attachment: message.attachment,
-        location: message.location,
-        client_msg_id: message.client_msg_id,
-        created_at: message.created_at,
-        edited_at: None,
-        deleted: false,
-        reactions: BTreeMap::new(),
-    }))
+        sender.username,
+        sender.name,
+    )))
 }
 
 pub(super) async fn edit_message(
