@@ -19,7 +19,9 @@
 //! Methods are listed in the same order, with the same meaning, in every
 //! implementation: users, rooms, members, messages, read state, health.
 
+mod jobs;
 pub mod postgres;
+mod reads;
 mod rows;
 pub mod sqlite;
 mod writer;

@@ -16,7 +16,9 @@ use sqlx::error::ErrorKind;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::collections::BTreeMap;
 
-/// What decoding a row needs to know about a backend: how it keeps JSON.
+/// What the shared reads need to know about a backend: how it keeps JSON,
+/// how its errors read, and its SQL for each shared read (placeholders,
+/// booleans and JSON functions differ; see `reads.rs` for what each binds).
 pub(crate) trait Dialect: sqlx::Database {
     /// A JSON object column (`metadata`), as the record holds it: SQLite
     /// keeps TEXT (and `{}` stands in for what is missing or unreadable),
@@ -26,7 +28,47 @@ pub(crate) trait Dialect: sqlx::Database {
     /// The `{"emoji": ["user", …]}` object a reactions subquery built, as a
     /// map (empty when null). A missing column is an error left to the
     /// caller ([`message_from_row`] reads it as "no reactions").
-    fn reactions(row: &Self::Row, column: &str) -> sqlx::Result<BTreeMap<String, Vec<String>>>;
+    fn reactions<I: ColumnIndex<Self::Row>>(
+        row: &Self::Row,
+        column: I,
+    ) -> sqlx::Result<BTreeMap<String, Vec<String>>>;
+
+    /// Maps a read's error: a closed pool means the store is shutting down
+    /// (PostgreSQL also tells a database out of reach).
+    fn read_error(e: sqlx::Error) -> StoreError;
+
+    /// A user's [`user_columns`] by `(id)`.
+    const USER_BY_ID: &'static str;
+    /// A room's [`room_columns`] by `(id)`.
+    const ROOM_BY_ID: &'static str;
+    /// A membership's [`member_columns`] by `(room, user)`.
+    const MEMBER_BY_IDS: &'static str;
+    /// A message as [`message_from_row`] reads it, by `(message, room)`.
+    const MESSAGE_BY_IDS: &'static str;
+    /// One message's reaction map, one column: `(message)`.
+    const REACTIONS_OF: &'static str;
+    /// The newest `limit` messages, newest first: `(room, limit)`.
+    const HISTORY_LATEST: &'static str;
+    /// The newest `limit` messages below a seq: `(room, limit, seq)`.
+    const HISTORY_BEFORE: &'static str;
+    /// The oldest `limit` messages above a seq: `(room, limit, seq)`.
+    const HISTORY_AFTER: &'static str;
+    /// One member's unread count, no row if not a member: `(room, user)`.
+    const UNREAD_COUNT: &'static str;
+    /// A page of a user's rooms ([`list_user_rooms_sql`]):
+    /// `(user, after_activity, after_id, limit)`.
+    const LIST_USER_ROOMS: &'static str;
+    /// The ids of a user's rooms in id order: `(user)`.
+    const USER_ROOM_IDS: &'static str;
+    /// A room's members with their users' display fields: `(room)`.
+    const LIST_MEMBERS: &'static str;
+    /// An upload's record by `(id)`.
+    const ATTACHMENT_BY_ID: &'static str;
+    /// A row if a message in one of the user's rooms carries the upload:
+    /// `(upload, user)`.
+    const ATTACHMENT_SHARED_WITH: &'static str;
+    /// The number of rooms and of stored messages, as two `BIGINT`s.
+    const COUNTS: &'static str;
 }
 
 /// The typed column reads the decoders need, so that their bounds are
@@ -112,8 +154,13 @@ pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
-/// The columns [`user_from_row`] reads.
-pub(crate) const USER_COLUMNS: &str = "id, username, name, role, disabled, created_at";
+/// The columns [`user_from_row`] reads, as a literal for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, username, name, role, disabled, created_at"
+    };
+}
+pub(crate) use user_columns;
 
 /// A `users` row.
 pub(crate) fn user_from_row(row: &impl StoreRow) -> sqlx::Result<UserRecord> {
@@ -127,9 +174,13 @@ pub(crate) fn user_from_row(row: &impl StoreRow) -> sqlx::Result<UserRecord> {
     })
 }
 
-/// The columns [`room_from_row`] reads.
-pub(crate) const ROOM_COLUMNS: &str =
-    "id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key";
+/// The columns [`room_from_row`] reads, as a literal for `concat!`.
+macro_rules! room_columns {
+    () => {
+        "id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key"
+    };
+}
+pub(crate) use room_columns;
 
 /// A `rooms` row.
 pub(crate) fn room_from_row(row: &impl StoreRow) -> sqlx::Result<RoomRecord> {
@@ -146,8 +197,13 @@ pub(crate) fn room_from_row(row: &impl StoreRow) -> sqlx::Result<RoomRecord> {
     })
 }
 
-/// The columns [`member_from_row`] reads.
-pub(crate) const MEMBER_COLUMNS: &str = "room_id, user_id, role, last_read_seq, joined_at";
+/// The columns [`member_from_row`] reads, as a literal for `concat!`.
+macro_rules! member_columns {
+    () => {
+        "room_id, user_id, role, last_read_seq, joined_at"
+    };
+}
+pub(crate) use member_columns;
 
 /// A `members` row.
 pub(crate) fn member_from_row(row: &impl StoreRow) -> sqlx::Result<MemberRecord> {
@@ -289,6 +345,30 @@ pub(crate) fn stored_record(
         reactions: BTreeMap::new(),
     }
 }
+
+/// Defines a backend's three history pages, `HISTORY_LATEST`,
+/// `HISTORY_BEFORE` and `HISTORY_AFTER`, from its placeholders for the room,
+/// the page size and the seq bound, and its [`message_select_with`].
+macro_rules! history_sql {
+    ($room:literal, $limit:literal, $seq:literal, $($select:tt)+) => {
+        /// The newest `limit` messages, newest first.
+        pub(super) const HISTORY_LATEST: &str = concat!(
+            $($select)+,
+            "WHERE m.room_id = ", $room, " ORDER BY m.seq DESC LIMIT ", $limit
+        );
+        /// The newest `limit` messages with a seq below the bound, newest first.
+        pub(super) const HISTORY_BEFORE: &str = concat!(
+            $($select)+,
+            "WHERE m.room_id = ", $room, " AND m.seq < ", $seq, " ORDER BY m.seq DESC LIMIT ", $limit
+        );
+        /// The oldest `limit` messages with a seq above the bound, oldest first.
+        pub(super) const HISTORY_AFTER: &str = concat!(
+            $($select)+,
+            "WHERE m.room_id = ", $room, " AND m.seq > ", $seq, " ORDER BY m.seq ASC LIMIT ", $limit
+        );
+    };
+}
+pub(crate) use history_sql;
 
 /// `unread_count` of one member (spec §7): every seq above the marker is a
 /// row, so it is the distance to the room's `last_seq` minus the member's own

@@ -58,18 +58,13 @@ use super::{
     MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
     RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
-use crate::store::rows::{
-    USER_COLUMNS, attachment_record, member_from_row, message_from_row, room_list_entry_from_row,
-    user_from_row,
-};
+use crate::store::jobs::Jobs;
+use crate::store::reads::Reads;
+use crate::store::rows::{Dialect, user_columns, user_from_row};
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
-use rows::{
-    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT, fetch_member,
-    fetch_message, fetch_room, fetch_user, read_error,
-};
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -174,25 +169,29 @@ impl Store for PgStore {
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
         self.write(
             Vec::new(),
-            Box::new(move |conn| Box::pin(jobs::upsert_user(conn, user.clone()))),
+            Box::new(move |conn| Box::pin(Jobs::<Postgres>::upsert_user(conn, user.clone()))),
         )
         .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        fetch_user(&self.pool, id).await.map_err(read_error)
+        Reads::<Postgres>::fetch_user(&self.pool, id)
+            .await
+            .map_err(Postgres::read_error)
     }
 
     async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, \
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", \
                  ARRAY(SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id) AS rooms \
              FROM users WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(read_error)?;
+        .map_err(Postgres::read_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -211,7 +210,9 @@ impl Store for PgStore {
     }
 
     async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        fetch_room(&self.pool, id).await.map_err(read_error)
+        Reads::<Postgres>::fetch_room(&self.pool, id)
+            .await
+            .map_err(Postgres::read_error)
     }
 
     async fn update_room(
@@ -224,7 +225,7 @@ impl Store for PgStore {
         self.write(
             vec![id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::update_room(
+                Box::pin(Jobs::<Postgres>::update_room(
                     conn,
                     id.clone(),
                     name.clone(),
@@ -239,7 +240,7 @@ impl Store for PgStore {
         let id = id.to_owned();
         self.write(
             vec![id.clone()],
-            Box::new(move |conn| Box::pin(jobs::close_room(conn, id.clone()))),
+            Box::new(move |conn| Box::pin(Jobs::<Postgres>::close_room(conn, id.clone()))),
         )
         .await
     }
@@ -250,62 +251,23 @@ impl Store for PgStore {
         limit: u32,
         after: Option<(Timestamp, String)>,
     ) -> StoreResult<Vec<RoomListEntry>> {
-        let (after_activity, after_id) = match after {
-            Some((activity, id)) => (Some(activity.millis()), Some(id)),
-            None => (None, None),
-        };
-        let rows = sqlx::query(LIST_USER_ROOMS)
-            .bind(user_id)
-            .bind(after_activity)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(read_error)?;
-        Ok(rows
-            .iter()
-            .map(room_list_entry_from_row)
-            .collect::<sqlx::Result<_>>()?)
+        Reads::<Postgres>::list_user_rooms(&self.pool, user_id, limit, after).await
     }
 
     // ---- members ----
 
     async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        fetch_member(&self.pool, room_id, user_id)
+        Reads::<Postgres>::fetch_member(&self.pool, room_id, user_id)
             .await
-            .map_err(read_error)
+            .map_err(Postgres::read_error)
     }
 
     async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar("SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(read_error)
+        Reads::<Postgres>::user_room_ids(&self.pool, user_id).await
     }
 
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        let rows = sqlx::query(
-            "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
-                    COALESCE(u.username, mb.user_id) AS username, u.name \
-             FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
-             WHERE mb.room_id = $1 ORDER BY mb.joined_at, mb.user_id",
-        )
-        .bind(room_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(read_error)?;
-        let members = rows
-            .iter()
-            .map(|row| {
-                Ok(MemberWithUser {
-                    member: member_from_row(row)?,
-                    username: row.try_get("username")?,
-                    name: row.try_get("name")?,
-                })
-            })
-            .collect::<sqlx::Result<_>>()?;
-        Ok(members)
+        Reads::<Postgres>::list_members(&self.pool, room_id).await
     }
 
     async fn add_member(
@@ -318,7 +280,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::add_member(
+                Box::pin(Jobs::<Postgres>::add_member(
                     conn,
                     room_id.clone(),
                     user_id.clone(),
@@ -334,7 +296,11 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::remove_member(conn, room_id.clone(), user_id.clone()))
+                Box::pin(Jobs::<Postgres>::remove_member(
+                    conn,
+                    room_id.clone(),
+                    user_id.clone(),
+                ))
             }),
         )
         .await
@@ -369,7 +335,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::edit_message(
+                Box::pin(Jobs::<Postgres>::edit_message(
                     conn,
                     room_id.clone(),
                     message_id.clone(),
@@ -386,7 +352,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::delete_message(
+                Box::pin(Jobs::<Postgres>::delete_message(
                     conn,
                     room_id.clone(),
                     message_id.clone(),
@@ -402,7 +368,7 @@ impl Store for PgStore {
     ) -> StoreResult<BTreeMap<String, Vec<String>>> {
         self.write(
             vec![change.room_id.clone()],
-            Box::new(move |conn| Box::pin(jobs::set_reaction(conn, change.clone()))),
+            Box::new(move |conn| Box::pin(Jobs::<Postgres>::set_reaction(conn, change.clone()))),
         )
         .await
     }
@@ -412,9 +378,9 @@ impl Store for PgStore {
         room_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<MessageRecord>> {
-        fetch_message(&self.pool, room_id, message_id)
+        Reads::<Postgres>::fetch_message(&self.pool, room_id, message_id)
             .await
-            .map_err(read_error)
+            .map_err(Postgres::read_error)
     }
 
     async fn history(
@@ -423,28 +389,7 @@ impl Store for PgStore {
         page: HistoryPage,
         limit: u32,
     ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        let (sql, bound, newest_first) = match page {
-            HistoryPage::Latest => (HISTORY_LATEST, None, true),
-            HistoryPage::Before(seq) => (HISTORY_BEFORE, Some(seq), true),
-            HistoryPage::After(seq) => (HISTORY_AFTER, Some(seq), false),
-        };
-        // One more than asked tells whether the page has a next one.
-        let mut query = sqlx::query(sql).bind(room_id).bind(i64::from(limit) + 1);
-        if let Some(seq) = bound {
-            query = query.bind(seq);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(read_error)?;
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let has_more = rows.len() > limit;
-        let mut messages = rows
-            .iter()
-            .take(limit)
-            .map(|row| message_from_row(row, ""))
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        if newest_first {
-            messages.reverse();
-        }
-        Ok((messages, has_more))
+        Reads::<Postgres>::history(&self.pool, room_id, page, limit).await
     }
 
     // ---- attachments ----
@@ -452,34 +397,22 @@ impl Store for PgStore {
     async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
         self.write(
             Vec::new(),
-            Box::new(move |conn| Box::pin(jobs::create_attachment(conn, attachment.clone()))),
+            Box::new(move |conn| {
+                Box::pin(Jobs::<Postgres>::create_attachment(
+                    conn,
+                    attachment.clone(),
+                ))
+            }),
         )
         .await
     }
 
     async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        sqlx::query("SELECT * FROM attachments WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(read_error)?
-            .as_ref()
-            .map(attachment_record)
-            .transpose()
-            .map_err(read_error)
+        Reads::<Postgres>::get_attachment(&self.pool, id).await
     }
 
     async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        let shared: Option<bool> = sqlx::query_scalar(
-            "SELECT TRUE FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 \
-             WHERE m.attachment_id = $1 LIMIT 1",
-        )
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(read_error)?;
-        Ok(shared.is_some())
+        Reads::<Postgres>::attachment_shared_with(&self.pool, id, user_id).await
     }
 
     // ---- read state ----
@@ -489,7 +422,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(jobs::mark_read(
+                Box::pin(Jobs::<Postgres>::mark_read(
                     conn,
                     room_id.clone(),
                     user_id.clone(),
@@ -502,35 +435,20 @@ impl Store for PgStore {
 
     /// [`StoreError::NotFound`] if the user is not a member.
     async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        sqlx::query_scalar(UNREAD_COUNT)
-            .bind(room_id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(read_error)?
-            .ok_or(StoreError::NotFound)
+        Reads::<Postgres>::unread_count(&self.pool, room_id, user_id).await
     }
 
     // ---- health ----
 
     async fn counts(&self) -> StoreResult<(i64, i64)> {
-        let (rooms, messages): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(last_seq), 0)::BIGINT FROM rooms")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(read_error)?;
-        Ok((rooms, messages))
+        Reads::<Postgres>::counts(&self.pool).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
         if !self.writer.is_open() {
             return Err(StoreError::Closed);
         }
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(read_error)?;
-        Ok(())
+        Reads::<Postgres>::ping(&self.pool).await
     }
 
     fn commit_histograms(&self) -> crate::metrics::StoreHistograms {

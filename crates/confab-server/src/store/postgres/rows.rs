@@ -1,37 +1,16 @@
 //! What PostgreSQL reads differently: JSONB, the reaction map built with
-//! `jsonb_object_agg`, `$N` placeholders, errors that mean the server is out
-//! of reach, and the look-ups the writer's jobs and the pool's reads share.
-//! The decoders themselves are shared (`store::rows`).
+//! `jsonb_object_agg`, `$N` placeholders, casts, booleans, and errors that
+//! mean the server is out of reach. The decoders and the reads themselves
+//! are shared (`store::rows`, `store::reads`).
 
+use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, MEMBER_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, empty_object, list_user_rooms_sql,
-    member_from_row, message_from_row, room_from_row, unread_count_sql, user_from_row,
+    Dialect, empty_object, history_sql, list_user_rooms_sql, member_columns, room_columns,
+    unread_count_sql, user_columns,
 };
-use crate::store::{MemberRecord, MessageRecord, RoomRecord, StoreError, UserRecord};
 use sqlx::postgres::{PgRow, Postgres};
-use sqlx::{PgExecutor, Row};
+use sqlx::{ColumnIndex, Row};
 use std::collections::BTreeMap;
-
-impl Dialect for Postgres {
-    fn json_object(row: &PgRow, column: &str) -> sqlx::Result<serde_json::Value> {
-        row.try_get(column)
-    }
-
-    fn reactions(row: &PgRow, column: &str) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
-        let value: Option<serde_json::Value> = row.try_get(column)?;
-        Ok(reactions_from_json(value))
-    }
-}
-
-/// Maps a read's error: a closed pool means the store is shutting down, a
-/// database out of reach is [`StoreError::Unavailable`].
-pub(super) fn read_error(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::PoolClosed => StoreError::Closed,
-        e if unreachable(&e) => StoreError::Unavailable(e.to_string()),
-        other => StoreError::Database(other),
-    }
-}
 
 /// Whether an error means the database is out of reach rather than that a
 /// statement failed: no connection in time, a broken socket, or the server
@@ -85,109 +64,7 @@ fn reactions_from_json(value: Option<serde_json::Value>) -> BTreeMap<String, Vec
         .unwrap_or_default()
 }
 
-/// The reaction map of one message, in the same order history shows it.
-pub(super) async fn fetch_reactions<'e>(
-    ex: impl PgExecutor<'e>,
-    message_id: &str,
-) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
-    let value: Option<serde_json::Value> = sqlx::query_scalar(concat!(
-        "SELECT ",
-        reactions_of_m!(),
-        " FROM (SELECT $1::TEXT AS id) m"
-    ))
-    .bind(message_id)
-    .fetch_one(ex)
-    .await?;
-    Ok(reactions_from_json(value))
-}
-
-/// The user, if stored.
-pub(super) async fn fetch_user<'e>(
-    ex: impl PgExecutor<'e>,
-    id: &str,
-) -> sqlx::Result<Option<UserRecord>> {
-    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
-}
-
-/// The room, if stored.
-pub(super) async fn fetch_room<'e>(
-    ex: impl PgExecutor<'e>,
-    id: &str,
-) -> sqlx::Result<Option<RoomRecord>> {
-    sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(room_from_row)
-        .transpose()
-}
-
-/// The membership, if the user is a member.
-pub(super) async fn fetch_member<'e>(
-    ex: impl PgExecutor<'e>,
-    room_id: &str,
-    user_id: &str,
-) -> sqlx::Result<Option<MemberRecord>> {
-    sqlx::query(&format!(
-        "SELECT {MEMBER_COLUMNS} FROM members WHERE room_id = $1 AND user_id = $2"
-    ))
-    .bind(room_id)
-    .bind(user_id)
-    .fetch_optional(ex)
-    .await?
-    .as_ref()
-    .map(member_from_row)
-    .transpose()
-}
-
-/// The message, if it is in this room.
-pub(super) async fn fetch_message<'e>(
-    ex: impl PgExecutor<'e>,
-    room_id: &str,
-    message_id: &str,
-) -> sqlx::Result<Option<MessageRecord>> {
-    sqlx::query(concat!(
-        message_select!(),
-        "WHERE m.id = $1 AND m.room_id = $2"
-    ))
-    .bind(message_id)
-    .bind(room_id)
-    .fetch_optional(ex)
-    .await?
-    .as_ref()
-    .map(|row| message_from_row(row, ""))
-    .transpose()
-}
-
-/// The newest `limit` messages, newest first.
-pub(super) const HISTORY_LATEST: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = $1 ORDER BY m.seq DESC LIMIT $2"
-);
-/// The newest `limit` messages with `seq < $3`, newest first.
-pub(super) const HISTORY_BEFORE: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = $1 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $2"
-);
-/// The oldest `limit` messages with `seq > $3`, oldest first.
-pub(super) const HISTORY_AFTER: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = $1 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $2"
-);
-
-// `unread_count_sql!`'s user (and, for one member, the room) is passed as
-// the query's parameter rather than a column, so that the planner estimates
-// the reader's own messages from the statistics of that very sender and
-// picks `messages_by_sender` (with a column it assumes an average sender,
-// which in a room dominated by one sender makes `(room_id, seq)` look
-// cheaper).
+history_sql!("$1", "$2", "$3", message_select!());
 
 /// One member's unread count; no row if they are not a member.
 pub(super) const UNREAD_COUNT: &str = concat!(
@@ -211,3 +88,58 @@ pub(super) const LIST_USER_ROOMS: &str = list_user_rooms_sql!(
         "del.deleted"
     )
 );
+
+impl Dialect for Postgres {
+    fn json_object(row: &PgRow, column: &str) -> sqlx::Result<serde_json::Value> {
+        row.try_get(column)
+    }
+
+    fn reactions<I: ColumnIndex<PgRow>>(
+        row: &PgRow,
+        column: I,
+    ) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
+        let value: Option<serde_json::Value> = row.try_get(column)?;
+        Ok(reactions_from_json(value))
+    }
+
+    /// A database out of reach is [`StoreError::Unavailable`].
+    fn read_error(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            e if unreachable(&e) => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Database(other),
+        }
+    }
+
+    const USER_BY_ID: &'static str =
+        concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    const ROOM_BY_ID: &'static str =
+        concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = $1");
+    const MEMBER_BY_IDS: &'static str = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members WHERE room_id = $1 AND user_id = $2"
+    );
+    const MESSAGE_BY_IDS: &'static str =
+        concat!(message_select!(), "WHERE m.id = $1 AND m.room_id = $2");
+    const REACTIONS_OF: &'static str = concat!(
+        "SELECT ",
+        reactions_of_m!(),
+        " FROM (SELECT $1::TEXT AS id) m"
+    );
+    const HISTORY_LATEST: &'static str = HISTORY_LATEST;
+    const HISTORY_BEFORE: &'static str = HISTORY_BEFORE;
+    const HISTORY_AFTER: &'static str = HISTORY_AFTER;
+    const UNREAD_COUNT: &'static str = UNREAD_COUNT;
+    const LIST_USER_ROOMS: &'static str = LIST_USER_ROOMS;
+    const USER_ROOM_IDS: &'static str =
+        "SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id";
+    const LIST_MEMBERS: &'static str = "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
+                COALESCE(u.username, mb.user_id) AS username, u.name \
+         FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
+         WHERE mb.room_id = $1 ORDER BY mb.joined_at, mb.user_id";
+    const ATTACHMENT_BY_ID: &'static str = "SELECT * FROM attachments WHERE id = $1";
+    const ATTACHMENT_SHARED_WITH: &'static str = "SELECT TRUE FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 \
+             WHERE m.attachment_id = $1 LIMIT 1";
+    const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0)::BIGINT FROM rooms";
+}

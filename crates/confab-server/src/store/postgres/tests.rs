@@ -4,11 +4,13 @@
 #[path = "../../../tests/common/postgres.rs"]
 mod test_database;
 
+use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
 use super::*;
 use crate::store::AppendOutcome;
 use crate::store::DynStore;
 use crate::store::conformance::{
-    Backend, conformance_tests, last_seq, msg, no_hook, room, send, stored_seqs, user,
+    Backend, conformance_tests, last_seq, msg, no_hook, room, send, stored_seqs,
+    unread_counts_in_a_seeded_room, user,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::BTreeSet;
@@ -481,28 +483,7 @@ async fn a_100k_message_room_is_read_through_indexes() {
         .unwrap();
     conn.execute("ANALYZE").await.unwrap();
 
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED);
-    assert_eq!(store.unread_count("big", "a").await.unwrap(), 0);
-    for i in 0..3 {
-        send(&store, "big", "b", &format!("b{i}")).await;
-    }
-    for seq in [10, SEEDED] {
-        store
-            .delete_message("big", &format!("seed-{seq}"))
-            .await
-            .unwrap();
-    }
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED - 2);
-    assert_eq!(
-        store.unread_count("big", "a").await.unwrap(),
-        3,
-        "b's three"
-    );
-    store.mark_read("big", "b", SEEDED / 2).await.unwrap();
-    let expected_b = SEEDED / 2 - 1; // seq 100000 is deleted
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), expected_b);
-    let list = store.list_user_rooms("b", 10, None).await.unwrap();
-    assert_eq!(list[0].unread_count, expected_b);
+    unread_counts_in_a_seeded_room(&store, SEEDED).await;
 
     let mut plans = Vec::new();
     for (name, sql) in [

@@ -46,22 +46,17 @@ use super::{
     MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
     RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
-use crate::store::rows::{
-    USER_COLUMNS, attachment_record, member_from_row, message_from_row, room_list_entry_from_row,
-    user_from_row,
-};
+use crate::store::jobs::Jobs;
+use crate::store::reads::Reads;
+use crate::store::rows::{Dialect, user_columns, user_from_row};
 use crate::store::writer::{Counters, Hook, JobQueue};
 use async_trait::async_trait;
 use batch_append::AppendJob;
 use confab_protocol::Timestamp;
 use futures_util::future::BoxFuture;
-use rows::{
-    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT, fetch_member,
-    fetch_message, fetch_room, fetch_user, read_error,
-};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
@@ -316,17 +311,21 @@ impl Store for SqliteStore {
     // ---- users ----
 
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        self.write(move |conn| Box::pin(jobs::upsert_user(conn, user)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::upsert_user(conn, user)))
             .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        fetch_user(&self.readers, id).await.map_err(read_error)
+        Reads::<Sqlite>::fetch_user(&self.readers, id)
+            .await
+            .map_err(Sqlite::read_error)
     }
 
     async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, \
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", \
                  (SELECT json_group_array(room_id) FROM \
                      (SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id)) AS rooms \
              FROM users WHERE id = ?1"
@@ -334,7 +333,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.readers)
         .await
-        .map_err(read_error)?;
+        .map_err(Sqlite::read_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -352,7 +351,9 @@ impl Store for SqliteStore {
     }
 
     async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        fetch_room(&self.readers, id).await.map_err(read_error)
+        Reads::<Sqlite>::fetch_room(&self.readers, id)
+            .await
+            .map_err(Sqlite::read_error)
     }
 
     async fn update_room(
@@ -362,13 +363,13 @@ impl Store for SqliteStore {
         metadata: Option<serde_json::Value>,
     ) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
-        self.write(move |conn| Box::pin(jobs::update_room(conn, id, name, metadata)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::update_room(conn, id, name, metadata)))
             .await
     }
 
     async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
-        self.write(move |conn| Box::pin(jobs::close_room(conn, id)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::close_room(conn, id)))
             .await
     }
 
@@ -378,62 +379,23 @@ impl Store for SqliteStore {
         limit: u32,
         after: Option<(Timestamp, String)>,
     ) -> StoreResult<Vec<RoomListEntry>> {
-        let (after_activity, after_id) = match after {
-            Some((activity, id)) => (Some(activity.millis()), Some(id)),
-            None => (None, None),
-        };
-        let rows = sqlx::query(LIST_USER_ROOMS)
-            .bind(user_id)
-            .bind(after_activity)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(read_error)?;
-        Ok(rows
-            .iter()
-            .map(room_list_entry_from_row)
-            .collect::<sqlx::Result<_>>()?)
+        Reads::<Sqlite>::list_user_rooms(&self.readers, user_id, limit, after).await
     }
 
     // ---- members ----
 
     async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        fetch_member(&self.readers, room_id, user_id)
+        Reads::<Sqlite>::fetch_member(&self.readers, room_id, user_id)
             .await
-            .map_err(read_error)
+            .map_err(Sqlite::read_error)
     }
 
     async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar("SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id")
-            .bind(user_id)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(read_error)
+        Reads::<Sqlite>::user_room_ids(&self.readers, user_id).await
     }
 
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        let rows = sqlx::query(
-            "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
-                    COALESCE(u.username, mb.user_id) AS username, u.name \
-             FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
-             WHERE mb.room_id = ?1 ORDER BY mb.joined_at, mb.user_id",
-        )
-        .bind(room_id)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(read_error)?;
-        let members = rows
-            .iter()
-            .map(|row| {
-                Ok(MemberWithUser {
-                    member: member_from_row(row)?,
-                    username: row.try_get("username")?,
-                    name: row.try_get("name")?,
-                })
-            })
-            .collect::<sqlx::Result<_>>()?;
-        Ok(members)
+        Reads::<Sqlite>::list_members(&self.readers, room_id).await
     }
 
     async fn add_member(
@@ -443,13 +405,13 @@ impl Store for SqliteStore {
         role: RoomRole,
     ) -> StoreResult<MemberRecord> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(jobs::add_member(conn, room_id, user_id, role)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::add_member(conn, room_id, user_id, role)))
             .await
     }
 
     async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(jobs::remove_member(conn, room_id, user_id)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::remove_member(conn, room_id, user_id)))
             .await
     }
 
@@ -481,7 +443,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
-            Box::pin(jobs::edit_message(
+            Box::pin(Jobs::<Sqlite>::edit_message(
                 conn, room_id, message_id, content, edited_at,
             ))
         })
@@ -490,7 +452,7 @@ impl Store for SqliteStore {
 
     async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(move |conn| Box::pin(jobs::delete_message(conn, room_id, message_id)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::delete_message(conn, room_id, message_id)))
             .await
     }
 
@@ -498,7 +460,7 @@ impl Store for SqliteStore {
         &self,
         change: ReactionChange,
     ) -> StoreResult<BTreeMap<String, Vec<String>>> {
-        self.write(move |conn| Box::pin(jobs::set_reaction(conn, change)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::set_reaction(conn, change)))
             .await
     }
 
@@ -507,9 +469,9 @@ impl Store for SqliteStore {
         room_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<MessageRecord>> {
-        fetch_message(&self.readers, room_id, message_id)
+        Reads::<Sqlite>::fetch_message(&self.readers, room_id, message_id)
             .await
-            .map_err(read_error)
+            .map_err(Sqlite::read_error)
     }
 
     async fn history(
@@ -518,99 +480,48 @@ impl Store for SqliteStore {
         page: HistoryPage,
         limit: u32,
     ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        let (sql, bound, newest_first) = match page {
-            HistoryPage::Latest => (HISTORY_LATEST, None, true),
-            HistoryPage::Before(seq) => (HISTORY_BEFORE, Some(seq), true),
-            HistoryPage::After(seq) => (HISTORY_AFTER, Some(seq), false),
-        };
-        // One more than asked tells whether the page has a next one.
-        let mut query = sqlx::query(sql).bind(room_id).bind(i64::from(limit) + 1);
-        if let Some(seq) = bound {
-            query = query.bind(seq);
-        }
-        let rows = query.fetch_all(&self.readers).await.map_err(read_error)?;
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let has_more = rows.len() > limit;
-        let mut messages = rows
-            .iter()
-            .take(limit)
-            .map(|row| message_from_row(row, ""))
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        if newest_first {
-            messages.reverse();
-        }
-        Ok((messages, has_more))
+        Reads::<Sqlite>::history(&self.readers, room_id, page, limit).await
     }
 
     // ---- read state ----
 
     async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(jobs::mark_read(conn, room_id, user_id, up_to_seq)))
-            .await
+        self.write(move |conn| {
+            Box::pin(Jobs::<Sqlite>::mark_read(conn, room_id, user_id, up_to_seq))
+        })
+        .await
     }
 
     /// [`StoreError::NotFound`] if the user is not a member.
     async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        sqlx::query_scalar(UNREAD_COUNT)
-            .bind(room_id)
-            .bind(user_id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(read_error)?
-            .ok_or(StoreError::NotFound)
+        Reads::<Sqlite>::unread_count(&self.readers, room_id, user_id).await
     }
 
     // ---- health ----
 
     async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
-        self.write(move |conn| Box::pin(jobs::create_attachment(conn, attachment)))
+        self.write(move |conn| Box::pin(Jobs::<Sqlite>::create_attachment(conn, attachment)))
             .await
     }
 
     async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        sqlx::query("SELECT * FROM attachments WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(read_error)?
-            .as_ref()
-            .map(attachment_record)
-            .transpose()
-            .map_err(read_error)
+        Reads::<Sqlite>::get_attachment(&self.readers, id).await
     }
 
     async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        let shared: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?2 \
-             WHERE m.attachment_id = ?1 LIMIT 1",
-        )
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(read_error)?;
-        Ok(shared.is_some())
+        Reads::<Sqlite>::attachment_shared_with(&self.readers, id, user_id).await
     }
 
     async fn counts(&self) -> StoreResult<(i64, i64)> {
-        let (rooms, messages): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms")
-                .fetch_one(&self.readers)
-                .await
-                .map_err(read_error)?;
-        Ok((rooms, messages))
+        Reads::<Sqlite>::counts(&self.readers).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
         if !self.jobs.is_open() {
             return Err(StoreError::Closed);
         }
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map_err(read_error)?;
-        Ok(())
+        Reads::<Sqlite>::ping(&self.readers).await
     }
 
     fn commit_histograms(&self) -> crate::metrics::StoreHistograms {

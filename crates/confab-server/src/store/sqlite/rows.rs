@@ -1,35 +1,16 @@
 //! What SQLite reads differently: JSON kept as TEXT, the reaction map built
-//! with `json_group_object`, `?N` placeholders, and the look-ups the writer's
-//! jobs and the readers share. The decoders themselves are shared
-//! (`store::rows`).
+//! with `json_group_object`, `?N` placeholders and `0`/`1` booleans. The
+//! decoders and the reads themselves are shared (`store::rows`,
+//! `store::reads`).
 
+use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, MEMBER_COLUMNS, ROOM_COLUMNS, USER_COLUMNS, empty_object, list_user_rooms_sql,
-    member_from_row, message_from_row, room_from_row, unread_count_sql, user_from_row,
+    Dialect, empty_object, history_sql, list_user_rooms_sql, member_columns, room_columns,
+    unread_count_sql, user_columns,
 };
-use crate::store::{MemberRecord, MessageRecord, RoomRecord, StoreError, UserRecord};
 use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::{Row, SqliteExecutor};
+use sqlx::{ColumnIndex, Row};
 use std::collections::BTreeMap;
-
-impl Dialect for Sqlite {
-    fn json_object(row: &SqliteRow, column: &str) -> sqlx::Result<serde_json::Value> {
-        Ok(json_value(row.try_get(column)?))
-    }
-
-    fn reactions(row: &SqliteRow, column: &str) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
-        let text: Option<String> = row.try_get(column)?;
-        Ok(reactions_from_json(text.as_deref()))
-    }
-}
-
-/// Maps a read's error: a closed pool means the store is shutting down.
-pub(super) fn read_error(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::PoolClosed => StoreError::Closed,
-        other => StoreError::Database(other),
-    }
-}
 
 /// JSON as stored: `null` becomes `{}`.
 pub(super) fn json_text(value: &serde_json::Value) -> String {
@@ -72,104 +53,7 @@ fn reactions_from_json(text: Option<&str>) -> BTreeMap<String, Vec<String>> {
         .unwrap_or_default()
 }
 
-/// The reaction map of one message, in the same order history shows it.
-pub(super) async fn fetch_reactions<'e>(
-    ex: impl SqliteExecutor<'e>,
-    message_id: &str,
-) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
-    let text: Option<String> = sqlx::query_scalar(
-        "SELECT json_group_object(emoji, json(users)) FROM \
-            (SELECT emoji, json_group_array(user_id) AS users FROM \
-                (SELECT emoji, user_id FROM reactions WHERE message_id = ?1 \
-                 ORDER BY emoji, created_at, user_id) \
-             GROUP BY emoji)",
-    )
-    .bind(message_id)
-    .fetch_one(ex)
-    .await?;
-    Ok(reactions_from_json(text.as_deref()))
-}
-
-/// The user, if stored.
-pub(super) async fn fetch_user<'e>(
-    ex: impl SqliteExecutor<'e>,
-    id: &str,
-) -> sqlx::Result<Option<UserRecord>> {
-    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
-}
-
-/// The room, if stored.
-pub(super) async fn fetch_room<'e>(
-    ex: impl SqliteExecutor<'e>,
-    id: &str,
-) -> sqlx::Result<Option<RoomRecord>> {
-    sqlx::query(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(room_from_row)
-        .transpose()
-}
-
-/// The membership, if the user is a member.
-pub(super) async fn fetch_member<'e>(
-    ex: impl SqliteExecutor<'e>,
-    room_id: &str,
-    user_id: &str,
-) -> sqlx::Result<Option<MemberRecord>> {
-    sqlx::query(&format!(
-        "SELECT {MEMBER_COLUMNS} FROM members WHERE room_id = ?1 AND user_id = ?2"
-    ))
-    .bind(room_id)
-    .bind(user_id)
-    .fetch_optional(ex)
-    .await?
-    .as_ref()
-    .map(member_from_row)
-    .transpose()
-}
-
-/// The message, if it is in this room.
-pub(super) async fn fetch_message<'e>(
-    ex: impl SqliteExecutor<'e>,
-    room_id: &str,
-    message_id: &str,
-) -> sqlx::Result<Option<MessageRecord>> {
-    sqlx::query(concat!(
-        message_select!(),
-        "WHERE m.id = ?1 AND m.room_id = ?2"
-    ))
-    .bind(message_id)
-    .bind(room_id)
-    .fetch_optional(ex)
-    .await?
-    .as_ref()
-    .map(|row| message_from_row(row, ""))
-    .transpose()
-}
-
-/// The newest `limit` messages, newest first.
-pub(super) const HISTORY_LATEST: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = ?1 ORDER BY m.seq DESC LIMIT ?2"
-);
-/// The newest `limit` messages with `seq < ?3`, newest first.
-pub(super) const HISTORY_BEFORE: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = ?1 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?2"
-);
-/// The oldest `limit` messages with `seq > ?3`, oldest first.
-pub(super) const HISTORY_AFTER: &str = concat!(
-    message_select!(),
-    "WHERE m.room_id = ?1 AND m.seq > ?3 ORDER BY m.seq ASC LIMIT ?2"
-);
+history_sql!("?1", "?2", "?3", message_select!());
 
 /// One member's unread count; no row if they are not a member.
 pub(super) const UNREAD_COUNT: &str = concat!(
@@ -198,3 +82,56 @@ pub(super) const LIST_USER_ROOMS: &str = list_user_rooms_sql!(
         "del.deleted = 1"
     )
 );
+
+impl Dialect for Sqlite {
+    fn json_object(row: &SqliteRow, column: &str) -> sqlx::Result<serde_json::Value> {
+        Ok(json_value(row.try_get(column)?))
+    }
+
+    fn reactions<I: ColumnIndex<SqliteRow>>(
+        row: &SqliteRow,
+        column: I,
+    ) -> sqlx::Result<BTreeMap<String, Vec<String>>> {
+        let text: Option<String> = row.try_get(column)?;
+        Ok(reactions_from_json(text.as_deref()))
+    }
+
+    fn read_error(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            other => StoreError::Database(other),
+        }
+    }
+
+    const USER_BY_ID: &'static str =
+        concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+    const ROOM_BY_ID: &'static str =
+        concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = ?1");
+    const MEMBER_BY_IDS: &'static str = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members WHERE room_id = ?1 AND user_id = ?2"
+    );
+    const MESSAGE_BY_IDS: &'static str =
+        concat!(message_select!(), "WHERE m.id = ?1 AND m.room_id = ?2");
+    const REACTIONS_OF: &'static str = "SELECT json_group_object(emoji, json(users)) FROM \
+            (SELECT emoji, json_group_array(user_id) AS users FROM \
+                (SELECT emoji, user_id FROM reactions WHERE message_id = ?1 \
+                 ORDER BY emoji, created_at, user_id) \
+             GROUP BY emoji)";
+    const HISTORY_LATEST: &'static str = HISTORY_LATEST;
+    const HISTORY_BEFORE: &'static str = HISTORY_BEFORE;
+    const HISTORY_AFTER: &'static str = HISTORY_AFTER;
+    const UNREAD_COUNT: &'static str = UNREAD_COUNT;
+    const LIST_USER_ROOMS: &'static str = LIST_USER_ROOMS;
+    const USER_ROOM_IDS: &'static str =
+        "SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id";
+    const LIST_MEMBERS: &'static str = "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
+                COALESCE(u.username, mb.user_id) AS username, u.name \
+         FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
+         WHERE mb.room_id = ?1 ORDER BY mb.joined_at, mb.user_id";
+    const ATTACHMENT_BY_ID: &'static str = "SELECT * FROM attachments WHERE id = ?1";
+    const ATTACHMENT_SHARED_WITH: &'static str = "SELECT 1 FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?2 \
+         WHERE m.attachment_id = ?1 LIMIT 1";
+    const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms";
+}

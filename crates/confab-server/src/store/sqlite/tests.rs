@@ -1,6 +1,7 @@
 //! The SQLite backend's own tests (group commit, WAL, `query_only`, the
 //! query plans), and the conformance suite run on it.
 
+use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
 use super::writer::CHECKPOINT_PAUSE;
 use super::*;
 use crate::store::AppendOutcome;
@@ -8,7 +9,7 @@ use crate::store::AppendOutcome;
 use crate::store::DynStore;
 use crate::store::conformance::{
     Backend, answer_shape, conformance_tests, last_seq, mixed_appends, mixed_appends_setup, msg,
-    no_hook, room, send, user,
+    no_hook, room, send, unread_counts_in_a_seeded_room, user,
 };
 use sqlx::Executor;
 use std::collections::BTreeSet;
@@ -574,34 +575,6 @@ async fn unread_count_of_a_100k_message_room() {
         })
         .await
         .unwrap();
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED);
-    assert_eq!(
-        store.unread_count("big", "a").await.unwrap(),
-        0,
-        "all a's own"
-    );
-
-    // Through the real paths: b writes 3, a deletes 2 of theirs, b reads
-    // half the room.
-    for i in 0..3 {
-        send(&store, "big", "b", &format!("b{i}")).await;
-    }
-    for seq in [10, SEEDED] {
-        store
-            .delete_message("big", &format!("seed-{seq}"))
-            .await
-            .unwrap();
-    }
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), SEEDED - 2);
-    assert_eq!(
-        store.unread_count("big", "a").await.unwrap(),
-        3,
-        "b's three"
-    );
-    store.mark_read("big", "b", SEEDED / 2).await.unwrap();
-    let expected_b = SEEDED / 2 - 1; // seq 100000 is deleted
-    assert_eq!(store.unread_count("big", "b").await.unwrap(), expected_b);
-    let list = store.list_user_rooms("b", 10, None).await.unwrap();
-    assert_eq!(list[0].unread_count, expected_b);
+    unread_counts_in_a_seeded_room(&store, SEEDED).await;
     store.close().await;
 }
