@@ -19,9 +19,8 @@
 //! Methods are listed in the same order, with the same meaning, in every
 //! implementation: users, rooms, members, messages, read state, health.
 
-mod jobs;
 pub mod postgres;
-mod reads;
+mod queries;
 mod rows;
 pub mod sqlite;
 mod writer;

@@ -16,9 +16,50 @@ use sqlx::error::ErrorKind;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::collections::BTreeMap;
 
+/// A statement written once, with SQLite's `?N` placeholders, and as
+/// PostgreSQL spells it (`$N`): made by [`statement!`] at compile time, so
+/// each backend runs a constant, as when it spelled the statement itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Statement {
+    /// With `?N` placeholders.
+    pub(crate) sqlite: &'static str,
+    /// With `$N` placeholders.
+    pub(crate) postgres: &'static str,
+}
+
+/// `sql` with every `?` made `$` (the statements written once hold no `?`
+/// but their placeholders), for [`statement!`].
+pub(crate) const fn dollar_placeholders<const N: usize>(sql: &str) -> [u8; N] {
+    let bytes = sql.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if bytes[i] == b'?' { b'$' } else { bytes[i] };
+        i += 1;
+    }
+    out
+}
+
+/// A [`Statement`] from SQL written with `?N` placeholders (a literal or a
+/// `concat!`).
+macro_rules! statement {
+    ($sql:expr) => {{
+        const SQLITE: &str = $sql;
+        const POSTGRES: [u8; SQLITE.len()] = $crate::store::rows::dollar_placeholders(SQLITE);
+        $crate::store::rows::Statement {
+            sqlite: SQLITE,
+            postgres: match std::str::from_utf8(&POSTGRES) {
+                Ok(sql) => sql,
+                Err(_) => panic!("a statement is not UTF-8"),
+            },
+        }
+    }};
+}
+pub(crate) use statement;
+
 /// What the shared reads need to know about a backend: how it keeps JSON,
 /// how its errors read, and its SQL for each shared read (placeholders,
-/// booleans and JSON functions differ; see `reads.rs` for what each binds).
+/// booleans and JSON functions differ; see `queries.rs` for what each binds).
 pub(crate) trait Dialect: sqlx::Database {
     /// A JSON object column (`metadata`), as the record holds it: SQLite
     /// keeps TEXT (and `{}` stands in for what is missing or unreadable),
@@ -37,12 +78,10 @@ pub(crate) trait Dialect: sqlx::Database {
     /// (PostgreSQL also tells a database out of reach).
     fn read_error(e: sqlx::Error) -> StoreError;
 
-    /// A user's [`user_columns`] by `(id)`.
-    const USER_BY_ID: &'static str;
-    /// A room's [`room_columns`] by `(id)`.
-    const ROOM_BY_ID: &'static str;
-    /// A membership's [`member_columns`] by `(room, user)`.
-    const MEMBER_BY_IDS: &'static str;
+    /// A statement that differs only in its placeholders, as this backend
+    /// spells it.
+    fn spell(statement: &Statement) -> &'static str;
+
     /// A message as [`message_from_row`] reads it, by `(message, room)`.
     const MESSAGE_BY_IDS: &'static str;
     /// One message's reaction map, one column: `(message)`.
@@ -58,12 +97,6 @@ pub(crate) trait Dialect: sqlx::Database {
     /// A page of a user's rooms ([`list_user_rooms_sql`]):
     /// `(user, after_activity, after_id, limit)`.
     const LIST_USER_ROOMS: &'static str;
-    /// The ids of a user's rooms in id order: `(user)`.
-    const USER_ROOM_IDS: &'static str;
-    /// A room's members with their users' display fields: `(room)`.
-    const LIST_MEMBERS: &'static str;
-    /// An upload's record by `(id)`.
-    const ATTACHMENT_BY_ID: &'static str;
     /// A row if a message in one of the user's rooms carries the upload:
     /// `(upload, user)`.
     const ATTACHMENT_SHARED_WITH: &'static str;

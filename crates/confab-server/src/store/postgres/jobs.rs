@@ -1,15 +1,13 @@
-//! PostgreSQL's write jobs: its SQL for the shared ones (`store::jobs`), and
+//! PostgreSQL's write jobs: its SQL for the shared ones (`store::queries`), and
 //! the jobs it runs its own way (creating a room, where another node may be
 //! inserting the same direct room; appending, under the batch's room lock).
 //! They may run more than once (a batch that met a deadlock is tried
 //! again), so each starts from its inputs and keeps no state between runs.
 
 use super::rows::{json_object, message_select};
-use crate::store::jobs::{JobSql, Jobs};
-use crate::store::reads::Reads;
+use crate::store::queries::{JobSql, Sql};
 use crate::store::rows::{
-    member_columns, message_from_row, on_constraint, room_columns, room_from_row, stored_record,
-    user_columns,
+    member_columns, message_from_row, on_constraint, room_columns, stored_record, user_columns,
 };
 use crate::store::{AppendOutcome, CreateOutcome, NewMessage, NewRoom, StoreError, StoreResult};
 use confab_protocol::Timestamp;
@@ -38,10 +36,12 @@ impl JobSql for Postgres {
          RETURNING ",
         user_columns!()
     );
-    const ROOM_BY_DIRECT_KEY: &'static str = concat!(
-        "SELECT ",
-        room_columns!(),
-        " FROM rooms WHERE direct_key = $1"
+    const INSERT_ROOM: &'static str = concat!(
+        "INSERT INTO rooms (id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key) \
+         VALUES ($1, $2, $3, $4, FALSE, 0, $5, $5, $6) \
+         ON CONFLICT DO NOTHING \
+         RETURNING ",
+        room_columns!()
     );
     const INSERT_MEMBER: &'static str = "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
          VALUES ($1, $2, $3, 0, $4) \
@@ -62,20 +62,12 @@ impl JobSql for Postgres {
          RETURNING ",
         member_columns!()
     );
-    const REMOVE_MEMBER: &'static str = "DELETE FROM members WHERE room_id = $1 AND user_id = $2";
     const EDIT_MESSAGE: &'static str = "UPDATE messages SET content = $3, edited_at = $4 \
          WHERE room_id = $1 AND id = $2 AND NOT deleted";
     const DELETE_MESSAGE: &'static str =
         "UPDATE messages SET content = '', deleted = TRUE WHERE room_id = $1 AND id = $2";
-    const DELETE_REACTIONS: &'static str = "DELETE FROM reactions WHERE message_id = $1";
     const MESSAGE_IS_LIVE: &'static str =
         "SELECT TRUE FROM messages WHERE room_id = $1 AND id = $2 AND NOT deleted";
-    const INSERT_REACTION: &'static str = "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING";
-    const DELETE_REACTION: &'static str =
-        "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3";
-    const INSERT_ATTACHMENT: &'static str = "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)";
     const MARK_READ: &'static str = "UPDATE members mb SET last_read_seq = LEAST($3::BIGINT, r.last_seq) \
          FROM rooms r \
          WHERE r.id = mb.room_id AND mb.room_id = $1 AND mb.user_id = $2 \
@@ -90,7 +82,7 @@ pub(super) async fn create_room(
     room: NewRoom,
 ) -> StoreResult<CreateOutcome> {
     if let Some(key) = &room.direct_key
-        && let Some(existing) = Jobs::<Postgres>::direct_room(conn, key).await?
+        && let Some(existing) = Sql::<Postgres>::direct_room(conn, key).await?
     {
         return Ok(CreateOutcome::ExistingDirect(existing));
     }
@@ -100,32 +92,16 @@ pub(super) async fn create_room(
     // commit into "no row" instead of an error, so the look-up below finds
     // the winner (READ COMMITTED: each statement sees what committed before it).
     let now = Timestamp::now().millis();
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO rooms (id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key) \
-         VALUES ($1, $2, $3, $4, FALSE, 0, $5, $5, $6) \
-         ON CONFLICT DO NOTHING \
-         RETURNING ",
-        room_columns!()
-    ))
-    .bind(&room.id)
-    .bind(&room.name)
-    .bind(&room.room_type)
-    .bind(json_object(&room.metadata))
-    .bind(now)
-    .bind(&room.direct_key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(on_constraint)?;
-    let Some(row) = inserted else {
+    let inserted = Sql::<Postgres>::insert_room(conn, &room, now).await?;
+    let Some(record) = inserted else {
         if let Some(key) = &room.direct_key
-            && let Some(existing) = Jobs::<Postgres>::direct_room(conn, key).await?
+            && let Some(existing) = Sql::<Postgres>::direct_room(conn, key).await?
         {
             return Ok(CreateOutcome::ExistingDirect(existing));
         }
         return Err(StoreError::AlreadyExists);
     };
-    let record = room_from_row(&row)?;
-    Jobs::<Postgres>::insert_members(conn, &room, now).await?;
+    Sql::<Postgres>::insert_members(conn, &room, now).await?;
     Ok(CreateOutcome::Created(record))
 }
 
@@ -152,7 +128,7 @@ pub(super) async fn append_message(
         }
     }
 
-    let sender = Reads::<Postgres>::fetch_user(&mut *conn, &message.sender_id)
+    let sender = Sql::<Postgres>::fetch_user(&mut *conn, &message.sender_id)
         .await?
         .ok_or(StoreError::NotFound)?;
 

@@ -58,8 +58,7 @@ use super::{
     MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
     RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
-use crate::store::jobs::Jobs;
-use crate::store::reads::Reads;
+use crate::store::queries::Sql;
 use crate::store::rows::{Dialect, user_columns, user_from_row};
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
@@ -169,13 +168,13 @@ impl Store for PgStore {
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
         self.write(
             Vec::new(),
-            Box::new(move |conn| Box::pin(Jobs::<Postgres>::upsert_user(conn, user.clone()))),
+            Box::new(move |conn| Box::pin(Sql::<Postgres>::upsert_user(conn, user.clone()))),
         )
         .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        Reads::<Postgres>::fetch_user(&self.pool, id)
+        Sql::<Postgres>::fetch_user(&self.pool, id)
             .await
             .map_err(Postgres::read_error)
     }
@@ -210,7 +209,7 @@ impl Store for PgStore {
     }
 
     async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        Reads::<Postgres>::fetch_room(&self.pool, id)
+        Sql::<Postgres>::fetch_room(&self.pool, id)
             .await
             .map_err(Postgres::read_error)
     }
@@ -225,7 +224,7 @@ impl Store for PgStore {
         self.write(
             vec![id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::update_room(
+                Box::pin(Sql::<Postgres>::update_room(
                     conn,
                     id.clone(),
                     name.clone(),
@@ -240,7 +239,7 @@ impl Store for PgStore {
         let id = id.to_owned();
         self.write(
             vec![id.clone()],
-            Box::new(move |conn| Box::pin(Jobs::<Postgres>::close_room(conn, id.clone()))),
+            Box::new(move |conn| Box::pin(Sql::<Postgres>::close_room(conn, id.clone()))),
         )
         .await
     }
@@ -251,23 +250,23 @@ impl Store for PgStore {
         limit: u32,
         after: Option<(Timestamp, String)>,
     ) -> StoreResult<Vec<RoomListEntry>> {
-        Reads::<Postgres>::list_user_rooms(&self.pool, user_id, limit, after).await
+        Sql::<Postgres>::list_user_rooms(&self.pool, user_id, limit, after).await
     }
 
     // ---- members ----
 
     async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        Reads::<Postgres>::fetch_member(&self.pool, room_id, user_id)
+        Sql::<Postgres>::fetch_member(&self.pool, room_id, user_id)
             .await
             .map_err(Postgres::read_error)
     }
 
     async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        Reads::<Postgres>::user_room_ids(&self.pool, user_id).await
+        Sql::<Postgres>::user_room_ids(&self.pool, user_id).await
     }
 
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        Reads::<Postgres>::list_members(&self.pool, room_id).await
+        Sql::<Postgres>::list_members(&self.pool, room_id).await
     }
 
     async fn add_member(
@@ -280,7 +279,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::add_member(
+                Box::pin(Sql::<Postgres>::add_member(
                     conn,
                     room_id.clone(),
                     user_id.clone(),
@@ -296,7 +295,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::remove_member(
+                Box::pin(Sql::<Postgres>::remove_member(
                     conn,
                     room_id.clone(),
                     user_id.clone(),
@@ -335,7 +334,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::edit_message(
+                Box::pin(Sql::<Postgres>::edit_message(
                     conn,
                     room_id.clone(),
                     message_id.clone(),
@@ -352,7 +351,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::delete_message(
+                Box::pin(Sql::<Postgres>::delete_message(
                     conn,
                     room_id.clone(),
                     message_id.clone(),
@@ -368,7 +367,7 @@ impl Store for PgStore {
     ) -> StoreResult<BTreeMap<String, Vec<String>>> {
         self.write(
             vec![change.room_id.clone()],
-            Box::new(move |conn| Box::pin(Jobs::<Postgres>::set_reaction(conn, change.clone()))),
+            Box::new(move |conn| Box::pin(Sql::<Postgres>::set_reaction(conn, change.clone()))),
         )
         .await
     }
@@ -378,7 +377,7 @@ impl Store for PgStore {
         room_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<MessageRecord>> {
-        Reads::<Postgres>::fetch_message(&self.pool, room_id, message_id)
+        Sql::<Postgres>::fetch_message(&self.pool, room_id, message_id)
             .await
             .map_err(Postgres::read_error)
     }
@@ -389,7 +388,7 @@ impl Store for PgStore {
         page: HistoryPage,
         limit: u32,
     ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        Reads::<Postgres>::history(&self.pool, room_id, page, limit).await
+        Sql::<Postgres>::history(&self.pool, room_id, page, limit).await
     }
 
     // ---- attachments ----
@@ -398,21 +397,18 @@ impl Store for PgStore {
         self.write(
             Vec::new(),
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::create_attachment(
-                    conn,
-                    attachment.clone(),
-                ))
+                Box::pin(Sql::<Postgres>::create_attachment(conn, attachment.clone()))
             }),
         )
         .await
     }
 
     async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        Reads::<Postgres>::get_attachment(&self.pool, id).await
+        Sql::<Postgres>::get_attachment(&self.pool, id).await
     }
 
     async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        Reads::<Postgres>::attachment_shared_with(&self.pool, id, user_id).await
+        Sql::<Postgres>::attachment_shared_with(&self.pool, id, user_id).await
     }
 
     // ---- read state ----
@@ -422,7 +418,7 @@ impl Store for PgStore {
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Jobs::<Postgres>::mark_read(
+                Box::pin(Sql::<Postgres>::mark_read(
                     conn,
                     room_id.clone(),
                     user_id.clone(),
@@ -435,20 +431,20 @@ impl Store for PgStore {
 
     /// [`StoreError::NotFound`] if the user is not a member.
     async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        Reads::<Postgres>::unread_count(&self.pool, room_id, user_id).await
+        Sql::<Postgres>::unread_count(&self.pool, room_id, user_id).await
     }
 
     // ---- health ----
 
     async fn counts(&self) -> StoreResult<(i64, i64)> {
-        Reads::<Postgres>::counts(&self.pool).await
+        Sql::<Postgres>::counts(&self.pool).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
         if !self.writer.is_open() {
             return Err(StoreError::Closed);
         }
-        Reads::<Postgres>::ping(&self.pool).await
+        Sql::<Postgres>::ping(&self.pool).await
     }
 
     fn commit_histograms(&self) -> crate::metrics::StoreHistograms {

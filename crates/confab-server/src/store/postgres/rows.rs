@@ -1,12 +1,11 @@
 //! What PostgreSQL reads differently: JSONB, the reaction map built with
 //! `jsonb_object_agg`, `$N` placeholders, casts, booleans, and errors that
 //! mean the server is out of reach. The decoders and the reads themselves
-//! are shared (`store::rows`, `store::reads`).
+//! are shared (`store::rows`, `store::queries`).
 
 use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, empty_object, history_sql, list_user_rooms_sql, member_columns, room_columns,
-    unread_count_sql, user_columns,
+    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{ColumnIndex, Row};
@@ -111,15 +110,10 @@ impl Dialect for Postgres {
         }
     }
 
-    const USER_BY_ID: &'static str =
-        concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-    const ROOM_BY_ID: &'static str =
-        concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = $1");
-    const MEMBER_BY_IDS: &'static str = concat!(
-        "SELECT ",
-        member_columns!(),
-        " FROM members WHERE room_id = $1 AND user_id = $2"
-    );
+    fn spell(statement: &Statement) -> &'static str {
+        statement.postgres
+    }
+
     const MESSAGE_BY_IDS: &'static str =
         concat!(message_select!(), "WHERE m.id = $1 AND m.room_id = $2");
     const REACTIONS_OF: &'static str = concat!(
@@ -132,13 +126,6 @@ impl Dialect for Postgres {
     const HISTORY_AFTER: &'static str = HISTORY_AFTER;
     const UNREAD_COUNT: &'static str = UNREAD_COUNT;
     const LIST_USER_ROOMS: &'static str = LIST_USER_ROOMS;
-    const USER_ROOM_IDS: &'static str =
-        "SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id";
-    const LIST_MEMBERS: &'static str = "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
-                COALESCE(u.username, mb.user_id) AS username, u.name \
-         FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
-         WHERE mb.room_id = $1 ORDER BY mb.joined_at, mb.user_id";
-    const ATTACHMENT_BY_ID: &'static str = "SELECT * FROM attachments WHERE id = $1";
     const ATTACHMENT_SHARED_WITH: &'static str = "SELECT TRUE FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 \
              WHERE m.attachment_id = $1 LIMIT 1";
     const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0)::BIGINT FROM rooms";

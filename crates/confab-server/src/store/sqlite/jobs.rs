@@ -1,15 +1,12 @@
-//! SQLite's write jobs: its SQL for the shared ones (`store::jobs`), and the
+//! SQLite's write jobs: its SQL for the shared ones (`store::queries`), and the
 //! jobs it runs its own way. With one writer, "look, then write" inside a
 //! job is race-free, so creating a room looks before it inserts; the appends
 //! are `batch_append`'s.
 
 use super::MIGRATOR;
 use super::rows::json_text;
-use crate::store::jobs::{JobSql, Jobs};
-use crate::store::reads::Reads;
-use crate::store::rows::{
-    member_columns, on_constraint, room_columns, room_from_row, user_columns,
-};
+use crate::store::queries::{JobSql, Sql};
+use crate::store::rows::{member_columns, room_columns, user_columns};
 use crate::store::{CreateOutcome, NewRoom, StoreError, StoreResult};
 use confab_protocol::Timestamp;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteQueryResult};
@@ -36,10 +33,11 @@ impl JobSql for Sqlite {
          RETURNING ",
         user_columns!()
     );
-    const ROOM_BY_DIRECT_KEY: &'static str = concat!(
-        "SELECT ",
-        room_columns!(),
-        " FROM rooms WHERE direct_key = ?1"
+    const INSERT_ROOM: &'static str = concat!(
+        "INSERT INTO rooms (id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key) \
+         VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6) \
+         RETURNING ",
+        room_columns!()
     );
     const INSERT_MEMBER: &'static str = "INSERT INTO members (room_id, user_id, role, last_read_seq, joined_at) \
          VALUES (?1, ?2, ?3, 0, ?4) \
@@ -60,20 +58,12 @@ impl JobSql for Sqlite {
          RETURNING ",
         member_columns!()
     );
-    const REMOVE_MEMBER: &'static str = "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2";
     const EDIT_MESSAGE: &'static str = "UPDATE messages SET content = ?3, edited_at = ?4 \
          WHERE room_id = ?1 AND id = ?2 AND deleted = 0";
     const DELETE_MESSAGE: &'static str =
         "UPDATE messages SET content = '', deleted = 1 WHERE room_id = ?1 AND id = ?2";
-    const DELETE_REACTIONS: &'static str = "DELETE FROM reactions WHERE message_id = ?1";
     const MESSAGE_IS_LIVE: &'static str =
         "SELECT 1 FROM messages WHERE room_id = ?1 AND id = ?2 AND deleted = 0";
-    const INSERT_REACTION: &'static str = "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT DO NOTHING";
-    const DELETE_REACTION: &'static str =
-        "DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3";
-    const INSERT_ATTACHMENT: &'static str = "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     const MARK_READ: &'static str = "UPDATE members SET last_read_seq = \
              MIN(?3, (SELECT last_seq FROM rooms WHERE rooms.id = members.room_id)) \
          WHERE room_id = ?1 AND user_id = ?2 \
@@ -98,11 +88,11 @@ pub(super) async fn create_room(
     room: NewRoom,
 ) -> StoreResult<CreateOutcome> {
     if let Some(key) = &room.direct_key
-        && let Some(existing) = Jobs::<Sqlite>::direct_room(conn, key).await?
+        && let Some(existing) = Sql::<Sqlite>::direct_room(conn, key).await?
     {
         return Ok(CreateOutcome::ExistingDirect(existing));
     }
-    if Reads::<Sqlite>::fetch_room(&mut *conn, &room.id)
+    if Sql::<Sqlite>::fetch_room(&mut *conn, &room.id)
         .await?
         .is_some()
     {
@@ -110,22 +100,10 @@ pub(super) async fn create_room(
     }
 
     let now = Timestamp::now().millis();
-    let row = sqlx::query(concat!(
-        "INSERT INTO rooms (id, name, room_type, metadata, closed, last_seq, last_activity, created_at, direct_key) \
-         VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6) \
-         RETURNING ",
-        room_columns!()
-    ))
-    .bind(&room.id)
-    .bind(&room.name)
-    .bind(&room.room_type)
-    .bind(json_text(&room.metadata))
-    .bind(now)
-    .bind(&room.direct_key)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(on_constraint)?;
-    let record = room_from_row(&row)?;
-    Jobs::<Sqlite>::insert_members(conn, &room, now).await?;
+    // RETURNING gives the row: a taken key fails the insert instead.
+    let record = Sql::<Sqlite>::insert_room(conn, &room, now)
+        .await?
+        .ok_or(StoreError::AlreadyExists)?;
+    Sql::<Sqlite>::insert_members(conn, &room, now).await?;
     Ok(CreateOutcome::Created(record))
 }

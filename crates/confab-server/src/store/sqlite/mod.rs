@@ -46,8 +46,7 @@ use super::{
     MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
     RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
-use crate::store::jobs::Jobs;
-use crate::store::reads::Reads;
+use crate::store::queries::Sql;
 use crate::store::rows::{Dialect, user_columns, user_from_row};
 use crate::store::writer::{Counters, Hook, JobQueue};
 use async_trait::async_trait;
@@ -311,12 +310,12 @@ impl Store for SqliteStore {
     // ---- users ----
 
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::upsert_user(conn, user)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::upsert_user(conn, user)))
             .await
     }
 
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        Reads::<Sqlite>::fetch_user(&self.readers, id)
+        Sql::<Sqlite>::fetch_user(&self.readers, id)
             .await
             .map_err(Sqlite::read_error)
     }
@@ -351,7 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        Reads::<Sqlite>::fetch_room(&self.readers, id)
+        Sql::<Sqlite>::fetch_room(&self.readers, id)
             .await
             .map_err(Sqlite::read_error)
     }
@@ -363,13 +362,13 @@ impl Store for SqliteStore {
         metadata: Option<serde_json::Value>,
     ) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::update_room(conn, id, name, metadata)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::update_room(conn, id, name, metadata)))
             .await
     }
 
     async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::close_room(conn, id)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::close_room(conn, id)))
             .await
     }
 
@@ -379,23 +378,23 @@ impl Store for SqliteStore {
         limit: u32,
         after: Option<(Timestamp, String)>,
     ) -> StoreResult<Vec<RoomListEntry>> {
-        Reads::<Sqlite>::list_user_rooms(&self.readers, user_id, limit, after).await
+        Sql::<Sqlite>::list_user_rooms(&self.readers, user_id, limit, after).await
     }
 
     // ---- members ----
 
     async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        Reads::<Sqlite>::fetch_member(&self.readers, room_id, user_id)
+        Sql::<Sqlite>::fetch_member(&self.readers, room_id, user_id)
             .await
             .map_err(Sqlite::read_error)
     }
 
     async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        Reads::<Sqlite>::user_room_ids(&self.readers, user_id).await
+        Sql::<Sqlite>::user_room_ids(&self.readers, user_id).await
     }
 
     async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        Reads::<Sqlite>::list_members(&self.readers, room_id).await
+        Sql::<Sqlite>::list_members(&self.readers, room_id).await
     }
 
     async fn add_member(
@@ -405,13 +404,13 @@ impl Store for SqliteStore {
         role: RoomRole,
     ) -> StoreResult<MemberRecord> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::add_member(conn, room_id, user_id, role)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::add_member(conn, room_id, user_id, role)))
             .await
     }
 
     async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::remove_member(conn, room_id, user_id)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::remove_member(conn, room_id, user_id)))
             .await
     }
 
@@ -443,7 +442,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
-            Box::pin(Jobs::<Sqlite>::edit_message(
+            Box::pin(Sql::<Sqlite>::edit_message(
                 conn, room_id, message_id, content, edited_at,
             ))
         })
@@ -452,7 +451,7 @@ impl Store for SqliteStore {
 
     async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::delete_message(conn, room_id, message_id)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::delete_message(conn, room_id, message_id)))
             .await
     }
 
@@ -460,7 +459,7 @@ impl Store for SqliteStore {
         &self,
         change: ReactionChange,
     ) -> StoreResult<BTreeMap<String, Vec<String>>> {
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::set_reaction(conn, change)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::set_reaction(conn, change)))
             .await
     }
 
@@ -469,7 +468,7 @@ impl Store for SqliteStore {
         room_id: &str,
         message_id: &str,
     ) -> StoreResult<Option<MessageRecord>> {
-        Reads::<Sqlite>::fetch_message(&self.readers, room_id, message_id)
+        Sql::<Sqlite>::fetch_message(&self.readers, room_id, message_id)
             .await
             .map_err(Sqlite::read_error)
     }
@@ -480,7 +479,7 @@ impl Store for SqliteStore {
         page: HistoryPage,
         limit: u32,
     ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        Reads::<Sqlite>::history(&self.readers, room_id, page, limit).await
+        Sql::<Sqlite>::history(&self.readers, room_id, page, limit).await
     }
 
     // ---- read state ----
@@ -488,40 +487,40 @@ impl Store for SqliteStore {
     async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
         self.write(move |conn| {
-            Box::pin(Jobs::<Sqlite>::mark_read(conn, room_id, user_id, up_to_seq))
+            Box::pin(Sql::<Sqlite>::mark_read(conn, room_id, user_id, up_to_seq))
         })
         .await
     }
 
     /// [`StoreError::NotFound`] if the user is not a member.
     async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        Reads::<Sqlite>::unread_count(&self.readers, room_id, user_id).await
+        Sql::<Sqlite>::unread_count(&self.readers, room_id, user_id).await
     }
 
     // ---- health ----
 
     async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
-        self.write(move |conn| Box::pin(Jobs::<Sqlite>::create_attachment(conn, attachment)))
+        self.write(move |conn| Box::pin(Sql::<Sqlite>::create_attachment(conn, attachment)))
             .await
     }
 
     async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        Reads::<Sqlite>::get_attachment(&self.readers, id).await
+        Sql::<Sqlite>::get_attachment(&self.readers, id).await
     }
 
     async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        Reads::<Sqlite>::attachment_shared_with(&self.readers, id, user_id).await
+        Sql::<Sqlite>::attachment_shared_with(&self.readers, id, user_id).await
     }
 
     async fn counts(&self) -> StoreResult<(i64, i64)> {
-        Reads::<Sqlite>::counts(&self.readers).await
+        Sql::<Sqlite>::counts(&self.readers).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
         if !self.jobs.is_open() {
             return Err(StoreError::Closed);
         }
-        Reads::<Sqlite>::ping(&self.readers).await
+        Sql::<Sqlite>::ping(&self.readers).await
     }
 
     fn commit_histograms(&self) -> crate::metrics::StoreHistograms {
