@@ -1,13 +1,13 @@
 //! The statements both backends run alike, written once: the reads, and
 //! the write jobs (what a writing [`Store`](crate::store::Store) method does
 //! inside its savepoint on the writer's connection). They are generic over
-//! the backend's database and take their SQL from here when only placeholders differ
-//! ([`Statement`]), else from the backend's [`Dialect`] and [`JobSql`];
-//! each is monomorphized per backend, so it costs what the backend's own
-//! copy did. Jobs start from their inputs and keep no state between runs, so
-//! PostgreSQL may run one again when its batch is retried. What a backend
-//! does its own way (`user_with_rooms`, creating a room, PostgreSQL's
-//! appends, SQLite's batched appends) stays with it.
+//! the backend's database and take their SQL from here when only the
+//! placeholders differ ([`Statement`]), else from the backend's [`Dialect`]
+//! and [`JobSql`]; each is monomorphized per backend, so it costs what the
+//! backend's own copy did. Jobs start from their inputs and keep no state
+//! between runs, so PostgreSQL may run one again when its batch is retried.
+//! What a backend does its own way (`user_with_rooms`, creating a room,
+//! PostgreSQL's appends, SQLite's batched appends) stays with it.
 
 use crate::store::rows::{
     Dialect, Statement, StoreRow, attachment_record, member_columns, member_from_row,
