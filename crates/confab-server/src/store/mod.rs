@@ -20,7 +20,10 @@
 //! implementation: users, rooms, members, messages, read state, health.
 
 pub mod postgres;
+mod queries;
+mod rows;
 pub mod sqlite;
+mod writer;
 
 #[cfg(test)]
 mod conformance;

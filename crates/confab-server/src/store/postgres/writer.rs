@@ -2,23 +2,15 @@
 //! retries. See the parent module's docs for why it is shaped this way.
 
 use super::rows::unreachable;
+use crate::store::writer::{Counters, Hook, JobQueue, MAX_BATCH, WriteStats, run_caught};
 use crate::store::{StoreError, StoreResult};
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Executor, Postgres, Transaction};
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// Most jobs run in one transaction; more wait for the next one.
-const MAX_BATCH: usize = 256;
-
-/// Jobs that may wait for the writer; a full queue makes callers wait (backpressure).
-const QUEUE_CAPACITY: usize = 1024;
 
 /// Tries of one batch when it meets a deadlock, a serialization failure or a
 /// lost connection before its commit; then every job gets the error.
@@ -33,36 +25,10 @@ const RETRY_BASE: Duration = Duration::from_millis(10);
 pub(super) type Work<T> =
     Box<dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync>;
 
-/// Work to run on the writer after a job's commit, in commit order.
-pub(super) type Hook<T> = Box<dyn FnOnce(&T) + Send>;
-
-/// Counters of the writer, from [`super::PgStore::write_stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WriteStats {
-    /// Transactions committed since the store opened.
-    pub commits: u64,
-    /// Write jobs (successful or rolled back to their savepoint) in those
-    /// transactions.
-    pub jobs: u64,
-    /// Batches tried again after a deadlock, serialization failure or lost
-    /// connection.
-    pub retries: u64,
-}
-
-/// Counters the writer keeps.
-#[derive(Debug, Default)]
-struct Counters {
-    /// Batch latency and size, exported by `/metrics`.
-    histograms: crate::metrics::StoreHistograms,
-    commits: AtomicU64,
-    committed_jobs: AtomicU64,
-    retries: AtomicU64,
-}
-
 /// The handle store methods use to queue writes; owns the writer task.
 pub(super) struct Writer {
-    /// The writer's queue; `None` once [`Writer::close`] started.
-    jobs: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    /// The writer's queue, closed by [`Writer::close`].
+    jobs: JobQueue<Box<dyn WriteJob>>,
     /// The writer task, awaited by [`Writer::close`].
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     /// What the writer has done.
@@ -73,10 +39,10 @@ impl Writer {
     /// Starts the writer task on `pool`.
     pub(super) fn start(pool: PgPool) -> Writer {
         let counters = Arc::new(Counters::default());
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (jobs, receiver) = JobQueue::new();
         let task = tokio::spawn(run_writer(pool, receiver, counters.clone()));
         Writer {
-            jobs: Mutex::new(Some(sender)),
+            jobs,
             task: tokio::sync::Mutex::new(Some(task)),
             counters,
         }
@@ -103,12 +69,6 @@ impl Writer {
         work: Work<T>,
         hook: Option<Hook<T>>,
     ) -> StoreResult<impl Future<Output = StoreResult<T>> + Send + 'static + use<T>> {
-        let sender = self
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn WriteJob> = Box::new(PendingJob {
             rooms,
@@ -117,51 +77,34 @@ impl Writer {
             reply,
             hook,
         });
-        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        self.jobs.send(job).await?;
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Whether the writer still takes jobs.
     pub(super) fn is_open(&self) -> bool {
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|sender| !sender.is_closed())
+        self.jobs.is_open()
     }
 
     /// Jobs waiting in the queue (tests use it to form batches).
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map_or(0, |sender| QUEUE_CAPACITY - sender.capacity())
+        self.jobs.queued()
     }
 
-    /// What the writer has done so far.
     /// The writer's histograms, shared with the server's metrics registry.
     pub(super) fn histograms(&self) -> crate::metrics::StoreHistograms {
         self.counters.histograms.clone()
     }
 
+    /// What the writer has done so far.
     pub(super) fn stats(&self) -> WriteStats {
-        WriteStats {
-            commits: self.counters.commits.load(Ordering::Relaxed),
-            jobs: self.counters.committed_jobs.load(Ordering::Relaxed),
-            retries: self.counters.retries.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 
     /// Refuses new jobs, lets the queued ones finish and waits for the task.
     pub(super) async fn close(&self) {
-        drop(
-            self.jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        self.jobs.close();
         if let Some(task) = self.task.lock().await.take()
             && let Err(e) = task.await
         {
@@ -222,17 +165,7 @@ impl<T: Send + 'static> WriteJob for PendingJob<T> {
 
     fn run<'a>(&'a mut self, conn: &'a mut PgConnection) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // A panicking job fails alone (its savepoint is rolled back)
-            // instead of taking the writer, and every later write, with it.
-            let result = match AssertUnwindSafe((self.work)(conn)).catch_unwind().await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::error!("a PostgreSQL write job panicked");
-                    Err(StoreError::Database(sqlx::Error::Protocol(
-                        "the write job panicked".to_owned(),
-                    )))
-                }
-            };
+            let result = run_caught((self.work)(conn), "PostgreSQL").await;
             self.result = Some(result);
         })
     }
@@ -333,11 +266,7 @@ async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &C
         let started = std::time::Instant::now();
         match try_batch(pool, &mut jobs).await {
             Ok(()) => {
-                counters.histograms.observe(jobs.len(), started.elapsed());
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .committed_jobs
-                    .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                counters.committed(jobs.len(), started);
                 for job in jobs {
                     job.settle(None);
                 }
@@ -345,7 +274,7 @@ async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &C
             }
             Err(TryError::Retry(e)) if attempt < MAX_ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, jobs = jobs.len(), "PostgreSQL write batch will be tried again");
-                counters.retries.fetch_add(1, Ordering::Relaxed);
+                counters.retried();
                 let base = RETRY_BASE * 2u32.pow(attempt - 1);
                 let jitter = rand::random_range(0..=base.as_millis() as u64);
                 tokio::time::sleep(base + Duration::from_millis(jitter)).await;

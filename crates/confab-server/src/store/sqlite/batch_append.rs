@@ -21,7 +21,10 @@
 //! the run's savepoint back, and each message is then tried as a run of its
 //! own, so only the offender fails.
 
-use super::{Finished, Hook, Settle, json_text, message_from_row, on_constraint, stored_record};
+use super::rows::{json_text, message_select};
+use super::writer::{Finished, Settle};
+use crate::store::rows::{message_from_row, on_constraint, stored_record};
+use crate::store::writer::Hook;
 use crate::store::{AppendOutcome, CommitHook, MessageRecord, NewMessage, StoreError, StoreResult};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Executor, QueryBuilder, Row, Sqlite};
