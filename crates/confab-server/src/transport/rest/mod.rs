@@ -1,0 +1,28 @@
+//! REST handlers under `/api/v1` (protocol.md §4). Each one parses, calls core once,
+//! and shapes the answer; rules live in core.
+//!
+//! Every handler carries a `#[utoipa::path]` and every body a `ToSchema`
+//! derive: the OpenAPI document ([`super::openapi`]) is generated from them,
+//! and the router registers handlers through the same attribute.
+
+//!
+//! # Layout
+//! - [`users`]: the caller and user management.
+//! - [`rooms`]: rooms and their members.
+//! - [`messages`]: history, sends, edits, deletes, context, read markers.
+//! - [`attachments`]: uploads and downloads.
+//! - [`server`]: stats, health, readiness, metrics, unknown routes.
+
+mod attachments;
+mod messages;
+mod rooms;
+mod server;
+mod users;
+
+// Re-exported whole (the `#[utoipa::path]` types with them), so routes and
+// the OpenAPI document name every handler as `rest::NAME`.
+pub use attachments::*;
+pub use messages::*;
+pub use rooms::*;
+pub use server::*;
+pub use users::*;
