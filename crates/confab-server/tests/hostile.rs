@@ -30,15 +30,8 @@ async fn rest_with(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", server.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, answer) = server.api_with_token(token).call(method, path, body).await;
+    (status.as_u16(), answer)
 }
 
 #[tokio::test]

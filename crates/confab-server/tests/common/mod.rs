@@ -281,6 +281,17 @@ impl TestServer {
         }
     }
 
+    /// A REST client presenting `token` as it is (a hand-made or hostile
+    /// credential).
+    pub fn api_with_token(&self, token: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth: Some(token.to_owned()),
+            act_as: None,
+        }
+    }
+
     /// A REST client with the server key (acting as itself).
     pub fn server_api(&self) -> Api {
         Api {
