@@ -725,6 +725,13 @@ impl WsClient {
 
     /// The next frame as JSON; panics after [`WAIT`] or on close.
     pub async fn recv_json(&mut self) -> Value {
+        serde_json::from_str(&self.stream_next_text().await).unwrap()
+    }
+
+    /// The next text frame as it came, unparsed (to check exact bytes);
+    /// pings and pongs are skipped, anything else panics, as does a wait
+    /// past [`WAIT`].
+    pub async fn stream_next_text(&mut self) -> String {
         // One deadline for the whole wait: heartbeat pings arriving more often
         // than WAIT must not keep a missing frame waited for forever.
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -735,24 +742,9 @@ impl WsClient {
                 .expect("connection ended")
                 .expect("read failed");
             match message {
-                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Text(text) => return text.to_string(),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// The next text frame as it came, unparsed (to check exact bytes).
-    pub async fn stream_next_text(&mut self) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let message = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection ended")
-                .expect("read failed");
-            if let Message::Text(text) = message {
-                return text.to_string();
             }
         }
     }
