@@ -93,6 +93,35 @@ pub(crate) fn new_room(id: &str, members: &[&str]) -> NewRoom {
     }
 }
 
+/// The direct room between users `a` and `b`, asked for under `id`.
+pub(crate) fn direct_ab(id: &str) -> NewRoom {
+    NewRoom {
+        room_type: "direct".into(),
+        direct_key: Some("a\nb".into()),
+        members: vec![
+            ("a".into(), RoomRole::Member),
+            ("b".into(), RoomRole::Member),
+        ],
+        ..new_room(id, &[])
+    }
+}
+
+/// Awaits concurrent `create_room` calls; returns the rooms they created
+/// and the existing direct rooms they were given instead.
+pub(crate) async fn created_and_existing(
+    tasks: Vec<tokio::task::JoinHandle<CreateOutcome>>,
+) -> (Vec<RoomRecord>, Vec<RoomRecord>) {
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            CreateOutcome::Created(room) => created.push(room),
+            CreateOutcome::ExistingDirect(room) => existing.push(room),
+        }
+    }
+    (created, existing)
+}
+
 pub(crate) async fn room(store: &dyn Store, id: &str, members: &[&str]) -> RoomRecord {
     match store.create_room(new_room(id, members)).await.unwrap() {
         CreateOutcome::Created(room) => room,

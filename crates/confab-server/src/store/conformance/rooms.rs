@@ -147,37 +147,20 @@ pub(crate) async fn direct_rooms_are_deduplicated_even_when_created_at_once<B: B
     let (_backend, store) = B::fresh().await;
     user(&*store, "a").await;
     user(&*store, "b").await;
-    let direct = |id: &str| NewRoom {
-        room_type: "direct".into(),
-        direct_key: Some("a\nb".into()),
-        members: vec![
-            ("a".into(), RoomRole::Member),
-            ("b".into(), RoomRole::Member),
-        ],
-        ..new_room(id, &[])
-    };
-
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            let room = direct(&format!("dm-{i}"));
+            let room = direct_ab(&format!("dm-{i}"));
             tokio::spawn(async move { store.create_room(room).await.unwrap() })
         })
         .collect();
-    let mut created = Vec::new();
-    let mut existing = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            CreateOutcome::Created(room) => created.push(room),
-            CreateOutcome::ExistingDirect(room) => existing.push(room),
-        }
-    }
+    let (created, existing) = created_and_existing(tasks).await;
     assert_eq!(created.len(), 1);
     assert_eq!(existing.len(), 7);
     assert!(existing.iter().all(|room| *room == created[0]));
 
     // Later, with an id that is also taken: still the existing room.
-    let again = store.create_room(direct(&created[0].id)).await.unwrap();
+    let again = store.create_room(direct_ab(&created[0].id)).await.unwrap();
     assert_eq!(again, CreateOutcome::ExistingDirect(created[0].clone()));
     assert_eq!(store.counts().await.unwrap(), (1, 0), "one room stored");
     store.close().await;

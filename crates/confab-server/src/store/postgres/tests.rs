@@ -9,8 +9,8 @@ use super::*;
 use crate::store::AppendOutcome;
 use crate::store::DynStore;
 use crate::store::conformance::{
-    Backend, conformance_tests, last_seq, msg, no_hook, room, send, stored_seqs,
-    unread_counts_in_a_seeded_room, user,
+    Backend, conformance_tests, created_and_existing, direct_ab, last_seq, msg, no_hook, room,
+    send, stored_seqs, unread_counts_in_a_seeded_room, user,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::BTreeSet;
@@ -219,29 +219,11 @@ async fn two_nodes_creating_one_direct_room_store_it_once() {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let node = nodes[i % 2].clone();
-            tokio::spawn(async move {
-                node.create_room(NewRoom {
-                    room_type: "direct".into(),
-                    direct_key: Some("a\nb".into()),
-                    members: vec![
-                        ("a".into(), RoomRole::Member),
-                        ("b".into(), RoomRole::Member),
-                    ],
-                    ..crate::store::conformance::new_room(&format!("dm-{i}"), &[])
-                })
-                .await
-                .unwrap()
-            })
+            let room = direct_ab(&format!("dm-{i}"));
+            tokio::spawn(async move { node.create_room(room).await.unwrap() })
         })
         .collect();
-    let mut created = Vec::new();
-    let mut existing = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            CreateOutcome::Created(room) => created.push(room),
-            CreateOutcome::ExistingDirect(room) => existing.push(room),
-        }
-    }
+    let (created, existing) = created_and_existing(tasks).await;
     assert_eq!(created.len(), 1, "{created:?}");
     assert!(existing.iter().all(|room| *room == created[0]));
     assert_eq!(nodes[1].counts().await.unwrap(), (1, 0));
