@@ -274,22 +274,67 @@ pub fn contains_nul(value: &serde_json::Value) -> bool {
     }
 }
 
-/// Decodes one text frame. Never panics; every failure is a [`DecodeError`]
-/// with the contract code the server answers with.
-pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {
-        code: ErrorCode::InvalidJson,
-        message: format!("not valid JSON: {e}"),
+/// A client frame parsed as far as every dialect needs it: a JSON object
+/// with no U+0000 anywhere, and what an `error` reply echoes from it.
+#[derive(Debug)]
+pub struct RawFrame {
+    /// The parsed frame (always an object).
+    pub value: serde_json::Value,
+    /// The frame's `req_id`, if it had a readable one.
+    pub req_id: Option<ReqId>,
+    /// The frame's `room_id`, if it had a readable one.
+    pub room_id: Option<String>,
+}
+
+impl RawFrame {
+    /// A [`DecodeError`] carrying this frame's `req_id` and `room_id`.
+    pub fn fail(&self, code: ErrorCode, message: String) -> DecodeError {
+        DecodeError {
+            code,
+            message,
+            req_id: self.req_id.clone(),
+            room_id: self.room_id.clone(),
+        }
+    }
+
+    /// One field of the frame.
+    pub fn field(&self, name: &str) -> Option<&serde_json::Value> {
+        self.value.get(name)
+    }
+
+    /// The frame's `type` when it is a string; `Ok(None)` when absent.
+    pub fn kind(&self) -> Result<Option<&str>, DecodeError> {
+        match self.field("type") {
+            Some(serde_json::Value::String(kind)) => Ok(Some(kind.as_str())),
+            Some(_) => Err(self.fail(ErrorCode::InvalidField, "`type` must be a string".into())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Parses one text frame of any dialect: refuses (`invalid_json`) text
+/// that is not JSON, not an object, or nested deeper than `max_depth`
+/// levels, and (`invalid_field`) text holding U+0000. Never panics.
+pub fn parse_frame(text: &str, max_depth: usize) -> Result<RawFrame, DecodeError> {
+    let bare = |code, message: String| DecodeError {
+        code,
+        message,
         req_id: None,
         room_id: None,
-    })?;
+    };
+    if nesting_exceeds(text, max_depth) {
+        return Err(bare(
+            ErrorCode::InvalidJson,
+            format!("JSON nested deeper than {max_depth} levels"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| bare(ErrorCode::InvalidJson, format!("not valid JSON: {e}")))?;
     let Some(object) = value.as_object() else {
-        return Err(DecodeError {
-            code: ErrorCode::InvalidJson,
-            message: "a frame must be a JSON object".into(),
-            req_id: None,
-            room_id: None,
-        });
+        return Err(bare(
+            ErrorCode::InvalidJson,
+            "a frame must be a JSON object".into(),
+        ));
     };
     let req_id = ReqId::from_frame(&value, text);
     let room_id = object.get("room_id").and_then(|v| match v {
@@ -297,28 +342,40 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     });
-    let fail = |code, message: String| DecodeError {
-        code,
-        message,
-        req_id: req_id.clone(),
-        room_id: room_id.clone(),
+    let frame = RawFrame {
+        value,
+        req_id,
+        room_id,
     };
     // JSON can carry U+0000 only as the escape `\u0000`: skip the walk
     // unless the text has one.
-    if text.contains("\\u0000") && contains_nul(&value) {
-        return Err(fail(
+    if text.contains("\\u0000") && contains_nul(&frame.value) {
+        return Err(frame.fail(
             ErrorCode::InvalidField,
             "text may not contain U+0000".into(),
         ));
     }
-    let kind = match object.get("type") {
-        Some(serde_json::Value::String(kind)) => kind.as_str(),
-        Some(_) => {
-            return Err(fail(
-                ErrorCode::InvalidField,
-                "`type` must be a string".into(),
-            ));
-        }
+    Ok(frame)
+}
+
+/// Decodes one text frame of the unified protocol. Never panics; every
+/// failure is a [`DecodeError`] with the contract code the server answers
+/// with.
+pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
+    decode_client_frame_limited(text, usize::MAX)
+}
+
+/// Like [`decode_client_frame`], but first refuses (`invalid_json`) a frame
+/// whose arrays and objects nest deeper than `max_depth` levels, the frame
+/// object itself being level 1. The check is one pass over the bytes without
+/// allocating, so a hostile frame costs no more than its length.
+pub fn decode_client_frame_limited(text: &str, max_depth: usize) -> Result<Envelope, DecodeError> {
+    let frame = parse_frame(text, max_depth)?;
+    let fail = |code, message| frame.fail(code, message);
+    let value = &frame.value;
+    let req_id = frame.req_id.clone();
+    let kind = match frame.kind()? {
+        Some(kind) => kind,
         None => return Err(fail(ErrorCode::InvalidField, "missing field `type`".into())),
     };
     if !CLIENT_FRAME_TYPES.contains(&kind) {
@@ -327,26 +384,10 @@ pub fn decode_client_frame(text: &str) -> Result<Envelope, DecodeError> {
             format!("unknown frame type {kind:?}"),
         ));
     }
-    match ClientFrame::deserialize(&value) {
+    match ClientFrame::deserialize(value) {
         Ok(frame) => Ok(Envelope { req_id, frame }),
         Err(e) => Err(fail(ErrorCode::InvalidField, format!("{kind}: {e}"))),
     }
-}
-
-/// Like [`decode_client_frame`], but first refuses (`invalid_json`) a frame
-/// whose arrays and objects nest deeper than `max_depth` levels, the frame
-/// object itself being level 1. The check is one pass over the bytes without
-/// allocating, so a hostile frame costs no more than its length.
-pub fn decode_client_frame_limited(text: &str, max_depth: usize) -> Result<Envelope, DecodeError> {
-    if nesting_exceeds(text, max_depth) {
-        return Err(DecodeError {
-            code: ErrorCode::InvalidJson,
-            message: format!("JSON nested deeper than {max_depth} levels"),
-            req_id: None,
-            room_id: None,
-        });
-    }
-    decode_client_frame(text)
 }
 
 /// Whether the brackets of `text` (outside strings) nest deeper than `max`.

@@ -10,12 +10,15 @@
 //! - [`client`]: client → server frames and [`decode_client_frame`], which turns
 //!   any text into either a frame or a typed [`DecodeError`] (never a panic).
 //! - [`server`]: server → client frames.
+//! - [`dialect`]: the room-scoped dialects' frames (`/ws/chat/{id}/`,
+//!   `/ws/sessions/{id}/`).
 //! - [`model`]: the objects frames carry (message, room summary, sender, …).
 //! - [`error`]: the contract's error codes and WebSocket close codes.
 //! - [`ids`]: ids that clients may send as strings or numbers, and `req_id`.
 //! - [`time`]: RFC 3339 UTC timestamps with milliseconds.
 
 pub mod client;
+pub mod dialect;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -23,8 +26,8 @@ pub mod server;
 pub mod time;
 
 pub use client::{
-    ClientFrame, DecodeError, Envelope, contains_nul, decode_client_frame,
-    decode_client_frame_limited,
+    ClientFrame, DecodeError, Envelope, RawFrame, contains_nul, decode_client_frame,
+    decode_client_frame_limited, parse_frame,
 };
 pub use error::{CloseCode, ErrorCode};
 pub use ids::{JsonNumber, ReqId};

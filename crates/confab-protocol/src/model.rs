@@ -34,6 +34,18 @@ impl MessageType {
         }
     }
 
+    /// The type in upper case, as front-ends written for Django's
+    /// `TextChoices` spell it (`TEXT`).
+    pub fn upper(self) -> &'static str {
+        match self {
+            MessageType::Text => "TEXT",
+            MessageType::System => "SYSTEM",
+            MessageType::Location => "LOCATION",
+            MessageType::Image => "IMAGE",
+            MessageType::File => "FILE",
+        }
+    }
+
     /// Parses a type name, ignoring ASCII case (`TEXT` is `text`).
     pub fn parse(name: &str) -> Option<Self> {
         [
@@ -70,6 +82,11 @@ pub struct Sender {
     /// The display name, if known.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
+    /// The display name again, under the name front-ends written for
+    /// Django's user model read (protocol.md §7).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[serde(default)]
+    pub first_name: Option<String>,
 }
 
 /// A point on the map carried by a `location` message.
@@ -135,6 +152,14 @@ pub struct Message {
     pub edited_at: Option<Timestamp>,
     /// Whether it was deleted (its `seq` slot stays).
     pub deleted: bool,
+    /// Whether it has been read, as the recipient of the frame sees it: for
+    /// someone else's message, whether their own read marker covers it; for
+    /// their own, whether any other member's does. In events fanned out to
+    /// a whole room (one serialization for every recipient) it is the
+    /// sender's view: false in `new_message` (nobody has read a message
+    /// just stored).
+    #[serde(default)]
+    pub is_read: bool,
 }
 
 /// A member of a room as listed in `room_list` participants.

@@ -49,6 +49,8 @@ pub enum ServerFrame {
     Unsubscribed {
         /// The room.
         room_id: String,
+        /// Server time.
+        timestamp: Timestamp,
         /// Echo of the request's `req_id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
@@ -68,6 +70,8 @@ pub enum ServerFrame {
         room_id: String,
         /// The message as it is now.
         message: Message,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// A message was deleted (content emptied, seq kept).
     MessageDeleted {
@@ -75,6 +79,8 @@ pub enum ServerFrame {
         room_id: String,
         /// The message as it is now (`deleted: true`).
         message: Message,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// A message's reactions changed.
     ReactionUpdated {
@@ -84,6 +90,8 @@ pub enum ServerFrame {
         message_id: String,
         /// The whole reaction map after the change.
         reactions: BTreeMap<String, Vec<String>>,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// The sender's message is stored (sent before any `new_message` for it).
     MessageAck {
@@ -125,6 +133,8 @@ pub enum ServerFrame {
         user_id: String,
         /// Their handle.
         username: String,
+        /// Their display name, if known.
+        name: Option<String>,
         /// Started (`true`) or stopped (`false`).
         is_typing: bool,
         /// Server time.
@@ -140,6 +150,8 @@ pub enum ServerFrame {
         reply_id: String,
         /// The next piece of text.
         delta: String,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// The caller's rooms, newest activity first.
     RoomList {
@@ -147,6 +159,8 @@ pub enum ServerFrame {
         rooms: Vec<RoomSummary>,
         /// Pass as `cursor` for the next page; absent on the last page.
         next_cursor: Option<String>,
+        /// Server time.
+        timestamp: Timestamp,
         /// Echo of the request's `req_id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
@@ -157,6 +171,8 @@ pub enum ServerFrame {
         room_id: String,
         /// Only the fields that changed.
         updates: serde_json::Value,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// The user was added to a room (by a back-end, an admin, or at creation).
     RoomAdded {
@@ -164,11 +180,15 @@ pub enum ServerFrame {
         room_id: String,
         /// The room as the user sees it.
         room: RoomSummary,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// The user left or was removed from a room; its live events stop.
     RoomRemoved {
         /// The room.
         room_id: String,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// A member of one of your rooms came online (their first connection).
     UserOnline {
@@ -176,6 +196,8 @@ pub enum ServerFrame {
         user_id: String,
         /// When.
         last_seen: Timestamp,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// A member of one of your rooms went offline (their last connection closed).
     UserOffline {
@@ -183,6 +205,8 @@ pub enum ServerFrame {
         user_id: String,
         /// When they were last connected.
         last_seen: Timestamp,
+        /// Server time.
+        timestamp: Timestamp,
     },
     /// Who in a room is online.
     Presence {
@@ -190,6 +214,8 @@ pub enum ServerFrame {
         room_id: String,
         /// Ids of the members with a live connection.
         online: Vec<String>,
+        /// Server time.
+        timestamp: Timestamp,
         /// Echo of the request's `req_id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
@@ -202,6 +228,8 @@ pub enum ServerFrame {
         messages: Vec<Message>,
         /// More messages exist beyond this page in the direction asked.
         has_more: bool,
+        /// Server time.
+        timestamp: Timestamp,
         /// Echo of the request's `req_id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
@@ -216,6 +244,8 @@ pub enum ServerFrame {
     },
     /// A request with no other answer succeeded.
     Ack {
+        /// Server time.
+        timestamp: Timestamp,
         /// Echo of the request's `req_id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
@@ -226,6 +256,8 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// What went wrong, for people.
         message: String,
+        /// Server time.
+        timestamp: Timestamp,
         /// The room the request named, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_id: Option<String>,
@@ -290,6 +322,7 @@ mod tests {
         let frame = ServerFrame::Error {
             code: ErrorCode::NotFound,
             message: "no such room".into(),
+            timestamp: Timestamp(1_764_000_000_123),
             room_id: None,
             req_id: Some(ReqId::from(3)),
             retry_after_ms: None,
@@ -297,7 +330,7 @@ mod tests {
         let json = frame.to_json();
         assert_eq!(
             json,
-            r#"{"type":"error","code":"not_found","message":"no such room","req_id":3}"#
+            r#"{"type":"error","code":"not_found","message":"no such room","timestamp":"2025-11-24T16:00:00.123Z","req_id":3}"#
         );
         let back: ServerFrame = serde_json::from_str(&json).unwrap();
         assert_eq!(back, frame);
