@@ -40,9 +40,10 @@ pub enum StartError {
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
-    /// The OpenAPI document could not be serialized.
-    #[error("openapi document: {0}")]
-    OpenApi(#[from] serde_json::Error),
+    /// The routes could not be built (a configured route clashes, or the
+    /// OpenAPI document could not be serialized).
+    #[error(transparent)]
+    Routes(#[from] crate::transport::RouterError),
 }
 
 /// A built server, ready to serve.

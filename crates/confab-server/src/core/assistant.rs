@@ -278,6 +278,7 @@ async fn ask_provider(
         chat.send_to_room(
             &question.room_id,
             &ServerFrame::AssistantDelta {
+                timestamp: Timestamp::now(),
                 room_id: question.room_id.clone(),
                 reply_id: reply_id.to_owned(),
                 delta: delta.to_owned(),

@@ -345,11 +345,13 @@ impl Cluster {
         let (id, last_seen) = (user_id.to_owned(), Timestamp::now());
         let frame = if online {
             ServerFrame::UserOnline {
+                timestamp: Timestamp::now(),
                 user_id: id,
                 last_seen,
             }
         } else {
             ServerFrame::UserOffline {
+                timestamp: Timestamp::now(),
                 user_id: id,
                 last_seen,
             }

@@ -2,6 +2,7 @@
 //! presence, and the clean-up when a connection leaves.
 
 use super::cluster::Cluster;
+use super::receipts::{ReadRule, Receipts};
 use super::{Caller, Chat, ChatError, ChatResult, encode, wire};
 use crate::hub::{ConnId, Outbox, RoomEvent, TypingCheck};
 use crate::limits::ConnSlot;
@@ -26,10 +27,38 @@ pub struct Admission {
     _anonymous: Option<ConnSlot<IpAddr>>,
 }
 
+/// What a subscription replays before live events (protocol.md §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Nothing: live events from now on.
+    Nothing,
+    /// Every stored message with a `seq` above this (`since_seq`).
+    Since(i64),
+    /// The newest this many messages (a room-scoped dialect's `?history=N`).
+    Latest(u32),
+}
+
+impl From<Option<i64>> for Replay {
+    fn from(since_seq: Option<i64>) -> Self {
+        since_seq.map_or(Replay::Nothing, Replay::Since)
+    }
+}
+
+/// How a connection joins a room.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// What to replay first.
+    pub replay: Replay,
+    /// Whose view the replayed messages' `is_read` takes.
+    pub reads: ReadRule,
+    /// Echoed in `subscribed`.
+    pub req_id: Option<ReqId>,
+}
+
 impl Chat {
-    /// Subscribes a connection to a room: queues `subscribed`, then (with
-    /// `since_seq`) every stored message after it as `new_message`, then live
-    /// events — with no gap and no duplicate (protocol.md §5.2). A backlog larger than
+    /// Subscribes a connection to a room: queues `subscribed`, then what
+    /// `join.replay` asks for as `new_message`, then live events — with no
+    /// gap and no duplicate (protocol.md §5.2). A backlog larger than
     /// `limits.max_catch_up` is cut after its oldest part; the client pages the
     /// rest with `get_history` up to `subscribed.last_seq`.
     pub async fn subscribe(
@@ -38,10 +67,9 @@ impl Chat {
         conn: ConnId,
         outbox: &Outbox,
         room_id: &str,
-        since_seq: Option<i64>,
-        req_id: Option<ReqId>,
+        join: Join,
     ) -> ChatResult<()> {
-        if since_seq.is_some_and(|s| s < 0) {
+        if matches!(join.replay, Replay::Since(s) if s < 0) {
             return Err(ChatError::InvalidField("since_seq must be ≥ 0".into()));
         }
         // Admins and the server key may watch a room they are not members
@@ -80,26 +108,40 @@ impl Chat {
             last_seq,
             unread_count,
             timestamp: Timestamp::now(),
-            req_id,
+            req_id: join.req_id,
         });
-        let delivered = match since_seq {
-            Some(since) => match self.replay(outbox, room_id, since, last_seq).await {
-                Ok(delivered) => delivered,
-                Err(e) => {
-                    self.drop_subscription(conn, room_id);
-                    return Err(e);
+        let since = match join.replay {
+            Replay::Nothing => None,
+            Replay::Since(since) => Some(since),
+            Replay::Latest(0) => None,
+            Replay::Latest(n) => Some(last_seq.saturating_sub(i64::from(n)).max(0)),
+        };
+        let delivered = match since {
+            Some(since) if since < last_seq => {
+                let replayed = async {
+                    let receipts = self.receipts(room_id, caller.id()).await?;
+                    let view = (join.reads, &receipts);
+                    self.replay(outbox, room_id, since, last_seq, view).await
+                };
+                match replayed.await {
+                    Ok(delivered) => delivered,
+                    Err(e) => {
+                        self.drop_subscription(conn, room_id);
+                        return Err(e);
+                    }
                 }
-            },
-            None => last_seq,
+            }
+            _ => last_seq,
         };
         self.hub.activate(conn, room_id, delivered);
         Ok(())
     }
 
     /// Queues stored messages with `since < seq <= last_seq` (at most
-    /// `max_catch_up`). Returns the seq up to which the client now has
-    /// everything it will get from the replay: `last_seq`, whether the
-    /// backlog was replayed whole or cut (the client then pages the gap).
+    /// `max_catch_up`), their `is_read` as `view` says. Returns the seq up
+    /// to which the client now has everything it will get from the replay:
+    /// `last_seq`, whether the backlog was replayed whole or cut (the
+    /// client then pages the gap).
     ///
     /// The replay never reads past `last_seq`, the snapshot taken after the
     /// subscription started holding live events: a message committed later
@@ -112,6 +154,7 @@ impl Chat {
         room_id: &str,
         since: i64,
         last_seq: i64,
+        (rule, receipts): (ReadRule, &Receipts),
     ) -> ChatResult<i64> {
         let cap = i64::from(self.config.limits.max_catch_up.max(50));
         let mut cursor = since;
@@ -129,9 +172,11 @@ impl Chat {
             for record in records.into_iter().take_while(|r| r.seq <= last_seq) {
                 cursor = record.seq;
                 sent += 1;
+                let mut message = wire::message(record);
+                receipts.mark(rule, &mut message);
                 let frame = ServerFrame::NewMessage {
                     room_id: room_id.to_owned(),
-                    message: wire::message(record),
+                    message,
                     timestamp: Timestamp::now(),
                 };
                 if !outbox.push_paced(frame.to_json().into()).await {
@@ -311,6 +356,7 @@ pub(super) fn publish_typing(
         room_id: room_id.to_owned(),
         user_id: caller.user.id.clone(),
         username: caller.user.username.clone(),
+        name: caller.user.name.clone(),
         is_typing,
         timestamp: Timestamp::now(),
     };

@@ -2,6 +2,7 @@
 
 use super::assistant::Asker;
 use super::live::publish_typing;
+use super::receipts::ReadRule;
 use super::{Caller, Chat, ChatError, ChatResult, encode, validate_metadata, wire};
 use crate::hub::RoomEvent;
 use crate::identity::ASSISTANT_USER;
@@ -354,14 +355,19 @@ impl Chat {
             MessageType::Text | MessageType::System
         );
         self.validate_content(&content, content_optional)?;
+        // Read before the write, so that a failed read changes nothing.
+        let receipts = self.receipts(room_id, caller.id()).await?;
         let record = self
             .store
             .edit_message(room_id, message_id, content, Timestamp::now())
             .await?;
-        let message = wire::message(record);
+        let mut message = wire::message(record);
+        // One frame for the whole room: the sender's view (protocol.md §7).
+        receipts.mark(ReadRule::AnyoneButSender, &mut message);
         self.send_to_room(
             room_id,
             &ServerFrame::MessageUpdated {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
                 message: message.clone(),
             },
@@ -379,10 +385,13 @@ impl Chat {
         message_id: &str,
     ) -> ChatResult<Message> {
         self.message_to_change(caller, room_id, message_id).await?;
-        let message = wire::message(self.store.delete_message(room_id, message_id).await?);
+        let receipts = self.receipts(room_id, caller.id()).await?;
+        let mut message = wire::message(self.store.delete_message(room_id, message_id).await?);
+        receipts.mark(ReadRule::AnyoneButSender, &mut message);
         self.send_to_room(
             room_id,
             &ServerFrame::MessageDeleted {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
                 message: message.clone(),
             },
@@ -435,6 +444,7 @@ impl Chat {
         self.send_to_room(
             room_id,
             &ServerFrame::ReactionUpdated {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
                 message_id: message_id.to_owned(),
                 reactions: reactions.clone(),
@@ -507,7 +517,16 @@ impl Chat {
         };
         let limit = page_limit(limit)?;
         let (records, has_more) = self.store.history(room_id, page, limit).await?;
-        Ok((records.into_iter().map(wire::message).collect(), has_more))
+        let receipts = self.receipts(room_id, caller.id()).await?;
+        let messages = records
+            .into_iter()
+            .map(|record| {
+                let mut message = wire::message(record);
+                receipts.mark(ReadRule::Viewer, &mut message);
+                message
+            })
+            .collect();
+        Ok((messages, has_more))
     }
 }
 

@@ -1,6 +1,6 @@
 //! What chat means: callers, permissions, validation, rooms, messages, read
-//! state, typing. Shared by every transport (the unified WebSocket, REST, and
-//! later the room-scoped dialects), so a rule is written once.
+//! state, typing. Shared by every transport (the unified WebSocket, the
+//! room-scoped dialects, REST), so a rule is written once.
 //!
 //! Core talks to storage through [`crate::store::Store`] and to live
 //! connections through the [`Hub`]; it never sees a socket.
@@ -14,6 +14,7 @@
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
+//! - [`receipts`]: who has read what (`is_read`).
 //! - [`rooms`]: rooms, members, room lists, read markers.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
 //! - [`stats`]: counters for `GET /api/v1/stats`.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod live;
 pub mod messages;
 pub mod presence;
+pub mod receipts;
 pub mod rooms;
 pub mod stats;
 pub mod wire;

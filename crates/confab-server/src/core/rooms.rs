@@ -158,6 +158,7 @@ impl Chat {
                 self.notify_users(
                     [user.as_str()],
                     &ServerFrame::RoomAdded {
+                        timestamp: Timestamp::now(),
                         room_id: record.id.clone(),
                         room,
                     },
@@ -306,6 +307,7 @@ impl Chat {
             self.notify_members(
                 room_id,
                 &ServerFrame::RoomUpdated {
+                    timestamp: Timestamp::now(),
                     room_id: room_id.to_owned(),
                     updates: serde_json::Value::Object(updates),
                 },
@@ -323,6 +325,7 @@ impl Chat {
         self.notify_members(
             room_id,
             &ServerFrame::RoomUpdated {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
                 updates: json!({"closed": true}),
             },
@@ -383,6 +386,7 @@ impl Chat {
             self.notify_users(
                 [user_id],
                 &ServerFrame::RoomAdded {
+                    timestamp: Timestamp::now(),
                     room_id: room_id.to_owned(),
                     room: summary,
                 },
@@ -422,6 +426,7 @@ impl Chat {
         self.notify_users(
             [user_id],
             &ServerFrame::RoomRemoved {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
             },
         );
@@ -485,6 +490,7 @@ impl Chat {
         self.notify_users(
             [caller.id()],
             &ServerFrame::RoomUpdated {
+                timestamp: Timestamp::now(),
                 room_id: room_id.to_owned(),
                 updates: json!({"unread_count": unread, "last_read_seq": marker}),
             },

@@ -12,6 +12,7 @@ pub fn message(record: MessageRecord) -> Message {
         sender: Sender {
             id: record.sender_id,
             username: record.sender_username,
+            first_name: record.sender_name.clone(),
             name: record.sender_name,
         },
         content: if record.deleted {
@@ -28,6 +29,7 @@ pub fn message(record: MessageRecord) -> Message {
         timestamp: record.created_at,
         edited_at: record.edited_at,
         deleted: record.deleted,
+        is_read: false,
     }
 }
 

@@ -32,14 +32,26 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+/// Why the routes could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The OpenAPI document could not be serialized.
+    #[error("openapi document: {0}")]
+    OpenApi(#[from] serde_json::Error),
+    /// A configured route clashes with a built-in one or another route.
+    #[error("server.routes: {0}")]
+    Route(String),
+}
+
 /// Every route the server serves, and the OpenAPI document describing them.
 ///
 /// Each handler is registered with `routes!`, which adds the route and its
 /// `#[utoipa::path]` operation together: a route missing from the document
 /// cannot be added here. The document is serialized once, now, and handed
-/// to its handler as an extension. Fails only if the document cannot be
-/// serialized.
-pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
+/// to its handler as an extension. The configured `server.routes` follow.
+/// Fails if the document cannot be serialized or a configured route
+/// clashes with another.
+pub fn router(state: AppState) -> Result<Router, RouterError> {
     // Room for the multipart framing around the largest accepted file.
     let upload_limit = state.chat.config().limits.max_upload_bytes + 64 * 1024;
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -60,11 +72,20 @@ pub fn router(state: AppState) -> Result<Router, serde_json::Error> {
         .routes(routes!(ws::upgrade))
         .routes(routes!(ws::upgrade_chat))
         .routes(routes!(ws::upgrade_chat_slash))
+        .routes(routes!(ws::upgrade_chat_room))
+        .routes(routes!(ws::upgrade_session))
         .routes(routes!(rest::healthz))
         .routes(routes!(rest::readyz))
         .routes(routes!(rest::metrics))
         .split_for_parts();
     let doc = OpenApiJson::new(&doc)?;
+    // Routes from the configuration: aliases of the endpoints above, kept
+    // out of the document. Checked for clashes first: axum would panic.
+    let extra = &state.chat.config().server.routes;
+    ws::check_routes(extra).map_err(RouterError::Route)?;
+    let router = extra.iter().fold(router, |router, route| {
+        router.route(&route.path, ws::configured(route))
+    });
     // A refused upload may be followed by up to a few times its limit before
     // the connection is given up.
     let drain_bytes = upload_limit.saturating_mul(4);

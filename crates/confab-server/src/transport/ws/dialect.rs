@@ -16,18 +16,31 @@
 
 use super::session::Session;
 use crate::config::Config;
-use crate::core::{Caller, Chat, ChatResult};
+use crate::core::{Caller, Chat, ChatError, ChatResult};
 use crate::hub::ConnId;
 use axum::extract::ws::Utf8Bytes;
+use confab_protocol::{CloseCode, ReqId, ServerFrame, Timestamp};
 use std::future::Future;
 
+/// What becomes of one queued frame on a dialect's connection.
+#[derive(Debug)]
+pub enum Rendered {
+    /// Write this text frame.
+    Send(Utf8Bytes),
+    /// Nothing for this client (an event its protocol has no frame for).
+    Skip,
+    /// Close the connection with this code (a room-scoped connection whose
+    /// member was removed from the room).
+    Close(CloseCode),
+}
+
 /// Turns a frame from the outbox (unified-protocol JSON, serialized once for
-/// every recipient) into what the dialect's client reads; `None` drops it.
-/// Runs on the connection's writer, so a dialect client costs its own
-/// rendering and nobody else's.
+/// every recipient) into what the dialect's client reads. Runs on the
+/// connection's writer, so a dialect client costs its own rendering and
+/// nobody else's (docs/architecture.md: why bytes are translated there).
 pub trait Render: Send + 'static {
     /// The frame as this connection's client reads it.
-    fn render(&mut self, frame: Utf8Bytes) -> Option<Utf8Bytes>;
+    fn render(&mut self, frame: Utf8Bytes) -> Rendered;
 }
 
 /// Frames go out as queued (the unified protocol).
@@ -36,9 +49,20 @@ pub struct AsQueued;
 
 impl Render for AsQueued {
     #[inline]
-    fn render(&mut self, frame: Utf8Bytes) -> Option<Utf8Bytes> {
-        Some(frame)
+    fn render(&mut self, frame: Utf8Bytes) -> Rendered {
+        Rendered::Send(frame)
     }
+}
+
+/// What a connection whose handshake carried no token gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutToken {
+    /// In at once as a fresh anonymous visitor (`auth.allow_anonymous`).
+    Anonymous,
+    /// A first frame carrying a token, within `auth.auth_timeout_s`.
+    AwaitFirstFrame,
+    /// Closed at once with 4001.
+    Refuse,
 }
 
 /// What one WebSocket endpoint speaks. One value per connection: it may
@@ -49,6 +73,9 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// The endpoint's path, labelling the connection in `/metrics` and logs.
     fn endpoint(&self) -> &'static str;
+
+    /// What a connection whose handshake carried no token gets.
+    fn without_token(&self, config: &Config) -> WithoutToken;
 
     /// A token carried by the first frame, for connections whose handshake
     /// had none; `None` when the text is not such a frame (the connection
@@ -64,8 +91,19 @@ pub trait Dialect: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// The connection's first frame, queued before any event can reach it.
-    fn greeting(&self, config: &Config, caller: &Caller, conn: ConnId) -> Utf8Bytes;
+    /// The connection's first frame, queued before any event can reach it
+    /// (`None`: the dialect greets nobody).
+    fn greeting(&self, config: &Config, caller: &Caller, conn: ConnId) -> Option<Utf8Bytes>;
+
+    /// Runs once the connection is live, before its first frame is read (a
+    /// room-scoped endpoint joins its room here). A refusal closes the
+    /// connection with the error's close code.
+    fn opened(
+        &mut self,
+        _session: &mut Session<'_>,
+    ) -> impl Future<Output = ChatResult<()>> + Send {
+        async { Ok(()) }
+    }
 
     /// Handles one text frame from the client: decodes it and calls core
     /// through the session. A bad frame is answered, never a disconnect.
@@ -77,4 +115,26 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// The renderer the connection's writer applies to every queued frame.
     fn render(&self) -> Self::Render;
+}
+
+/// The `error` frame answering a refused or failed request (logged here),
+/// in the unified protocol's shape, which every dialect's clients read.
+pub fn error_frame(
+    error: &ChatError,
+    req_id: Option<ReqId>,
+    room_id: Option<String>,
+) -> ServerFrame {
+    if error.is_internal() {
+        tracing::error!(error = ?error, "request failed");
+    } else {
+        tracing::debug!(%error, "request refused");
+    }
+    ServerFrame::Error {
+        code: error.code(),
+        message: error.public_message(),
+        timestamp: Timestamp::now(),
+        room_id,
+        req_id,
+        retry_after_ms: error.retry_after_ms(),
+    }
 }

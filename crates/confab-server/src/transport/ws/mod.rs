@@ -9,23 +9,31 @@
 //!   expiry, sends in flight.
 //! - `writer`: the one task that writes a connection's socket.
 //! - [`unified`]: the unified protocol of `/ws` (protocol.md §2), the first dialect.
+//! - [`scoped`]: the room-scoped dialects of `/ws/chat/{room_id}/` and
+//!   `/ws/sessions/{room_id}/` (protocol.md §3).
 
 pub mod dialect;
+pub mod scoped;
 pub mod session;
 pub mod unified;
 mod writer;
 
 use crate::auth::bearer;
+use crate::config::{DialectName, RouteConfig};
+use crate::core::live::Replay;
 use crate::transport::state::AppState;
 use axum::extract::ConnectInfo;
+use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use confab_protocol::{CloseCode, ErrorCode};
 use dialect::Dialect;
+use scoped::{ChatShape, RoomScoped, SessionsShape, Shape};
 use serde::Deserialize;
 use session::Handshake;
 use std::net::SocketAddr;
@@ -88,7 +96,20 @@ pub async fn upgrade(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade_at(Unified::new("/ws"), state, peer, headers, query, ws).await
+    upgrade_at(
+        Unified::new("/ws"),
+        state,
+        peer,
+        headers,
+        query_token(query),
+        ws,
+    )
+    .await
+}
+
+/// The `?token=` of a unified upgrade (a malformed query carries none).
+fn query_token(query: Result<Query<WsQuery>, QueryRejection>) -> Option<String> {
+    query.ok().and_then(|Query(q)| q.token)
 }
 
 /// The upgrade behind every WebSocket path, whatever its dialect: the origin
@@ -99,7 +120,7 @@ async fn upgrade_at<D: Dialect>(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    query: Result<Query<WsQuery>, QueryRejection>,
+    query_token: Option<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -147,12 +168,7 @@ async fn upgrade_at<D: Dialect>(
                 .find_map(|p| p.strip_prefix("bearer."))
                 .map(str::to_owned)
         })
-        .or_else(|| {
-            query
-                .ok()
-                .and_then(|Query(q)| q.token)
-                .filter(|t| !t.is_empty())
-        });
+        .or_else(|| query_token.filter(|t| !t.is_empty()));
     let act_as = acting_user(&headers).map(str::to_owned);
     let max = state.chat.config().limits.max_frame_bytes;
     let mut ws = ws
@@ -220,7 +236,15 @@ pub async fn upgrade_chat(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade_at(Unified::new("/ws/chat"), state, peer, headers, query, ws).await
+    upgrade_at(
+        Unified::new("/ws/chat"),
+        state,
+        peer,
+        headers,
+        query_token(query),
+        ws,
+    )
+    .await
 }
 
 /// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
@@ -250,5 +274,200 @@ pub async fn upgrade_chat_slash(
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade_at(Unified::new("/ws/chat/"), state, peer, headers, query, ws).await
+    upgrade_at(
+        Unified::new("/ws/chat/"),
+        state,
+        peer,
+        headers,
+        query_token(query),
+        ws,
+    )
+    .await
+}
+
+/// The WebSocket paths built in, against which configured routes are
+/// checked for clashes.
+const BUILT_IN_PATHS: [&str; 5] = ["/ws", "/ws/chat", "/ws/chat/", CHAT_ROOM_PATH, SESSION_PATH];
+/// The job-conversations endpoint.
+const CHAT_ROOM_PATH: &str = "/ws/chat/{room_id}/";
+/// The sessions endpoint.
+const SESSION_PATH: &str = "/ws/sessions/{room_id}/";
+
+/// Query parameters of a room-scoped upgrade.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScopedQuery {
+    /// The JWT (these front-ends put it in the URL).
+    token: Option<String>,
+    /// Replay the newest this many messages on connect (at most
+    /// `limits.max_catch_up`), as ordinary message frames, oldest first.
+    history: Option<u32>,
+    /// Replay every message after this `seq` on connect (the `seq` of the
+    /// last message the client saw), as on `/ws`.
+    since_seq: Option<i64>,
+}
+
+/// The room id of a room-scoped path; one that cannot be read (bad
+/// percent-encoding) names no room, which is refused with 4004 like any
+/// unknown room.
+fn path_room(room: Result<Path<String>, PathRejection>) -> String {
+    room.map(|Path(room_id)| room_id).unwrap_or_default()
+}
+
+/// The upgrade of a room-scoped dialect: its query read, then as any other.
+async fn upgrade_scoped<S: Shape>(
+    endpoint: &'static str,
+    room_id: String,
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<ScopedQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let bad = |message: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message).into_response()
+    };
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad(rejection.body_text()),
+    };
+    let replay = match (query.history, query.since_seq) {
+        (None, None) => Replay::Nothing,
+        (Some(n), None) => Replay::Latest(n),
+        (None, Some(seq)) if seq >= 0 => Replay::Since(seq),
+        (None, Some(_)) => return bad("since_seq must be ≥ 0".into()),
+        (Some(_), Some(_)) => return bad("give history or since_seq, not both".into()),
+    };
+    let dialect = RoomScoped::<S>::new(endpoint, room_id, replay);
+    upgrade_at(dialect, state, peer, headers, query.token, ws).await
+}
+
+/// `GET /ws/chat/{room_id}/`: the job-conversations socket (protocol.md §3).
+///
+/// One room per connection. The token comes as `?token=` (or any other
+/// placement of `/ws`); refusals close the socket after the upgrade: 4001
+/// no token, 4002 user disabled or unknown, 4003 bad or expired token,
+/// 4004 not a member or no such room. The frames are described in
+/// docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/ws/chat/{room_id}/",
+    tag = "websocket",
+    params(
+        ("room_id" = String, Path, description = "The room (the app's conversation id)"),
+        ScopedQuery,
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the job-conversations dialect; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade, or a bad query", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn upgrade_chat_room(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    room: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    query: Result<Query<ScopedQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let room_id = path_room(room);
+    upgrade_scoped::<ChatShape>(CHAT_ROOM_PATH, room_id, state, peer, headers, query, ws).await
+}
+
+/// `GET /ws/sessions/{room_id}/`: the sessions socket (protocol.md §3).
+///
+/// One room per connection, token as `?token=`; refusals as on
+/// `/ws/chat/{room_id}/` (4001–4004). The frames are described in
+/// docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/ws/sessions/{room_id}/",
+    tag = "websocket",
+    params(
+        ("room_id" = String, Path, description = "The room (the app's session id)"),
+        ScopedQuery,
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the sessions dialect; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade, or a bad query", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn upgrade_session(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    room: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    query: Result<Query<ScopedQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let room_id = path_room(room);
+    upgrade_scoped::<SessionsShape>(SESSION_PATH, room_id, state, peer, headers, query, ws).await
+}
+
+/// Checks the configured routes against the built-in WebSocket paths and
+/// each other, with the router axum uses (which would panic on a clash).
+pub fn check_routes(routes: &[RouteConfig]) -> Result<(), String> {
+    let mut paths = matchit::Router::new();
+    for path in BUILT_IN_PATHS {
+        paths
+            .insert(path, ())
+            .map_err(|e| format!("built-in path {path}: {e}"))?;
+    }
+    for route in routes {
+        paths
+            .insert(route.path.as_str(), ())
+            .map_err(|e| format!("path {:?}: {e}", route.path))?;
+    }
+    Ok(())
+}
+
+/// The handler of one configured route: its dialect's upgrade, labelled
+/// with the route's path in `/metrics`.
+pub fn configured(route: &RouteConfig) -> MethodRouter<AppState> {
+    // Labels are `'static`; a configured route lives as long as the server.
+    let endpoint: &'static str = Box::leak(route.path.clone().into_boxed_str());
+    match route.dialect {
+        DialectName::Unified => get(
+            move |state: State<AppState>,
+                  peer: ConnectInfo<SocketAddr>,
+                  headers: HeaderMap,
+                  query: Result<Query<WsQuery>, QueryRejection>,
+                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+                upgrade_at(
+                    Unified::new(endpoint),
+                    state,
+                    peer,
+                    headers,
+                    query_token(query),
+                    ws,
+                )
+            },
+        ),
+        DialectName::Chat => get(
+            move |state: State<AppState>,
+                  peer: ConnectInfo<SocketAddr>,
+                  room: Result<Path<String>, PathRejection>,
+                  headers: HeaderMap,
+                  query: Result<Query<ScopedQuery>, QueryRejection>,
+                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+                let room_id = path_room(room);
+                upgrade_scoped::<ChatShape>(endpoint, room_id, state, peer, headers, query, ws)
+            },
+        ),
+        DialectName::Sessions => get(
+            move |state: State<AppState>,
+                  peer: ConnectInfo<SocketAddr>,
+                  room: Result<Path<String>, PathRejection>,
+                  headers: HeaderMap,
+                  query: Result<Query<ScopedQuery>, QueryRejection>,
+                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+                let room_id = path_room(room);
+                upgrade_scoped::<SessionsShape>(endpoint, room_id, state, peer, headers, query, ws)
+            },
+        ),
+    }
 }

@@ -7,7 +7,7 @@
 //! into the socket. Replies and fanned-out frames share the outbox, so a
 //! client sees them in the order they were queued.
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, WithoutToken};
 use super::writer::{self, Sink, WriterContext, WriterTimes, close_message};
 use crate::auth::AuthError;
 use crate::core::live::Admission;
@@ -68,20 +68,21 @@ pub(super) async fn run<D: Dialect>(
     } = handshake;
     let signed_in = match token {
         Some(token) => state.chat.sign_in(&token, act_as.as_deref()).await,
-        // No token and visitors welcome: in at once as `anon-…` (a fresh id,
-        // in no room yet); a dialect may still identify the connection later
-        // (the unified protocol's `auth` first frame: Session::identify).
-        None if state.chat.config().auth.allow_anonymous => {
-            Ok((Caller::anonymous(peer), Some(Vec::new())))
-        }
-        // A shutdown does not wait for the auth timeout: this socket gets its
-        // 1012 like every other (protocol.md §0).
-        None => tokio::select! {
-            signed_in = first_frame_auth(&state, &dialect, &mut stream) => signed_in,
-            () = state.shutdown.cancelled() => {
-                refuse(&mut sink, CloseCode::Restarting).await;
-                return;
-            }
+        None => match dialect.without_token(state.chat.config()) {
+            // In at once as `anon-…` (a fresh id, in no room yet); a dialect
+            // may still identify the connection later (the unified
+            // protocol's `auth` first frame: Session::identify).
+            WithoutToken::Anonymous => Ok((Caller::anonymous(peer), Some(Vec::new()))),
+            WithoutToken::Refuse => Err(AuthError::Missing.into()),
+            // A shutdown does not wait for the auth timeout: this socket gets
+            // its 1012 like every other (protocol.md §0).
+            WithoutToken::AwaitFirstFrame => tokio::select! {
+                signed_in = first_frame_auth(&state, &dialect, &mut stream) => signed_in,
+                () = state.shutdown.cancelled() => {
+                    refuse(&mut sink, CloseCode::Restarting).await;
+                    return;
+                }
+            },
         },
     };
     let admitted = match signed_in {
@@ -110,7 +111,9 @@ pub(super) async fn run<D: Dialect>(
     let conn = state
         .chat
         .connect(&caller, rooms, outbox.clone(), |conn| {
-            outbox.push(dialect.greeting(config, &caller, conn));
+            if let Some(greeting) = dialect.greeting(config, &caller, conn) {
+                outbox.push(greeting);
+            }
         })
         .await;
     let endpoint = dialect.endpoint();
@@ -141,10 +144,18 @@ pub(super) async fn run<D: Dialect>(
         in_flight: FuturesOrdered::new(),
     };
     session.expires = session.expiry_deadline();
-    session
-        .read_loop(&mut dialect, &mut stream)
-        .instrument(span.clone())
-        .await;
+    match dialect.opened(&mut session).instrument(span.clone()).await {
+        Ok(()) => {
+            session
+                .read_loop(&mut dialect, &mut stream)
+                .instrument(span.clone())
+                .await;
+        }
+        Err(error) => {
+            span.in_scope(|| tracing::debug!(%error, endpoint, "websocket closed on opening"));
+            session.outbox.kill_with(error.close_code());
+        }
+    }
     span.in_scope(|| tracing::debug!("session closed"));
     // The slots go back before the departure is announced, so whoever sees
     // `user_offline` can connect again at once.

@@ -2,9 +2,11 @@
 //! first dialect of the session engine. One connection carries every room;
 //! each client frame decodes into one [`ClientFrame`] and one core call.
 
-use super::dialect::{AsQueued, Dialect};
+use super::dialect::{AsQueued, Dialect, WithoutToken, error_frame};
 use super::session::Session;
 use crate::config::Config;
+use crate::core::live::Join;
+use crate::core::receipts::ReadRule;
 use crate::core::{Caller, ChatError};
 use crate::hub::ConnId;
 use axum::extract::ws::Utf8Bytes;
@@ -61,6 +63,14 @@ impl Dialect for Unified {
         self.endpoint
     }
 
+    fn without_token(&self, config: &Config) -> WithoutToken {
+        if config.auth.allow_anonymous {
+            WithoutToken::Anonymous
+        } else {
+            WithoutToken::AwaitFirstFrame
+        }
+    }
+
     fn first_frame_token(&self, text: &str, config: &Config) -> Option<String> {
         match decode_client_frame_limited(text, config.limits.max_json_depth) {
             Ok(envelope) => match envelope.frame {
@@ -71,8 +81,8 @@ impl Dialect for Unified {
         }
     }
 
-    fn greeting(&self, config: &Config, caller: &Caller, conn: ConnId) -> Utf8Bytes {
-        Unified::established(config, caller, conn)
+    fn greeting(&self, config: &Config, caller: &Caller, conn: ConnId) -> Option<Utf8Bytes> {
+        Some(Unified::established(config, caller, conn))
     }
 
     async fn on_text(&mut self, session: &mut Session<'_>, text: &str) {
@@ -106,7 +116,7 @@ impl Dialect for Unified {
                 let room_id = envelope.frame.room_id().map(str::to_owned);
                 let req_id = envelope.req_id;
                 if let Err(error) = dispatch(session, envelope.frame, req_id.clone()).await {
-                    session.outbox().send(&refusal(&error, req_id, room_id));
+                    session.outbox().send(&error_frame(&error, req_id, room_id));
                 }
             }
         }
@@ -128,22 +138,6 @@ impl Dialect for Unified {
     }
 }
 
-/// The `error` frame answering a refused or failed request (logged here).
-fn refusal(error: &ChatError, req_id: Option<ReqId>, room_id: Option<String>) -> ServerFrame {
-    if error.is_internal() {
-        tracing::error!(error = ?error, "request failed");
-    } else {
-        tracing::debug!(%error, "request refused");
-    }
-    ServerFrame::Error {
-        code: error.code(),
-        message: error.public_message(),
-        room_id,
-        req_id,
-        retry_after_ms: error.retry_after_ms(),
-    }
-}
-
 fn reply_error(
     session: &Session<'_>,
     code: ErrorCode,
@@ -153,6 +147,7 @@ fn reply_error(
     retry_after_ms: Option<u64>,
 ) {
     session.outbox().send(&ServerFrame::Error {
+        timestamp: Timestamp::now(),
         code,
         message,
         room_id,
@@ -165,7 +160,10 @@ fn reply_error(
 /// only when they carried a `req_id` to match it with.
 fn ack_if_asked(session: &Session<'_>, req_id: Option<ReqId>) -> Result<(), ChatError> {
     if req_id.is_some() {
-        session.outbox().send(&ServerFrame::Ack { req_id });
+        session.outbox().send(&ServerFrame::Ack {
+            req_id,
+            timestamp: Timestamp::now(),
+        });
     }
     Ok(())
 }
@@ -184,7 +182,10 @@ async fn dispatch(
         }
         ClientFrame::RefreshToken { token } => {
             session.refresh(&token)?;
-            ServerFrame::Ack { req_id }
+            ServerFrame::Ack {
+                req_id,
+                timestamp: Timestamp::now(),
+            }
         }
         ClientFrame::SubscribeRoom { room_id, since_seq } => {
             let (chat, caller) = (session.chat(), session.caller());
@@ -194,8 +195,11 @@ async fn dispatch(
                     session.conn(),
                     session.outbox(),
                     &room_id,
-                    since_seq,
-                    req_id,
+                    Join {
+                        replay: since_seq.into(),
+                        reads: ReadRule::Viewer,
+                        req_id,
+                    },
                 )
                 .await;
         }
@@ -203,7 +207,11 @@ async fn dispatch(
             session
                 .chat()
                 .unsubscribe(session.caller(), session.conn(), &room_id)?;
-            ServerFrame::Unsubscribed { room_id, req_id }
+            ServerFrame::Unsubscribed {
+                room_id,
+                req_id,
+                timestamp: Timestamp::now(),
+            }
         }
         ClientFrame::SendMessage(request) => {
             let outbox = session.outbox().clone();
@@ -226,7 +234,11 @@ async fn dispatch(
             // The ack comes from the commit; only a refusal is answered here.
             session.keep_in_flight(Box::pin(async move {
                 let error = pending.stored().await.err()?;
-                Some(crate::core::encode(&refusal(&error, req_id, Some(room_id))))
+                Some(crate::core::encode(&error_frame(
+                    &error,
+                    req_id,
+                    Some(room_id),
+                )))
             }));
             return Ok(());
         }
@@ -303,6 +315,7 @@ async fn dispatch(
                 .room_list(session.caller(), limit, cursor.as_deref())
                 .await?;
             ServerFrame::RoomList {
+                timestamp: Timestamp::now(),
                 rooms,
                 next_cursor,
                 req_id,
@@ -319,6 +332,7 @@ async fn dispatch(
                 .history(session.caller(), &room_id, before_seq, after_seq, limit)
                 .await?;
             ServerFrame::History {
+                timestamp: Timestamp::now(),
                 room_id,
                 messages,
                 has_more,
@@ -328,6 +342,7 @@ async fn dispatch(
         ClientFrame::GetPresence { room_id } => {
             let online = session.chat().presence(session.caller(), &room_id).await?;
             ServerFrame::Presence {
+                timestamp: Timestamp::now(),
                 room_id,
                 online,
                 req_id,

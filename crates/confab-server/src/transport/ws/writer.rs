@@ -6,7 +6,7 @@
 //! longer than `server.write_timeout_ms`, so a peer that stops reading holds
 //! the writer, and the socket, for a bounded time only.
 
-use super::dialect::Render;
+use super::dialect::{Render, Rendered};
 use crate::hub::{Outbound, OutboxReceiver};
 use crate::metrics::Metrics;
 use crate::transport::heartbeat::Liveness;
@@ -149,8 +149,10 @@ pub(super) async fn write_loop<R: Render>(
             () = shutdown.cancelled() => {
                 let drain = async {
                     while let Some(Outbound::Frame(bytes)) = outbox.try_recv() {
-                        if let Some(bytes) = render.render(bytes) {
-                            sink.feed(Message::Text(bytes)).await.map_err(drop)?;
+                        match render.render(bytes) {
+                            Rendered::Send(bytes) => sink.feed(Message::Text(bytes)).await.map_err(drop)?,
+                            Rendered::Skip => {}
+                            Rendered::Close(_) => break,
                         }
                     }
                     sink.flush().await.map_err(drop)
@@ -216,17 +218,24 @@ async fn write_batch<R: Render>(
     render: &mut R,
     first: Utf8Bytes,
 ) -> Result<Option<u16>, axum::Error> {
-    if let Some(bytes) = render.render(first) {
-        sink.feed(Message::Text(bytes)).await?;
-    }
     let mut close = None;
-    for _ in 1..WRITE_BATCH {
-        match outbox.try_recv() {
-            Some(Outbound::Frame(bytes)) => {
-                if let Some(bytes) = render.render(bytes) {
-                    sink.feed(Message::Text(bytes)).await?;
-                }
+    let mut bytes = first;
+    for written in 1.. {
+        match render.render(bytes) {
+            Rendered::Send(bytes) => sink.feed(Message::Text(bytes)).await?,
+            Rendered::Skip => {}
+            Rendered::Close(code) => {
+                // The session's reader must end too.
+                outbox.kill_with(code);
+                close = Some(code.code());
+                break;
             }
+        }
+        if written == WRITE_BATCH {
+            break;
+        }
+        match outbox.try_recv() {
+            Some(Outbound::Frame(next)) => bytes = next,
             Some(Outbound::Close(code)) => {
                 close = Some(code.code());
                 break;
