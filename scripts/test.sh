@@ -8,9 +8,9 @@
 #      (CONFAB_TEST_DATABASE=postgres: a fresh database per test server).
 #
 # PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and NATS with JetStream
-# (127.0.0.1:4222) are normally running on this project's machines. Whatever
-# is not is started, and installed from the system's packages first if
-# missing. A service that cannot be made available stops the run with an
+# (127.0.0.1:4222) are normally running on this project's machines, and
+# Node.js (for the examples) is installed. Whatever is not is started, and
+# installed from the system's packages first if missing. A service that cannot be made available stops the run with an
 # error: nothing is skipped silently. Extra arguments go to both cargo test
 # runs (e.g. a test name filter).
 set -euo pipefail
@@ -89,9 +89,18 @@ ensure_nats() {
     wait_for 4222 NATS
 }
 
+# The examples (examples/, run by crates/confab-server/tests/examples.rs)
+# are browser code that the tests run under Node.js.
+ensure_node() {
+    if command -v node >/dev/null; then return 0; fi
+    install_packages nodejs
+    command -v node >/dev/null || die "node is still missing after installing nodejs"
+}
+
 ensure_postgres
 ensure_redis
 ensure_nats
+ensure_node
 
 say "1/2: the workspace on SQLite (and the store's PostgreSQL tests)"
 cargo test --workspace --locked "$@"
