@@ -103,6 +103,24 @@ impl Target {
         }
     }
 
+    /// Opens a WebSocket for `user` on a room-scoped endpoint (`chat` or
+    /// `sessions`: `/ws/{dialect}/{room}/?token=`), which sends no greeting.
+    pub async fn connect_scoped(
+        &self,
+        user: &str,
+        dialect: &str,
+        room: &str,
+    ) -> Result<Ws, BenchError> {
+        let token = self.token(user)?;
+        let url = format!("{}/{dialect}/{room}/?token={token}", self.ws);
+        let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
+        let (ws, _) = tokio::time::timeout(SETUP_TIMEOUT, connect)
+            .await
+            .map_err(|_| BenchError::Connect("handshake timed out".into()))?
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        Ok(ws)
+    }
+
     /// Creates a group room with these members (server key).
     pub async fn create_room(&self, id: &str, members: &[String]) -> Result<(), BenchError> {
         let body =
@@ -174,6 +192,9 @@ pub struct Lite {
     /// `error.code`.
     #[serde(default)]
     pub code: Option<String>,
+    /// The text of a `/ws/sessions/{id}/` message frame.
+    #[serde(default)]
+    pub content: Option<String>,
 }
 
 /// The part of a message object the generator reads.
@@ -184,6 +205,9 @@ pub struct LiteMessage {
     /// Carries the send instant (`bench:<micros>`).
     #[serde(default)]
     pub content: String,
+    /// The same, in a `/ws/chat/{id}/` message frame.
+    #[serde(default)]
+    pub message_text: String,
 }
 
 impl Lite {

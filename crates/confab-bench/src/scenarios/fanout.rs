@@ -28,6 +28,24 @@ pub struct FanoutArgs {
     /// Extra members per room that subscribe and then never read (protocol.md §5.3).
     #[arg(long, default_value_t = 0)]
     pub stalled_readers: usize,
+    /// The endpoint members that only read connect to: `unified` (`/ws`,
+    /// subscribed), or a room-scoped dialect, `chat` (`/ws/chat/{id}/`) or
+    /// `sessions` (`/ws/sessions/{id}/`). Senders always use `/ws` (they
+    /// need acks to keep their window).
+    #[arg(long, value_enum, default_value_t = ReadersOn::Unified)]
+    pub readers_on: ReadersOn,
+}
+
+/// Where the reading members of `fanout` connect.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadersOn {
+    /// `/ws`, subscribed to the room.
+    Unified,
+    /// `/ws/chat/{room_id}/`.
+    Chat,
+    /// `/ws/sessions/{room_id}/`.
+    Sessions,
 }
 
 /// `fanout` results.
@@ -43,6 +61,8 @@ pub struct FanoutReport {
     pub senders: usize,
     /// Stalled members per room.
     pub stalled_readers: usize,
+    /// Where the reading members connected.
+    pub readers_on: ReadersOn,
     /// Asked rate (msgs/s over all senders), `null` = saturating.
     pub rate: Option<f64>,
     /// Sends in flight per sender when saturating.
@@ -87,7 +107,22 @@ pub async fn fanout(
     }
     let mut sockets = connect_all(target, &users).await?;
     for (i, ws) in sockets.iter_mut().enumerate() {
-        subscribe(ws, &room_ids[i / per_room], None).await?;
+        let (room, m) = (&room_ids[i / per_room], i % per_room);
+        match args.readers_on {
+            ReadersOn::Chat | ReadersOn::Sessions if m >= args.senders && m < args.members => {
+                // A reader of a room-scoped dialect: this socket only made
+                // the user; the reader joins by URL instead.
+                let dialect = if args.readers_on == ReadersOn::Chat {
+                    "chat"
+                } else {
+                    "sessions"
+                };
+                *ws = target.connect_scoped(&users[i], dialect, room).await?;
+            }
+            _ => {
+                subscribe(ws, room, None).await?;
+            }
+        }
     }
 
     let clock = Clock(Instant::now());
@@ -170,6 +205,7 @@ pub async fn fanout(
         members: args.members,
         senders: args.senders,
         stalled_readers: args.stalled_readers,
+        readers_on: args.readers_on,
         rate: args.rate,
         window,
         sent: counters.sent.load(Relaxed),

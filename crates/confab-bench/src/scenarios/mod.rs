@@ -139,6 +139,20 @@ async fn read_loop(
             continue;
         };
         match lite.kind.as_str() {
+            // A room-scoped dialect's message (`/ws/chat/{id}/`: in
+            // `message.message_text`; `/ws/sessions/{id}/`: in `content`).
+            "message" => {
+                let text = match (&lite.message, &lite.content) {
+                    (Some(message), _) => message.message_text.as_str(),
+                    (None, Some(content)) => content.as_str(),
+                    (None, None) => continue,
+                };
+                if let Some(sent) = sent_at(text) {
+                    out.latencies.record(clock.micros().saturating_sub(sent));
+                    counters.delivered.fetch_add(1, Relaxed);
+                    out.last_delivery = Some(Instant::now());
+                }
+            }
             "new_message" => {
                 if let Some(sent) = lite.message.as_ref().and_then(|m| sent_at(&m.content)) {
                     out.latencies.record(clock.micros().saturating_sub(sent));
