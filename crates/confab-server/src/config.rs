@@ -3,7 +3,11 @@
 //! Layers, weakest first (protocol.md §0): built-in defaults, a TOML file, `CONFAB_*`
 //! environment variables (`section.key` = `CONFAB_SECTION__KEY`), then
 //! command-line flags. Every field is documented here and in
-//! `docs/configuration.md`; a test checks the two agree.
+//! `docs/configuration.md`; a test checks the two agree. Duration keys
+//! (`_ms`, `_s`) take a number in that unit or a string like `"30s"`
+//! (see `config/duration.rs`).
+
+mod duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -35,6 +39,7 @@ pub struct Config {
     /// Milliseconds a node's word that a user is online lasts on the other
     /// nodes; it is repeated every third of this, so a node that dies has its
     /// users go offline elsewhere within this time.
+    #[serde(deserialize_with = "duration::millis")]
     pub broker_presence_ttl_ms: u64,
     /// HS256 secret; empty means generated once and kept in `DATA_DIR/jwt_secret`.
     #[serde(deserialize_with = "scalar_string")]
@@ -62,6 +67,7 @@ pub struct DatabaseConfig {
     /// Most connections one node opens; the writer uses one at a time, reads the rest.
     pub max_connections: u32,
     /// Seconds a request waits for a free connection before failing (`internal`, 503).
+    #[serde(deserialize_with = "duration::secs")]
     pub acquire_timeout_s: u64,
 }
 
@@ -72,8 +78,10 @@ pub struct AuthConfig {
     /// Refuse (close 4002) tokens of users not created ahead of time with the server key.
     pub require_existing_users: bool,
     /// Seconds of clock skew tolerated on `exp` (the contract allows at most 30).
+    #[serde(deserialize_with = "duration::secs")]
     pub leeway_s: u64,
     /// Seconds a connection without a handshake token has to send its `auth` frame.
+    #[serde(deserialize_with = "duration::secs")]
     pub auth_timeout_s: u64,
     /// Let WebSocket connections without a token in as anonymous visitors
     /// (`anon-…` ids) who may use only `assistant` rooms they own (protocol.md §1).
@@ -139,6 +147,7 @@ pub struct LimitsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// How often the server pings each WebSocket, announced in `connection_established`.
+    #[serde(deserialize_with = "duration::millis")]
     pub heartbeat_ms: u64,
     /// Frames queued for one connection before it counts as a slow consumer (4008).
     pub outbound_queue_frames: usize,
@@ -146,10 +155,12 @@ pub struct ServerConfig {
     /// (4008): bounds what a stalled reader holds up in memory.
     pub outbound_queue_bytes: usize,
     /// Seconds to wait for connections to drain on shutdown.
+    #[serde(deserialize_with = "duration::secs")]
     pub shutdown_grace_s: u64,
     /// How long one write to a WebSocket may block before the peer counts as
     /// a slow consumer (4008), and how long its close frame may take: after
     /// that the socket is shut down whether or not the peer reads.
+    #[serde(deserialize_with = "duration::millis")]
     pub write_timeout_ms: u64,
     /// Browser origins allowed to open a WebSocket besides the server's own
     /// host; empty means localhost only, `*` means any.
@@ -249,6 +260,7 @@ pub struct AssistantConfig {
     /// Earlier messages of the room sent with each user message (at most 99).
     pub max_history_messages: u32,
     /// Seconds a whole reply may take before the fallback is stored instead.
+    #[serde(deserialize_with = "duration::secs")]
     pub timeout_s: u64,
     /// What the bot answers when the provider fails, times out or is not configured.
     #[serde(deserialize_with = "scalar_string")]

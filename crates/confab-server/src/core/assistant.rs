@@ -18,7 +18,10 @@ use super::live::publish_typing;
 use super::{Caller, Chat, ChatError};
 use crate::store::{GlobalRole, NewMessage, UserRecord};
 use confab_protocol::{MessageType, ServerFrame, Timestamp};
+use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use sse_stream::SseByteStream;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,7 +140,10 @@ enum ProviderError {
     /// Unreachable, refused (non-2xx) or cut off.
     #[error("request: {0}")]
     Http(#[from] reqwest::Error),
-    /// A streamed event or the body was not the JSON expected.
+    /// The event stream broke off or was not server-sent events.
+    #[error("event stream: {0}")]
+    Stream(#[from] sse_stream::Error),
+    /// A streamed event was not the JSON expected.
     #[error("unreadable answer: {0}")]
     Json(#[from] serde_json::Error),
     /// The answer had no text.
@@ -273,7 +279,7 @@ async fn ask_provider(
     if !config.api_key.is_empty() {
         request = request.bearer_auth(&config.api_key);
     }
-    let mut response = request.send().await?.error_for_status()?;
+    let response = request.send().await?.error_for_status()?;
     let relay = |delta: &str| {
         chat.send_to_room(
             &question.room_id,
@@ -293,11 +299,8 @@ async fn ask_provider(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
     if !streamed {
-        let completion: Value = response.json().await?;
-        let text = completion["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let completion: Completion = response.json().await?;
+        let text = completion.into_text();
         if text.is_empty() {
             return Err(ProviderError::Empty);
         }
@@ -305,32 +308,168 @@ async fn ask_provider(
         return Ok(text);
     }
 
-    // Server-sent events: `data: {json}` lines, `data: [DONE]` at the end.
+    // Server-sent events: one `chat.completion.chunk` per event's data,
+    // `[DONE]` at the end.
     let mut text = String::new();
-    let mut unread: Vec<u8> = Vec::new();
-    'stream: while let Some(chunk) = response.chunk().await? {
-        unread.extend_from_slice(&chunk);
-        while let Some(end) = unread.iter().position(|byte| *byte == b'\n') {
-            let line: Vec<u8> = unread.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                break 'stream;
-            }
-            let event: Value = serde_json::from_str(data)?;
-            if let Some(delta) = event["choices"][0]["delta"]["content"].as_str()
-                && !delta.is_empty()
-            {
-                text.push_str(delta);
-                relay(delta);
-            }
+    let mut events = SseByteStream::new(response.bytes_stream());
+    while let Some(event) = events.next().await {
+        let Some(data) = event?.data else {
+            continue;
+        };
+        let data = data.trim();
+        if data == DONE {
+            break;
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let chunk: Chunk = serde_json::from_str(data)?;
+        let Some(choice) = chunk.into_first_choice() else {
+            continue;
+        };
+        if let Some(delta) = choice.text() {
+            text.push_str(delta);
+            relay(delta);
+        }
+        if let Some(reason) = choice.finish_reason
+            && reason != "stop"
+        {
+            // `length`, `content_filter`…: the reply is what came so far.
+            tracing::debug!(room_id = %question.room_id, %reason, "assistant reply cut short");
         }
     }
     if text.trim().is_empty() {
         return Err(ProviderError::Empty);
     }
     Ok(text)
+}
+
+/// The data of the event that ends a stream.
+const DONE: &str = "[DONE]";
+
+/// A plain (non-streamed) completion: only what the bot reads of it.
+#[derive(Debug, Deserialize)]
+struct Completion {
+    /// The answers; the bot takes the first.
+    choices: Option<Vec<CompletionChoice>>,
+}
+
+impl Completion {
+    /// The first answer's text, empty when there is none.
+    fn into_text(self) -> String {
+        self.choices
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|choice| choice.message)
+            .and_then(|message| message.content)
+            .unwrap_or_default()
+    }
+}
+
+/// One answer of a [`Completion`].
+#[derive(Debug, Deserialize)]
+struct CompletionChoice {
+    /// The answer's message.
+    message: Option<Delta>,
+}
+
+/// One streamed `chat.completion.chunk`: only what the bot reads of it.
+/// Other fields are ignored, and a chunk without choices (a usage report,
+/// say) is no piece of text.
+#[derive(Debug, Deserialize)]
+struct Chunk {
+    /// The pieces; the bot takes the first (it asks for one answer).
+    choices: Option<Vec<ChunkChoice>>,
+}
+
+impl Chunk {
+    /// The first choice, if the chunk has any.
+    fn into_first_choice(self) -> Option<ChunkChoice> {
+        self.choices.into_iter().flatten().next()
+    }
+}
+
+/// One choice of a [`Chunk`].
+#[derive(Debug, Deserialize)]
+struct ChunkChoice {
+    /// What this chunk adds to the answer.
+    delta: Option<Delta>,
+    /// Set on the last chunk of the answer: `stop`, `length`, …
+    finish_reason: Option<String>,
+}
+
+impl ChunkChoice {
+    /// The piece of text this chunk adds, if any.
+    fn text(&self) -> Option<&str> {
+        self.delta
+            .as_ref()
+            .and_then(|delta| delta.content.as_deref())
+            .filter(|text| !text.is_empty())
+    }
+}
+
+/// The text of a streamed delta or of a whole message (`null` or absent
+/// in chunks that only carry the role or a tool call).
+#[derive(Debug, Deserialize)]
+struct Delta {
+    /// The text.
+    content: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Chunk, Completion};
+
+    /// The first choice's piece of text and finish reason of a chunk.
+    fn read(data: &str) -> (Option<String>, Option<String>) {
+        let chunk: Chunk = serde_json::from_str(data).expect("a chunk");
+        match chunk.into_first_choice() {
+            Some(choice) => (choice.text().map(str::to_owned), choice.finish_reason),
+            None => (None, None),
+        }
+    }
+
+    #[test]
+    fn chunks_give_their_first_choices_text() {
+        let chunk = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",
+            "system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant",
+            "content":"Hel","refusal":null},"logprobs":null,"finish_reason":null}]}"#;
+        assert_eq!(read(chunk), (Some("Hel".into()), None));
+        let last = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#;
+        assert_eq!(read(last), (None, Some("length".into())));
+    }
+
+    #[test]
+    fn chunks_without_text_are_nothing() {
+        // A usage report, a role-only start, a tool call, an error object.
+        for data in [
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"content":null,"tool_calls":[]}}]}"#,
+            r#"{"choices":[{"delta":null}]}"#,
+            r#"{"error":{"message":"overloaded"}}"#,
+        ] {
+            assert_eq!(read(data), (None, None), "{data}");
+        }
+    }
+
+    #[test]
+    fn malformed_chunks_are_errors() {
+        assert!(serde_json::from_str::<Chunk>("[DONE").is_err());
+        assert!(serde_json::from_str::<Chunk>(r#"{"choices":[{"delta":{"content":7}}]}"#).is_err());
+    }
+
+    #[test]
+    fn plain_completions_give_their_first_answer() {
+        let completion: Completion = serde_json::from_str(
+            r#"{"id":"c","object":"chat.completion","choices":[{"index":0,
+            "message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}],"usage":{}}"#,
+        )
+        .expect("a completion");
+        assert_eq!(completion.into_text(), "Hi.");
+        let empty: Completion = serde_json::from_str(r#"{"choices":[]}"#).expect("a completion");
+        assert_eq!(empty.into_text(), "");
+    }
 }

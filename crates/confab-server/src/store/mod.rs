@@ -1,9 +1,12 @@
 //! Storage: the room log and everything persisted beside it.
 //!
-//! One trait, [`Store`], with one implementation per backend: [`sqlite`]
-//! (embedded, one node) and [`postgres`] (shared by several nodes). Core
-//! talks only to the trait, so the backend is picked once at start-up from
-//! `database_url`.
+//! One trait, [`Store`], and two backends: [`sqlite`] (embedded, one node)
+//! and [`postgres`] (shared by several nodes). Core talks only to the
+//! trait, so the backend is picked once at start-up from `database_url`.
+//! The trait is implemented once, in `backend.rs`, over what each backend
+//! supplies (its pool, its writer, the few jobs it runs its own way); the
+//! SQL both run is written once too (`queries.rs`), each backend spelling
+//! only what differs.
 //!
 //! The contract every implementation keeps:
 //! - a message's `seq` is assigned in the same transaction as its insert, so a
@@ -16,9 +19,10 @@
 //! - unread counts come from per-member read markers, never from per-message
 //!   per-user rows.
 //!
-//! Methods are listed in the same order, with the same meaning, in every
-//! implementation: users, rooms, members, messages, read state, health.
+//! Methods are listed in this order: users, rooms, members, messages,
+//! attachments, read state, health.
 
+mod backend;
 pub mod postgres;
 mod queries;
 mod rows;

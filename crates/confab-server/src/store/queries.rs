@@ -6,8 +6,8 @@
 //! and [`JobSql`]; each is monomorphized per backend, so it costs what the
 //! backend's own copy did. Jobs start from their inputs and keep no state
 //! between runs, so PostgreSQL may run one again when its batch is retried.
-//! What a backend does its own way (`user_with_rooms`, creating a room,
-//! PostgreSQL's appends, SQLite's batched appends) stays with it.
+//! What a backend does its own way (creating a room, PostgreSQL's appends,
+//! SQLite's batched appends) stays with it.
 
 use crate::store::rows::{
     Dialect, Statement, StoreRow, attachment_record, member_columns, member_from_row,
@@ -154,6 +154,23 @@ where
             .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+
+    /// The user and the ids of its rooms in id order, in one read.
+    pub(crate) async fn user_with_rooms(
+        pool: &Pool<DB>,
+        id: &str,
+    ) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
+        let row = sqlx::query(DB::USER_WITH_ROOMS)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(DB::read_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rooms = DB::room_ids(&row)?;
+        Ok(Some((user_from_row(&row)?, rooms)))
     }
 
     /// The room, if stored.

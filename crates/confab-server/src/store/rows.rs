@@ -82,6 +82,14 @@ pub(crate) trait Dialect: sqlx::Database {
     /// spells it.
     fn spell(statement: &Statement) -> &'static str;
 
+    /// The ids in the `rooms` column of [`Dialect::USER_WITH_ROOMS`] (SQLite
+    /// builds a JSON array of them, PostgreSQL an array).
+    fn room_ids(row: &Self::Row) -> sqlx::Result<Vec<String>>;
+
+    /// A user's [`user_columns`] and, as `rooms`, the ids of its rooms in id
+    /// order: `(user)`.
+    const USER_WITH_ROOMS: &'static str;
+
     /// A message as [`message_from_row`] reads it, by `(message, room)`.
     const MESSAGE_BY_IDS: &'static str;
     /// One message's reaction map, one column: `(message)`.

@@ -53,18 +53,12 @@ mod writer;
 
 pub use crate::store::writer::WriteStats;
 
+use super::backend::StoreBackend;
 use super::{
-    AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
-    MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
-    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
 };
-use crate::store::queries::Sql;
-use crate::store::rows::{Dialect, user_columns, user_from_row};
-use async_trait::async_trait;
-use confab_protocol::Timestamp;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
-use std::collections::BTreeMap;
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 use writer::{Work, Writer};
@@ -90,11 +84,11 @@ impl Default for PgPoolSettings {
     }
 }
 
-/// The PostgreSQL implementation of [`Store`].
+/// The PostgreSQL [`StoreBackend`] of [`super::Store`].
 ///
 /// Open it with [`PgStore::open`], apply the schema with
 /// [`PgStore::migrate`], share it as a [`super::DynStore`], and call
-/// [`Store::close`] on shutdown so that queued writes are committed.
+/// [`super::Store::close`] on shutdown so that queued writes are committed.
 pub struct PgStore {
     /// The node's writer task.
     writer: Writer,
@@ -149,11 +143,6 @@ impl PgStore {
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()
     }
-
-    /// Queues a write of `rooms`' rows and waits for its committed answer.
-    async fn write<T: Send + 'static>(&self, rooms: Vec<String>, work: Work<T>) -> StoreResult<T> {
-        self.writer.submit(rooms, work, None).await
-    }
 }
 
 /// Whether `url` names a PostgreSQL database (what selects this backend).
@@ -161,153 +150,25 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-#[async_trait]
-impl Store for PgStore {
-    // ---- users ----
+impl StoreBackend for PgStore {
+    type Db = Postgres;
 
-    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        self.write(
-            Vec::new(),
-            Box::new(move |conn| Box::pin(Sql::<Postgres>::upsert_user(conn, user.clone()))),
-        )
-        .await
+    fn readers(&self) -> &PgPool {
+        &self.pool
     }
 
-    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        Sql::<Postgres>::fetch_user(&self.pool, id)
-            .await
-            .map_err(Postgres::read_error)
+    async fn write<T: Send + 'static>(&self, rooms: Vec<String>, work: Work<T>) -> StoreResult<T> {
+        self.writer.submit(rooms, work, None).await
     }
 
-    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", \
-                 ARRAY(SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id) AS rooms \
-             FROM users WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Postgres::read_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let rooms: Vec<String> = row.try_get("rooms")?;
-        Ok(Some((user_from_row(&row)?, rooms)))
+    fn create_room_job(
+        conn: &mut PgConnection,
+        room: NewRoom,
+    ) -> BoxFuture<'_, StoreResult<CreateOutcome>> {
+        Box::pin(jobs::create_room(conn, room))
     }
 
-    // ---- rooms ----
-
-    async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome> {
-        self.write(
-            Vec::new(),
-            Box::new(move |conn| Box::pin(jobs::create_room(conn, room.clone()))),
-        )
-        .await
-    }
-
-    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        Sql::<Postgres>::fetch_room(&self.pool, id)
-            .await
-            .map_err(Postgres::read_error)
-    }
-
-    async fn update_room(
-        &self,
-        id: &str,
-        name: Option<String>,
-        metadata: Option<serde_json::Value>,
-    ) -> StoreResult<RoomRecord> {
-        let id = id.to_owned();
-        self.write(
-            vec![id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::update_room(
-                    conn,
-                    id.clone(),
-                    name.clone(),
-                    metadata.clone(),
-                ))
-            }),
-        )
-        .await
-    }
-
-    async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
-        let id = id.to_owned();
-        self.write(
-            vec![id.clone()],
-            Box::new(move |conn| Box::pin(Sql::<Postgres>::close_room(conn, id.clone()))),
-        )
-        .await
-    }
-
-    async fn list_user_rooms(
-        &self,
-        user_id: &str,
-        limit: u32,
-        after: Option<(Timestamp, String)>,
-    ) -> StoreResult<Vec<RoomListEntry>> {
-        Sql::<Postgres>::list_user_rooms(&self.pool, user_id, limit, after).await
-    }
-
-    // ---- members ----
-
-    async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        Sql::<Postgres>::fetch_member(&self.pool, room_id, user_id)
-            .await
-            .map_err(Postgres::read_error)
-    }
-
-    async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        Sql::<Postgres>::user_room_ids(&self.pool, user_id).await
-    }
-
-    async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        Sql::<Postgres>::list_members(&self.pool, room_id).await
-    }
-
-    async fn add_member(
-        &self,
-        room_id: &str,
-        user_id: &str,
-        role: RoomRole,
-    ) -> StoreResult<MemberRecord> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(
-            vec![room_id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::add_member(
-                    conn,
-                    room_id.clone(),
-                    user_id.clone(),
-                    role,
-                ))
-            }),
-        )
-        .await
-    }
-
-    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(
-            vec![room_id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::remove_member(
-                    conn,
-                    room_id.clone(),
-                    user_id.clone(),
-                ))
-            }),
-        )
-        .await
-    }
-
-    // ---- messages ----
-
-    async fn queue_append(
+    async fn enqueue_append(
         &self,
         message: NewMessage,
         on_commit: CommitHook,
@@ -323,135 +184,15 @@ impl Store for PgStore {
         Ok(Box::pin(answer))
     }
 
-    async fn edit_message(
-        &self,
-        room_id: &str,
-        message_id: &str,
-        content: String,
-        edited_at: Timestamp,
-    ) -> StoreResult<MessageRecord> {
-        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(
-            vec![room_id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::edit_message(
-                    conn,
-                    room_id.clone(),
-                    message_id.clone(),
-                    content.clone(),
-                    edited_at,
-                ))
-            }),
-        )
-        .await
+    fn writer_open(&self) -> bool {
+        self.writer.is_open()
     }
 
-    async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
-        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(
-            vec![room_id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::delete_message(
-                    conn,
-                    room_id.clone(),
-                    message_id.clone(),
-                ))
-            }),
-        )
-        .await
-    }
-
-    async fn set_reaction(
-        &self,
-        change: ReactionChange,
-    ) -> StoreResult<BTreeMap<String, Vec<String>>> {
-        self.write(
-            vec![change.room_id.clone()],
-            Box::new(move |conn| Box::pin(Sql::<Postgres>::set_reaction(conn, change.clone()))),
-        )
-        .await
-    }
-
-    async fn get_message(
-        &self,
-        room_id: &str,
-        message_id: &str,
-    ) -> StoreResult<Option<MessageRecord>> {
-        Sql::<Postgres>::fetch_message(&self.pool, room_id, message_id)
-            .await
-            .map_err(Postgres::read_error)
-    }
-
-    async fn history(
-        &self,
-        room_id: &str,
-        page: HistoryPage,
-        limit: u32,
-    ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        Sql::<Postgres>::history(&self.pool, room_id, page, limit).await
-    }
-
-    // ---- attachments ----
-
-    async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
-        self.write(
-            Vec::new(),
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::create_attachment(conn, attachment.clone()))
-            }),
-        )
-        .await
-    }
-
-    async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        Sql::<Postgres>::get_attachment(&self.pool, id).await
-    }
-
-    async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        Sql::<Postgres>::attachment_shared_with(&self.pool, id, user_id).await
-    }
-
-    // ---- read state ----
-
-    async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(
-            vec![room_id.clone()],
-            Box::new(move |conn| {
-                Box::pin(Sql::<Postgres>::mark_read(
-                    conn,
-                    room_id.clone(),
-                    user_id.clone(),
-                    up_to_seq,
-                ))
-            }),
-        )
-        .await
-    }
-
-    /// [`StoreError::NotFound`] if the user is not a member.
-    async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        Sql::<Postgres>::unread_count(&self.pool, room_id, user_id).await
-    }
-
-    // ---- health ----
-
-    async fn counts(&self) -> StoreResult<(i64, i64)> {
-        Sql::<Postgres>::counts(&self.pool).await
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        if !self.writer.is_open() {
-            return Err(StoreError::Closed);
-        }
-        Sql::<Postgres>::ping(&self.pool).await
-    }
-
-    fn commit_histograms(&self) -> crate::metrics::StoreHistograms {
+    fn histograms(&self) -> crate::metrics::StoreHistograms {
         self.writer.histograms()
     }
 
-    async fn close(&self) {
+    async fn shut_down(&self) {
         // New writes are refused from here; queued ones still run.
         self.writer.close().await;
         self.pool.close().await;

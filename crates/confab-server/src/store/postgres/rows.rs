@@ -6,6 +6,7 @@
 use crate::store::StoreError;
 use crate::store::rows::{
     Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
+    user_columns,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{ColumnIndex, Row};
@@ -114,6 +115,17 @@ impl Dialect for Postgres {
         statement.postgres
     }
 
+    fn room_ids(row: &PgRow) -> sqlx::Result<Vec<String>> {
+        row.try_get("rooms")
+    }
+
+    const USER_WITH_ROOMS: &'static str = concat!(
+        "SELECT ",
+        user_columns!(),
+        ", \
+             ARRAY(SELECT room_id FROM members WHERE user_id = $1 ORDER BY room_id) AS rooms \
+         FROM users WHERE id = $1"
+    );
     const MESSAGE_BY_IDS: &'static str =
         concat!(message_select!(), "WHERE m.id = $1 AND m.room_id = $2");
     const REACTIONS_OF: &'static str = concat!(

@@ -6,12 +6,13 @@ mod test_database;
 
 use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
 use super::*;
-use crate::store::AppendOutcome;
 use crate::store::DynStore;
 use crate::store::conformance::{
     Backend, conformance_tests, created_and_existing, direct_ab, last_seq, msg, no_hook, room,
     send, stored_seqs, unread_counts_in_a_seeded_room, user,
 };
+use crate::store::{AppendOutcome, Store, UserUpsert};
+use async_trait::async_trait;
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::BTreeSet;
 use std::sync::Arc;

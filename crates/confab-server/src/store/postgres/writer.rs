@@ -20,10 +20,8 @@ const MAX_ATTEMPTS: u32 = 5;
 /// that two nodes that collided do not collide again in step).
 const RETRY_BASE: Duration = Duration::from_millis(10);
 
-/// A job's work: run again from scratch on every try of its batch, so it
-/// borrows what it needs and clones what it gives away.
-pub(super) type Work<T> =
-    Box<dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + Sync>;
+/// A job's work: run again from scratch on every try of its batch.
+pub(super) type Work<T> = crate::store::backend::Work<PgConnection, T>;
 
 /// The handle store methods use to queue writes; owns the writer task.
 pub(super) struct Writer {

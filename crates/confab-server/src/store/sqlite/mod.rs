@@ -41,24 +41,18 @@ mod writer;
 
 pub use crate::store::writer::WriteStats;
 
+use super::backend::{StoreBackend, Work};
 use super::{
-    AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
-    MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
-    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
 };
-use crate::store::queries::Sql;
-use crate::store::rows::{Dialect, user_columns, user_from_row};
 use crate::store::writer::{Counters, Hook, JobQueue};
-use async_trait::async_trait;
 use batch_append::AppendJob;
-use confab_protocol::Timestamp;
 use futures_util::future::BoxFuture;
+use sqlx::Connection;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,20 +77,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// its last frame), and is cheap because the pages are mostly copied by then.
 const WRITER_AUTOCHECKPOINT_PAGES: &str = "10000";
 
-/// The SQLite implementation of [`Store`].
+/// The SQLite [`StoreBackend`] of [`super::Store`].
 ///
 /// Open it with [`SqliteStore::open`], apply the schema with
 /// [`SqliteStore::migrate`], share it as a [`super::DynStore`], and call
-/// [`Store::close`] on shutdown so that queued writes are committed.
+/// [`super::Store::close`] on shutdown so that queued writes are committed.
 pub struct SqliteStore {
-    /// The writer's queue, closed by [`Store::close`].
+    /// The writer's queue, closed by [`super::Store::close`].
     jobs: JobQueue<Job>,
     /// Fires (or is dropped, if a thread panicked) when the writer and the
-    /// settler are done and every answer is out; awaited by [`Store::close`].
+    /// settler are done and every answer is out; awaited by [`super::Store::close`].
     writer: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     /// Read-only (`query_only`) connections.
     readers: SqlitePool,
-    /// The checkpointer (see `run_checkpointer`), awaited by [`Store::close`]
+    /// The checkpointer (see `run_checkpointer`), awaited by [`super::Store::close`]
     /// so that its connection is closed before the last one is.
     checkpointer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Counters the writer keeps, for tests and diagnostics.
@@ -231,18 +225,6 @@ impl SqliteStore {
         self.stats.stats()
     }
 
-    /// Sends `work` to the writer and waits for its answer, which comes only
-    /// after the transaction it ran in committed.
-    async fn write<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + 'static,
-    {
-        self.submit(Mode::Batched, work).await
-    }
-
     /// Queues a job of either mode and waits for its answer.
     async fn submit<T, F>(&self, mode: Mode, work: F) -> StoreResult<T>
     where
@@ -305,118 +287,30 @@ fn parse_url(database_url: &str) -> StoreResult<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(database_url)?)
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    // ---- users ----
+impl StoreBackend for SqliteStore {
+    type Db = Sqlite;
 
-    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::upsert_user(conn, user)))
-            .await
+    fn readers(&self) -> &SqlitePool {
+        &self.readers
     }
 
-    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-        Sql::<Sqlite>::fetch_user(&self.readers, id)
-            .await
-            .map_err(Sqlite::read_error)
-    }
-
-    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", \
-                 (SELECT json_group_array(room_id) FROM \
-                     (SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id)) AS rooms \
-             FROM users WHERE id = ?1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(Sqlite::read_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let rooms: String = row.try_get("rooms")?;
-        let rooms = serde_json::from_str(&rooms)
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-        Ok(Some((user_from_row(&row)?, rooms)))
-    }
-
-    // ---- rooms ----
-
-    async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome> {
-        self.write(move |conn| Box::pin(jobs::create_room(conn, room)))
-            .await
-    }
-
-    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
-        Sql::<Sqlite>::fetch_room(&self.readers, id)
-            .await
-            .map_err(Sqlite::read_error)
-    }
-
-    async fn update_room(
+    /// One writer owns the database: `rooms` need no lock.
+    async fn write<T: Send + 'static>(
         &self,
-        id: &str,
-        name: Option<String>,
-        metadata: Option<serde_json::Value>,
-    ) -> StoreResult<RoomRecord> {
-        let id = id.to_owned();
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::update_room(conn, id, name, metadata)))
-            .await
+        _rooms: Vec<String>,
+        work: Work<SqliteConnection, T>,
+    ) -> StoreResult<T> {
+        self.submit(Mode::Batched, work).await
     }
 
-    async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
-        let id = id.to_owned();
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::close_room(conn, id)))
-            .await
+    fn create_room_job(
+        conn: &mut SqliteConnection,
+        room: NewRoom,
+    ) -> BoxFuture<'_, StoreResult<CreateOutcome>> {
+        Box::pin(jobs::create_room(conn, room))
     }
 
-    async fn list_user_rooms(
-        &self,
-        user_id: &str,
-        limit: u32,
-        after: Option<(Timestamp, String)>,
-    ) -> StoreResult<Vec<RoomListEntry>> {
-        Sql::<Sqlite>::list_user_rooms(&self.readers, user_id, limit, after).await
-    }
-
-    // ---- members ----
-
-    async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
-        Sql::<Sqlite>::fetch_member(&self.readers, room_id, user_id)
-            .await
-            .map_err(Sqlite::read_error)
-    }
-
-    async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
-        Sql::<Sqlite>::user_room_ids(&self.readers, user_id).await
-    }
-
-    async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
-        Sql::<Sqlite>::list_members(&self.readers, room_id).await
-    }
-
-    async fn add_member(
-        &self,
-        room_id: &str,
-        user_id: &str,
-        role: RoomRole,
-    ) -> StoreResult<MemberRecord> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::add_member(conn, room_id, user_id, role)))
-            .await
-    }
-
-    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::remove_member(conn, room_id, user_id)))
-            .await
-    }
-
-    // ---- messages ----
-
-    async fn queue_append(
+    async fn enqueue_append(
         &self,
         message: NewMessage,
         on_commit: CommitHook,
@@ -433,101 +327,15 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn edit_message(
-        &self,
-        room_id: &str,
-        message_id: &str,
-        content: String,
-        edited_at: Timestamp,
-    ) -> StoreResult<MessageRecord> {
-        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(move |conn| {
-            Box::pin(Sql::<Sqlite>::edit_message(
-                conn, room_id, message_id, content, edited_at,
-            ))
-        })
-        .await
+    fn writer_open(&self) -> bool {
+        self.jobs.is_open()
     }
 
-    async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
-        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::delete_message(conn, room_id, message_id)))
-            .await
-    }
-
-    async fn set_reaction(
-        &self,
-        change: ReactionChange,
-    ) -> StoreResult<BTreeMap<String, Vec<String>>> {
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::set_reaction(conn, change)))
-            .await
-    }
-
-    async fn get_message(
-        &self,
-        room_id: &str,
-        message_id: &str,
-    ) -> StoreResult<Option<MessageRecord>> {
-        Sql::<Sqlite>::fetch_message(&self.readers, room_id, message_id)
-            .await
-            .map_err(Sqlite::read_error)
-    }
-
-    async fn history(
-        &self,
-        room_id: &str,
-        page: HistoryPage,
-        limit: u32,
-    ) -> StoreResult<(Vec<MessageRecord>, bool)> {
-        Sql::<Sqlite>::history(&self.readers, room_id, page, limit).await
-    }
-
-    // ---- read state ----
-
-    async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
-        self.write(move |conn| {
-            Box::pin(Sql::<Sqlite>::mark_read(conn, room_id, user_id, up_to_seq))
-        })
-        .await
-    }
-
-    /// [`StoreError::NotFound`] if the user is not a member.
-    async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
-        Sql::<Sqlite>::unread_count(&self.readers, room_id, user_id).await
-    }
-
-    // ---- health ----
-
-    async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
-        self.write(move |conn| Box::pin(Sql::<Sqlite>::create_attachment(conn, attachment)))
-            .await
-    }
-
-    async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        Sql::<Sqlite>::get_attachment(&self.readers, id).await
-    }
-
-    async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
-        Sql::<Sqlite>::attachment_shared_with(&self.readers, id, user_id).await
-    }
-
-    async fn counts(&self) -> StoreResult<(i64, i64)> {
-        Sql::<Sqlite>::counts(&self.readers).await
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        if !self.jobs.is_open() {
-            return Err(StoreError::Closed);
-        }
-        Sql::<Sqlite>::ping(&self.readers).await
-    }
-
-    fn commit_histograms(&self) -> crate::metrics::StoreHistograms {
+    fn histograms(&self) -> crate::metrics::StoreHistograms {
         self.stats.histograms.clone()
     }
 
-    async fn close(&self) {
+    async fn shut_down(&self) {
         // New writes are refused from here; queued ones still run, and the
         // writer stops once the last in-flight sender is dropped.
         self.jobs.close();

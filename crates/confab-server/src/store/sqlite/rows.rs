@@ -6,6 +6,7 @@
 use crate::store::StoreError;
 use crate::store::rows::{
     Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
+    user_columns,
 };
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{ColumnIndex, Row};
@@ -106,6 +107,19 @@ impl Dialect for Sqlite {
         statement.sqlite
     }
 
+    fn room_ids(row: &SqliteRow) -> sqlx::Result<Vec<String>> {
+        let rooms: String = row.try_get("rooms")?;
+        serde_json::from_str(&rooms).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+
+    const USER_WITH_ROOMS: &'static str = concat!(
+        "SELECT ",
+        user_columns!(),
+        ", \
+             (SELECT json_group_array(room_id) FROM \
+                 (SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id)) AS rooms \
+         FROM users WHERE id = ?1"
+    );
     const MESSAGE_BY_IDS: &'static str =
         concat!(message_select!(), "WHERE m.id = ?1 AND m.room_id = ?2");
     const REACTIONS_OF: &'static str = "SELECT json_group_object(emoji, json(users)) FROM \

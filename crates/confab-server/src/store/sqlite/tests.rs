@@ -4,14 +4,14 @@
 use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
 use super::writer::CHECKPOINT_PAUSE;
 use super::*;
-use crate::store::AppendOutcome;
-
 use crate::store::DynStore;
 use crate::store::conformance::{
     Backend, answer_shape, conformance_tests, last_seq, mixed_appends, mixed_appends_setup, msg,
     no_hook, room, send, unread_counts_in_a_seeded_room, user,
 };
-use sqlx::Executor;
+use crate::store::{AppendOutcome, Store, UserUpsert};
+use async_trait::async_trait;
+use sqlx::{Executor, Row};
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 
@@ -413,7 +413,7 @@ async fn a_failed_commit_fails_every_job_of_the_batch() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .write(|conn| {
+                .submit(Mode::Batched, |conn| {
                     Box::pin(async move {
                         conn.execute("PRAGMA defer_foreign_keys = ON").await?;
                         conn.execute(
@@ -455,7 +455,7 @@ async fn a_panicking_job_fails_alone() {
     user(&store, "a").await;
     room(&store, "r", &["a"]).await;
     let result: StoreResult<()> = store
-        .write(|conn| {
+        .submit(Mode::Batched, |conn| {
             Box::pin(async move {
                 sqlx::query("UPDATE rooms SET last_seq = 99")
                     .execute(&mut *conn)
@@ -556,7 +556,7 @@ async fn unread_count_of_a_100k_message_room() {
     // 100k messages from a, written the way the writer would: consecutive
     // seqs and the room's last_seq in one transaction.
     store
-        .write(|conn| {
+        .submit(Mode::Batched, |conn| {
             Box::pin(async move {
                 sqlx::query(
                     "WITH RECURSIVE n(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM n WHERE seq < ?1) \

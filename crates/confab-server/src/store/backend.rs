@@ -1,0 +1,374 @@
+//! The one implementation of [`Store`], for every backend.
+//!
+//! Both backends read through a pool and write through one writer that
+//! groups jobs into transactions; what a method runs is the same SQL but for
+//! spelling (`store::queries`). So [`Store`] is implemented once, for any
+//! [`StoreBackend`], and a backend supplies only what it does its own way:
+//! its pool, how a write job reaches its writer, how it creates a room and
+//! queues an append, and how it shuts down.
+
+use crate::metrics::StoreHistograms;
+use crate::store::queries::{JobSql, Sql};
+use crate::store::rows::{Dialect, StoreRow};
+use crate::store::{
+    AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
+    MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
+    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+};
+use async_trait::async_trait;
+use confab_protocol::Timestamp;
+use futures_util::future::BoxFuture;
+use sqlx::{ColumnIndex, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use std::collections::BTreeMap;
+
+/// The connection a backend's write jobs run on.
+pub(crate) type Connection<B> = <<B as StoreBackend>::Db as Database>::Connection;
+
+/// A write job's work on the writer's connection `C`, inside the job's
+/// savepoint. PostgreSQL runs it again from scratch when it retries the
+/// batch, so it borrows what it needs and clones what it gives away.
+pub(crate) type Work<C, T> =
+    Box<dyn for<'c> Fn(&'c mut C) -> BoxFuture<'c, StoreResult<T>> + Send + Sync>;
+
+/// What a storage backend supplies so that [`Store`] is implemented for it
+/// once: everything else is the shared statements of [`Sql`].
+pub(crate) trait StoreBackend: Send + Sync + 'static {
+    /// The sqlx database, with its spelling of the shared SQL.
+    type Db: JobSql;
+
+    /// The pool reads run on (they never wait for the writer).
+    fn readers(&self) -> &Pool<Self::Db>;
+
+    /// Queues `work` on the writer and waits for its answer, which comes
+    /// only after the transaction it ran in committed. `rooms` are the rooms
+    /// whose rows it writes: PostgreSQL locks them in id order before the
+    /// batch runs, so that nodes writing the same rooms queue instead of
+    /// deadlocking; SQLite's single writer needs no lock. `work` may run more
+    /// than once (PostgreSQL retries a batch that met a deadlock), so it
+    /// clones what it gives away.
+    fn write<T: Send + 'static>(
+        &self,
+        rooms: Vec<String>,
+        work: Work<Connection<Self>, T>,
+    ) -> impl Future<Output = StoreResult<T>> + Send;
+
+    /// The write job of [`Store::create_room`]: deduplicating a direct room
+    /// takes a look first on SQLite's single writer, a unique index and a
+    /// second look on PostgreSQL's several nodes.
+    fn create_room_job(
+        conn: &mut Connection<Self>,
+        room: NewRoom,
+    ) -> BoxFuture<'_, StoreResult<CreateOutcome>>;
+
+    /// [`Store::queue_append`]: each backend's writer runs appends its own
+    /// way (SQLite writes consecutive ones together, PostgreSQL bumps the
+    /// seq under the room's lock).
+    fn enqueue_append(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> impl Future<Output = StoreResult<PendingAppend>> + Send;
+
+    /// Whether the writer still takes jobs (a closed one fails `ping`).
+    fn writer_open(&self) -> bool;
+
+    /// [`Store::commit_histograms`]: the writer's.
+    fn histograms(&self) -> StoreHistograms;
+
+    /// [`Store::close`]: stops taking writes, commits the queued ones and
+    /// closes the connections.
+    fn shut_down(&self) -> impl Future<Output = ()> + Send;
+}
+
+// The bounds are those of `Sql`'s statements (what sqlx needs to bind, run
+// and decode on the backend's database): Rust does not imply them from a
+// trait, so they are written out here again.
+#[async_trait]
+impl<B> Store for B
+where
+    B: StoreBackend,
+    <B::Db as Database>::Row: StoreRow,
+    for<'c> &'c mut Connection<B>: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<String>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<&'q str>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<bool>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<<B::Db as JobSql>::Json>: Encode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (i64, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
+{
+    // ---- users ----
+
+    async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::upsert_user(conn, user.clone()))),
+        )
+        .await
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        Sql::<B::Db>::fetch_user(self.readers(), id)
+            .await
+            .map_err(B::Db::read_error)
+    }
+
+    async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
+        Sql::<B::Db>::user_with_rooms(self.readers(), id).await
+    }
+
+    // ---- rooms ----
+
+    async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| B::create_room_job(conn, room.clone())),
+        )
+        .await
+    }
+
+    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
+        Sql::<B::Db>::fetch_room(self.readers(), id)
+            .await
+            .map_err(B::Db::read_error)
+    }
+
+    async fn update_room(
+        &self,
+        id: &str,
+        name: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> StoreResult<RoomRecord> {
+        let id = id.to_owned();
+        self.write(
+            vec![id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::update_room(
+                    conn,
+                    id.clone(),
+                    name.clone(),
+                    metadata.clone(),
+                ))
+            }),
+        )
+        .await
+    }
+
+    async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
+        let id = id.to_owned();
+        self.write(
+            vec![id.clone()],
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::close_room(conn, id.clone()))),
+        )
+        .await
+    }
+
+    async fn list_user_rooms(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after: Option<(Timestamp, String)>,
+    ) -> StoreResult<Vec<RoomListEntry>> {
+        Sql::<B::Db>::list_user_rooms(self.readers(), user_id, limit, after).await
+    }
+
+    // ---- members ----
+
+    async fn get_member(&self, room_id: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
+        Sql::<B::Db>::fetch_member(self.readers(), room_id, user_id)
+            .await
+            .map_err(B::Db::read_error)
+    }
+
+    async fn user_room_ids(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Sql::<B::Db>::user_room_ids(self.readers(), user_id).await
+    }
+
+    async fn list_members(&self, room_id: &str) -> StoreResult<Vec<MemberWithUser>> {
+        Sql::<B::Db>::list_members(self.readers(), room_id).await
+    }
+
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: RoomRole,
+    ) -> StoreResult<MemberRecord> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(
+            vec![room_id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::add_member(
+                    conn,
+                    room_id.clone(),
+                    user_id.clone(),
+                    role,
+                ))
+            }),
+        )
+        .await
+    }
+
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(
+            vec![room_id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::remove_member(
+                    conn,
+                    room_id.clone(),
+                    user_id.clone(),
+                ))
+            }),
+        )
+        .await
+    }
+
+    // ---- messages ----
+
+    async fn queue_append(
+        &self,
+        message: NewMessage,
+        on_commit: CommitHook,
+    ) -> StoreResult<PendingAppend> {
+        self.enqueue_append(message, on_commit).await
+    }
+
+    async fn edit_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+        content: String,
+        edited_at: Timestamp,
+    ) -> StoreResult<MessageRecord> {
+        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
+        self.write(
+            vec![room_id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::edit_message(
+                    conn,
+                    room_id.clone(),
+                    message_id.clone(),
+                    content.clone(),
+                    edited_at,
+                ))
+            }),
+        )
+        .await
+    }
+
+    async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
+        let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
+        self.write(
+            vec![room_id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::delete_message(
+                    conn,
+                    room_id.clone(),
+                    message_id.clone(),
+                ))
+            }),
+        )
+        .await
+    }
+
+    async fn set_reaction(
+        &self,
+        change: ReactionChange,
+    ) -> StoreResult<BTreeMap<String, Vec<String>>> {
+        self.write(
+            vec![change.room_id.clone()],
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::set_reaction(conn, change.clone()))),
+        )
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        room_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Option<MessageRecord>> {
+        Sql::<B::Db>::fetch_message(self.readers(), room_id, message_id)
+            .await
+            .map_err(B::Db::read_error)
+    }
+
+    async fn history(
+        &self,
+        room_id: &str,
+        page: HistoryPage,
+        limit: u32,
+    ) -> StoreResult<(Vec<MessageRecord>, bool)> {
+        Sql::<B::Db>::history(self.readers(), room_id, page, limit).await
+    }
+
+    // ---- attachments ----
+
+    async fn create_attachment(&self, attachment: AttachmentRecord) -> StoreResult<()> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::create_attachment(conn, attachment.clone()))
+            }),
+        )
+        .await
+    }
+
+    async fn get_attachment(&self, id: &str) -> StoreResult<Option<AttachmentRecord>> {
+        Sql::<B::Db>::get_attachment(self.readers(), id).await
+    }
+
+    async fn attachment_shared_with(&self, id: &str, user_id: &str) -> StoreResult<bool> {
+        Sql::<B::Db>::attachment_shared_with(self.readers(), id, user_id).await
+    }
+
+    // ---- read state ----
+
+    async fn mark_read(&self, room_id: &str, user_id: &str, up_to_seq: i64) -> StoreResult<i64> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(
+            vec![room_id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::mark_read(
+                    conn,
+                    room_id.clone(),
+                    user_id.clone(),
+                    up_to_seq,
+                ))
+            }),
+        )
+        .await
+    }
+
+    /// [`StoreError::NotFound`] if the user is not a member.
+    async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64> {
+        Sql::<B::Db>::unread_count(self.readers(), room_id, user_id).await
+    }
+
+    // ---- health ----
+
+    async fn counts(&self) -> StoreResult<(i64, i64)> {
+        Sql::<B::Db>::counts(self.readers()).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        if !self.writer_open() {
+            return Err(StoreError::Closed);
+        }
+        Sql::<B::Db>::ping(self.readers()).await
+    }
+
+    async fn close(&self) {
+        self.shut_down().await;
+    }
+
+    fn commit_histograms(&self) -> StoreHistograms {
+        self.histograms()
+    }
+}
