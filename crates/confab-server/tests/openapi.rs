@@ -19,6 +19,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/ws"),
     ("GET", "/ws/chat"),
     ("GET", "/ws/chat/"),
+    ("GET", "/ws/chat/{room_id}/"),
+    ("GET", "/ws/sessions/{room_id}/"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/stats"),

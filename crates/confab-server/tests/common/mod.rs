@@ -530,6 +530,19 @@ pub fn assert_timestamp(value: &Value) {
     assert!(ok, "not an RFC 3339 UTC millisecond time: {text}");
 }
 
+/// A server frame without its top-level `timestamp`, which every frame
+/// carries (protocol.md §7) and which is checked here: for comparing the
+/// rest of a frame exactly.
+pub fn unstamped(frame: &Value) -> Value {
+    let mut frame = frame.clone();
+    let stamp = frame
+        .as_object_mut()
+        .and_then(|fields| fields.remove("timestamp"))
+        .unwrap_or_else(|| panic!("no timestamp in {frame}"));
+    assert_timestamp(&stamp);
+    frame
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {

@@ -447,27 +447,21 @@ pub fn configured(route: &RouteConfig) -> MethodRouter<AppState> {
                 )
             },
         ),
-        DialectName::Chat => get(
-            move |state: State<AppState>,
-                  peer: ConnectInfo<SocketAddr>,
-                  room: Result<Path<String>, PathRejection>,
-                  headers: HeaderMap,
-                  query: Result<Query<ScopedQuery>, QueryRejection>,
-                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
-                let room_id = path_room(room);
-                upgrade_scoped::<ChatShape>(endpoint, room_id, state, peer, headers, query, ws)
-            },
-        ),
-        DialectName::Sessions => get(
-            move |state: State<AppState>,
-                  peer: ConnectInfo<SocketAddr>,
-                  room: Result<Path<String>, PathRejection>,
-                  headers: HeaderMap,
-                  query: Result<Query<ScopedQuery>, QueryRejection>,
-                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
-                let room_id = path_room(room);
-                upgrade_scoped::<SessionsShape>(endpoint, room_id, state, peer, headers, query, ws)
-            },
-        ),
+        DialectName::Chat => scoped_route::<ChatShape>(endpoint),
+        DialectName::Sessions => scoped_route::<SessionsShape>(endpoint),
     }
+}
+
+/// A configured route of a room-scoped dialect.
+fn scoped_route<S: Shape>(endpoint: &'static str) -> MethodRouter<AppState> {
+    get(
+        move |state: State<AppState>,
+              peer: ConnectInfo<SocketAddr>,
+              room: Result<Path<String>, PathRejection>,
+              headers: HeaderMap,
+              query: Result<Query<ScopedQuery>, QueryRejection>,
+              ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+            upgrade_scoped::<S>(endpoint, path_room(room), state, peer, headers, query, ws)
+        },
+    )
 }
