@@ -8,6 +8,9 @@
 //! (see `config/duration.rs`).
 
 mod duration;
+mod routes;
+
+pub use routes::{DialectName, RouteConfig};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -169,73 +172,6 @@ pub struct ServerConfig {
     /// Extra WebSocket paths, each served by one dialect: an app's old
     /// URLs kept working during a migration (`[[server.routes]]`).
     pub routes: Vec<RouteConfig>,
-}
-
-/// One extra WebSocket path (`[[server.routes]]`), e.g. `path =
-/// "/ws/job_chat/{room_id}/"`, `dialect = "chat"`, so that an app moving to
-/// confab changes only its host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Under `/ws/`; a room-scoped dialect's path holds `{room_id}` as one
-    /// whole segment, the unified one's none.
-    pub path: String,
-    /// Which protocol the path speaks.
-    pub dialect: DialectName,
-}
-
-/// The WebSocket dialects a path can speak (docs/protocol.md §2, §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DialectName {
-    /// The multiplexed protocol of `/ws`.
-    Unified,
-    /// The job-conversations dialect of `/ws/chat/{room_id}/`.
-    Chat,
-    /// The sessions dialect of `/ws/sessions/{room_id}/`.
-    Sessions,
-}
-
-impl DialectName {
-    /// Whether the dialect's connections join the one room their path names.
-    pub fn room_scoped(self) -> bool {
-        !matches!(self, DialectName::Unified)
-    }
-}
-
-impl RouteConfig {
-    /// Checks what can be checked of a route alone: the path's characters,
-    /// its place under `/ws/`, and its `{room_id}` segment. (Clashes with
-    /// other routes are checked where the routes are built.)
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |why: &str| {
-            Err(ConfigError::Value(format!(
-                "server.routes: path {:?}: {why}",
-                self.path
-            )))
-        };
-        let Some(rest) = self.path.strip_prefix("/ws/") else {
-            return fail("must start with /ws/");
-        };
-        let mut rooms = 0;
-        for segment in rest.split('/') {
-            if segment == "{room_id}" {
-                rooms += 1;
-            } else if !segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-            {
-                return fail(
-                    "segments may hold only letters, digits, `_`, `-`, `.`, or be `{room_id}`",
-                );
-            }
-        }
-        match (self.dialect.room_scoped(), rooms) {
-            (true, 1) | (false, 0) => Ok(()),
-            (true, _) => fail("a room-scoped dialect needs exactly one `{room_id}` segment"),
-            (false, _) => fail("the unified dialect takes no `{room_id}`"),
-        }
-    }
 }
 
 /// `[assistant]`: the bot that answers in rooms of type `assistant` through

@@ -27,9 +27,30 @@ async fn dial(server: &TestServer, base: &str, room: &str, token: &str, extra: &
         .await
 }
 
-/// [`dial`] with a fresh one-hour token for `user`.
+/// Waits until `client` has joined its room: a `ping` is read only once the
+/// join is done, so its `pong` proves it (frames replayed by the join come
+/// first and are returned).
+async fn joined(client: &mut WsClient) -> Vec<Value> {
+    client
+        .send(json!({"type": "ping", "req_id": "joined"}))
+        .await;
+    let mut before = Vec::new();
+    loop {
+        let frame = client.recv_json().await;
+        if frame["type"] == "pong" {
+            assert_eq!(frame["req_id"], "joined", "{frame}");
+            assert_timestamp(&frame["timestamp"]);
+            return before;
+        }
+        before.push(frame);
+    }
+}
+
+/// [`dial`] with a fresh one-hour token for `user`, once joined.
 async fn join(server: &TestServer, base: &str, room: &str, user: &str) -> WsClient {
-    dial(server, base, room, &server.token(user), "").await
+    let mut client = dial(server, base, room, &server.token(user), "").await;
+    assert_eq!(joined(&mut client).await, Vec::<Value>::new());
+    client
 }
 
 /// The first thing the server sends must be a close frame; returns its code.
@@ -195,6 +216,7 @@ async fn sessions_dialect_round_trip_typing_to_others_only_and_last_message_time
     let room = server.room_with_id("ann", "session-9", &["ben"]).await;
     let ann_token = server.token_with("ann", Some("Ann"), None, Duration::from_secs(3600));
     let mut ann = dial(&server, SESSIONS, &room, &ann_token, "").await;
+    joined(&mut ann).await;
     let mut ben = join(&server, SESSIONS, &room, "ben").await;
     let mut ws = server.ws("ben").await;
     ws.subscribe(&room).await;

@@ -15,7 +15,8 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The `type`s this dialect knows, for the `unknown_type` message.
-const EXPECTED: &str = "TEXT, SYSTEM, LOCATION, IMAGE, FILE, typing, stop_typing or mark_read";
+const EXPECTED: &str =
+    "TEXT, SYSTEM, LOCATION, IMAGE, FILE, typing, stop_typing, mark_read or ping";
 
 /// The fields of a message frame, as the app's front-end sends them.
 #[derive(Debug, Default, Deserialize)]

@@ -35,6 +35,10 @@ pub enum ScopedFrame {
         /// Started (`true`) or stopped (`false`).
         is_typing: bool,
     },
+    /// Answered with `{"type": "pong", "timestamp"}`: a heartbeat a client
+    /// can see, and the proof that the connection has joined its room (a
+    /// frame is read only once the join is done).
+    Ping,
     /// Everything up to `up_to_seq` (or everything) is read.
     MarkRead {
         /// The newest `seq` read; `None` is the whole room.
@@ -87,7 +91,7 @@ struct ControlFields {
 }
 
 /// Decodes the frames both dialects share (`typing`, `stop_typing`,
-/// `mark_read`) given the frame's lower-cased `type`; `None` for any other
+/// `mark_read`, `ping`) given the frame's lower-cased `type`; `None` for any other
 /// type.
 fn control_frame(frame: &RawFrame, kind: &str) -> Option<Result<ScopedFrame, DecodeError>> {
     let fields = || {
@@ -99,6 +103,7 @@ fn control_frame(frame: &RawFrame, kind: &str) -> Option<Result<ScopedFrame, Dec
             is_typing: f.is_typing.unwrap_or(true),
         }),
         "stop_typing" => Ok(ScopedFrame::Typing { is_typing: false }),
+        "ping" => Ok(ScopedFrame::Ping),
         "mark_read" | "read" => fields().and_then(|f| match f.up_to_seq {
             Some(seq) if seq < 0 => {
                 Err(frame.fail(ErrorCode::InvalidField, "up_to_seq must be ≥ 0".into()))

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The `type`s this dialect knows, for the `unknown_type` message.
-const EXPECTED: &str = "message, typing, stop_typing or mark_read";
+const EXPECTED: &str = "message, typing, stop_typing, mark_read or ping";
 
 /// The fields of a `message` frame.
 #[derive(Debug, Default, Deserialize)]

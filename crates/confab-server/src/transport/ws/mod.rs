@@ -465,3 +465,25 @@ fn scoped_route<S: Shape>(endpoint: &'static str) -> MethodRouter<AppState> {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> RouteConfig {
+        RouteConfig {
+            path: path.into(),
+            dialect: DialectName::Chat,
+        }
+    }
+
+    #[test]
+    fn configured_routes_may_not_clash_with_built_in_ones_or_each_other() {
+        assert!(
+            check_routes(&[route("/ws/job_chat/{room_id}/"), route("/ws/x/{room_id}")]).is_ok()
+        );
+        let clash = check_routes(&[route("/ws/chat/{room_id}/")]).unwrap_err();
+        assert!(clash.contains("/ws/chat/{room_id}/"), "{clash}");
+        assert!(check_routes(&[route("/ws/a/{room_id}/"), route("/ws/a/{room_id}/")]).is_err());
+    }
+}

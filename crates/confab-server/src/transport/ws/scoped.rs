@@ -11,7 +11,7 @@
 //!
 //! What the client reads is rendered on its writer from the unified frames
 //! every fan-out is serialized as once: messages and typing in the
-//! dialect's shape, errors as they are, a removal from the room as a 4004
+//! dialect's shape, errors and pongs as they are, a removal from the room as a 4004
 //! close, anything else (read receipts, presence, edits) not at all.
 
 use super::dialect::{Dialect, Render, Rendered, WithoutToken, error_frame};
@@ -141,6 +141,13 @@ impl<S: Shape> RoomScoped<S> {
                 session
                     .chat()
                     .typing(session.caller(), session.conn(), room_id, is_typing)
+            }
+            ScopedFrame::Ping => {
+                session.outbox().send(&ServerFrame::Pong {
+                    timestamp: Timestamp::now(),
+                    req_id,
+                });
+                return;
             }
             ScopedFrame::MarkRead { up_to_seq } => {
                 // What it marks must include every send before it.
@@ -281,8 +288,8 @@ impl<S: Shape> Render for ScopedRender<S> {
                 }
                 _ => Rendered::Skip,
             },
-            // Errors answer this connection's own frames: as they are.
-            Some("error") => Rendered::Send(frame),
+            // Errors and pongs answer this connection's own frames: as they are.
+            Some("error" | "pong") => Rendered::Send(frame),
             Some("room_removed") => match Self::parse::<RoomRemovedEvent>(&frame) {
                 Some(event) if event.room_id == self.room_id => {
                     Rendered::Close(CloseCode::NotMember)
