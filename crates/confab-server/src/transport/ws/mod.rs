@@ -22,12 +22,13 @@ use crate::auth::bearer;
 use crate::config::{DialectName, RouteConfig};
 use crate::core::live::Replay;
 use crate::transport::state::AppState;
-use axum::extract::ConnectInfo;
 use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -64,6 +65,36 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
+/// What every WebSocket upgrade takes from its request, whatever its
+/// path: the shared state, the peer's address, the headers (origin,
+/// credentials) and the upgrade itself (a request that is not one is
+/// answered 400 by [`Upgrade::run`]).
+pub struct Upgrade {
+    state: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+}
+
+impl FromRequestParts<AppState> for Upgrade {
+    /// Only the peer address can be missing, and only if the server was
+    /// started without connect info: a bug, answered 500.
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ws = WebSocketUpgrade::from_request_parts(parts, state).await;
+        Ok(Upgrade {
+            state: state.clone(),
+            peer,
+            headers: parts.headers.clone(),
+            ws,
+        })
+    }
+}
+
 /// `GET /ws`: the unified WebSocket session (protocol.md §2).
 ///
 /// Checks the origin (403 unless `server.allowed_origins` allows it),
@@ -89,22 +120,8 @@ pub struct WsQuery {
     ),
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
-pub async fn upgrade(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    query: Result<Query<WsQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    upgrade_at(
-        Unified::new("/ws"),
-        state,
-        peer,
-        headers,
-        query_token(query),
-        ws,
-    )
-    .await
+pub async fn upgrade(request: Upgrade, query: Result<Query<WsQuery>, QueryRejection>) -> Response {
+    request.run(Unified::new("/ws"), query_token(query)).await
 }
 
 /// The `?token=` of a unified upgrade (a malformed query carries none).
@@ -112,102 +129,103 @@ fn query_token(query: Result<Query<WsQuery>, QueryRejection>) -> Option<String> 
     query.ok().and_then(|Query(q)| q.token)
 }
 
-/// The upgrade behind every WebSocket path, whatever its dialect: the origin
-/// check, the token's placement, the per-address rate and cap; then the
-/// session engine runs the dialect.
-async fn upgrade_at<D: Dialect>(
-    dialect: D,
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    query_token: Option<String>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|origin| state.origins.allows(origin, host));
-        if !allowed {
-            tracing::debug!(?origin, "websocket refused: origin not allowed");
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                "this origin may not open a WebSocket here (server.allowed_origins)",
-            )
-            .into_response();
+impl Upgrade {
+    /// The upgrade behind every WebSocket path, whatever its dialect: the
+    /// origin check, the token's placement, the per-address rate and cap;
+    /// then the session engine runs the dialect.
+    async fn run<D: Dialect>(self, dialect: D, query_token: Option<String>) -> Response {
+        let Upgrade {
+            state,
+            peer,
+            headers,
+            ws,
+        } = self;
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|origin| state.origins.allows(origin, host));
+            if !allowed {
+                tracing::debug!(?origin, "websocket refused: origin not allowed");
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    "this origin may not open a WebSocket here (server.allowed_origins)",
+                )
+                .into_response();
+            }
         }
-    }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidField,
-                rejection.body_text(),
-            )
-            .into_response();
+        let ws = match ws {
+            Ok(ws) => ws,
+            Err(rejection) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidField,
+                    rejection.body_text(),
+                )
+                .into_response();
+            }
+        };
+        let offered: Vec<String> = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|p| p.trim().to_owned())
+            .collect();
+        // Preference order of protocol.md §1: header, subprotocol, (first frame), query.
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer)
+            .map(str::to_owned)
+            .or_else(|| {
+                offered
+                    .iter()
+                    .find_map(|p| p.strip_prefix("bearer."))
+                    .map(str::to_owned)
+            })
+            .or_else(|| query_token.filter(|t| !t.is_empty()));
+        let act_as = acting_user(&headers).map(str::to_owned);
+        let max = state.chat.config().limits.max_frame_bytes;
+        let mut ws = ws
+            .max_message_size(max)
+            .max_frame_size(max)
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER);
+        if offered.iter().any(|p| p == SUBPROTOCOL) {
+            ws = ws.protocols([SUBPROTOCOL]);
         }
-    };
-    let offered: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
-        .collect();
-    // Preference order of protocol.md §1: header, subprotocol, (first frame), query.
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .map(str::to_owned)
-        .or_else(|| {
-            offered
-                .iter()
-                .find_map(|p| p.strip_prefix("bearer."))
-                .map(str::to_owned)
+        // Refused after the upgrade, with a close code, because browsers see
+        // close codes but not HTTP statuses (protocol.md §7). Checked before any token
+        // work, so a flood costs no signature checks and no storage reads.
+        let addr_slot = state.chat.admit_address(peer.ip());
+        let shutdown = state.shutdown.clone();
+        let tracker = state.tracker.clone();
+        ws.on_upgrade(move |mut socket| {
+            tracker.track_future(async move {
+                let refusal = match addr_slot {
+                    _ if shutdown.is_cancelled() => Err(CloseCode::Restarting),
+                    None => Err(CloseCode::TooManyConnections),
+                    Some(addr_slot) => Ok(addr_slot),
+                };
+                let addr_slot = match refusal {
+                    Ok(addr_slot) => addr_slot,
+                    Err(code) => {
+                        let _ = socket.send(close_message(code.code(), code.reason())).await;
+                        return;
+                    }
+                };
+                let handshake = Handshake {
+                    token,
+                    act_as,
+                    peer: peer.ip(),
+                    addr_slot,
+                };
+                session::run(state, socket, dialect, handshake).await;
+            })
         })
-        .or_else(|| query_token.filter(|t| !t.is_empty()));
-    let act_as = acting_user(&headers).map(str::to_owned);
-    let max = state.chat.config().limits.max_frame_bytes;
-    let mut ws = ws
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER);
-    if offered.iter().any(|p| p == SUBPROTOCOL) {
-        ws = ws.protocols([SUBPROTOCOL]);
     }
-    // Refused after the upgrade, with a close code, because browsers see
-    // close codes but not HTTP statuses (protocol.md §7). Checked before any token
-    // work, so a flood costs no signature checks and no storage reads.
-    let addr_slot = state.chat.admit_address(peer.ip());
-    let shutdown = state.shutdown.clone();
-    let tracker = state.tracker.clone();
-    ws.on_upgrade(move |mut socket| {
-        tracker.track_future(async move {
-            let refusal = match addr_slot {
-                _ if shutdown.is_cancelled() => Err(CloseCode::Restarting),
-                None => Err(CloseCode::TooManyConnections),
-                Some(addr_slot) => Ok(addr_slot),
-            };
-            let addr_slot = match refusal {
-                Ok(addr_slot) => addr_slot,
-                Err(code) => {
-                    let _ = socket.send(close_message(code.code(), code.reason())).await;
-                    return;
-                }
-            };
-            let handshake = Handshake {
-                token,
-                act_as,
-                peer: peer.ip(),
-                addr_slot,
-            };
-            session::run(state, socket, dialect, handshake).await;
-        })
-    })
 }
 
 /// `GET /ws/chat`: the same session as `/ws` under the chat consumers' path.
@@ -230,21 +248,12 @@ async fn upgrade_at<D: Dialect>(
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_chat(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    request: Upgrade,
     query: Result<Query<WsQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade_at(
-        Unified::new("/ws/chat"),
-        state,
-        peer,
-        headers,
-        query_token(query),
-        ws,
-    )
-    .await
+    request
+        .run(Unified::new("/ws/chat"), query_token(query))
+        .await
 }
 
 /// `GET /ws/chat/`: the same session as `/ws`, with the trailing slash that
@@ -268,21 +277,12 @@ pub async fn upgrade_chat(
     security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_chat_slash(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    request: Upgrade,
     query: Result<Query<WsQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade_at(
-        Unified::new("/ws/chat/"),
-        state,
-        peer,
-        headers,
-        query_token(query),
-        ws,
-    )
-    .await
+    request
+        .run(Unified::new("/ws/chat/"), query_token(query))
+        .await
 }
 
 /// The WebSocket paths built in, against which configured routes are
@@ -307,22 +307,12 @@ pub struct ScopedQuery {
     since_seq: Option<i64>,
 }
 
-/// The room id of a room-scoped path; one that cannot be read (bad
-/// percent-encoding) names no room, which is refused with 4004 like any
-/// unknown room.
-fn path_room(room: Result<Path<String>, PathRejection>) -> String {
-    room.map(|Path(room_id)| room_id).unwrap_or_default()
-}
-
 /// The upgrade of a room-scoped dialect: its query read, then as any other.
 async fn upgrade_scoped<S: Shape>(
     endpoint: &'static str,
-    room_id: String,
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    request: Upgrade,
+    room: Result<Path<String>, PathRejection>,
     query: Result<Query<ScopedQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let bad = |message: String| {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, message).into_response()
@@ -338,8 +328,11 @@ async fn upgrade_scoped<S: Shape>(
         (None, Some(_)) => return bad("since_seq must be ≥ 0".into()),
         (Some(_), Some(_)) => return bad("give history or since_seq, not both".into()),
     };
+    // A room id that cannot be read (bad percent-encoding) names no room,
+    // which is refused with 4004 like any unknown room.
+    let room_id = room.map(|Path(room_id)| room_id).unwrap_or_default();
     let dialect = RoomScoped::<S>::new(endpoint, room_id, replay);
-    upgrade_at(dialect, state, peer, headers, query.token, ws).await
+    request.run(dialect, query.token).await
 }
 
 /// `GET /ws/chat/{room_id}/`: the job-conversations socket (protocol.md §3).
@@ -365,15 +358,11 @@ async fn upgrade_scoped<S: Shape>(
     security(("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_chat_room(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    request: Upgrade,
     room: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
     query: Result<Query<ScopedQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let room_id = path_room(room);
-    upgrade_scoped::<ChatShape>(CHAT_ROOM_PATH, room_id, state, peer, headers, query, ws).await
+    upgrade_scoped::<ChatShape>(CHAT_ROOM_PATH, request, room, query).await
 }
 
 /// `GET /ws/sessions/{room_id}/`: the sessions socket (protocol.md §3).
@@ -397,15 +386,11 @@ pub async fn upgrade_chat_room(
     security(("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
 )]
 pub async fn upgrade_session(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
+    request: Upgrade,
     room: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
     query: Result<Query<ScopedQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let room_id = path_room(room);
-    upgrade_scoped::<SessionsShape>(SESSION_PATH, room_id, state, peer, headers, query, ws).await
+    upgrade_scoped::<SessionsShape>(SESSION_PATH, request, room, query).await
 }
 
 /// Checks the configured routes against the built-in WebSocket paths and
@@ -432,19 +417,8 @@ pub fn configured(route: &RouteConfig) -> MethodRouter<AppState> {
     let endpoint: &'static str = Box::leak(route.path.clone().into_boxed_str());
     match route.dialect {
         DialectName::Unified => get(
-            move |state: State<AppState>,
-                  peer: ConnectInfo<SocketAddr>,
-                  headers: HeaderMap,
-                  query: Result<Query<WsQuery>, QueryRejection>,
-                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
-                upgrade_at(
-                    Unified::new(endpoint),
-                    state,
-                    peer,
-                    headers,
-                    query_token(query),
-                    ws,
-                )
+            move |request: Upgrade, query: Result<Query<WsQuery>, QueryRejection>| {
+                request.run(Unified::new(endpoint), query_token(query))
             },
         ),
         DialectName::Chat => scoped_route::<ChatShape>(endpoint),
@@ -455,13 +429,10 @@ pub fn configured(route: &RouteConfig) -> MethodRouter<AppState> {
 /// A configured route of a room-scoped dialect.
 fn scoped_route<S: Shape>(endpoint: &'static str) -> MethodRouter<AppState> {
     get(
-        move |state: State<AppState>,
-              peer: ConnectInfo<SocketAddr>,
+        move |request: Upgrade,
               room: Result<Path<String>, PathRejection>,
-              headers: HeaderMap,
-              query: Result<Query<ScopedQuery>, QueryRejection>,
-              ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
-            upgrade_scoped::<S>(endpoint, path_room(room), state, peer, headers, query, ws)
+              query: Result<Query<ScopedQuery>, QueryRejection>| {
+            upgrade_scoped::<S>(endpoint, request, room, query)
         },
     )
 }
