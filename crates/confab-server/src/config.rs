@@ -201,6 +201,9 @@ pub struct AssistantConfig {
     /// What the bot answers when the provider fails, times out or is not configured.
     #[serde(deserialize_with = "scalar_string")]
     pub fallback_reply: String,
+    /// Provider requests in flight at once on this node; more questions
+    /// wait their turn (none is dropped).
+    pub max_concurrent: usize,
 }
 
 impl Default for AssistantConfig {
@@ -214,6 +217,7 @@ impl Default for AssistantConfig {
             timeout_s: 30,
             fallback_reply: "Sorry, I cannot answer right now. Please try again in a moment."
                 .into(),
+            max_concurrent: 8,
         }
     }
 }
@@ -385,6 +389,11 @@ impl Config {
         if self.assistant.max_history_messages > 99 {
             return Err(ConfigError::Value(
                 "assistant.max_history_messages must be at most 99".into(),
+            ));
+        }
+        if self.assistant.max_concurrent == 0 {
+            return Err(ConfigError::Value(
+                "assistant.max_concurrent must be > 0".into(),
             ));
         }
         if self.assistant.timeout_s == 0 {

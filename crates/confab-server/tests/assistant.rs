@@ -133,7 +133,10 @@ async fn a_question_is_streamed_back_and_stored_as_the_bots_reply() {
     assert_eq!(answer.reply["content"], "Hello, Jane!");
     assert_eq!(answer.reply["sender"]["id"], "assistant");
     assert_eq!(answer.reply["reply_to"], question.as_str());
-    assert_eq!(answer.reply["metadata"], json!({}));
+    // A real reply carries only its processing time, no fallback marks.
+    let metadata = answer.reply["metadata"].as_object().unwrap();
+    assert_eq!(metadata.keys().collect::<Vec<_>>(), ["processing_time_ms"]);
+    assert!(metadata["processing_time_ms"].is_u64());
     assert_eq!(
         answer.order.last().map(String::as_str),
         Some("typing"),
@@ -227,7 +230,9 @@ async fn fallback_for(provider: Option<&FakeProvider>, timeout_s: u64) -> (Value
 async fn a_failing_provider_gets_the_fallback() {
     let provider = FakeProvider::start(Behaviour::Fail(500)).await;
     let (reply, server) = fallback_for(Some(&provider), 30).await;
-    assert_eq!(reply["metadata"]["reason"], "error");
+    assert_eq!(reply["metadata"]["reason"], "http_error");
+    assert_eq!(reply["metadata"]["status"], 500);
+    assert!(reply["metadata"]["processing_time_ms"].is_u64(), "{reply}");
     assert_eq!(provider.requests().len(), 1);
     let scrape = server.scrape().await;
     assert_eq!(
@@ -313,5 +318,75 @@ async fn nobody_can_sign_in_as_the_bot() {
     assert_eq!(ws.ended().await, Ended::Closed(4003));
     let (status, body) = server.api("assistant").get("/api/v1/rooms").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_or_malformed_provider_gets_the_fallback_with_its_reason() {
+    let provider = FakeProvider::start(Behaviour::Fail(429)).await;
+    let (reply, server) = fallback_for(Some(&provider), 30).await;
+    assert_eq!(reply["metadata"]["reason"], "rate_limited", "{reply}");
+    assert_eq!(reply["metadata"]["status"], 429);
+    server.stop().await;
+    let provider = FakeProvider::start(Behaviour::Malformed).await;
+    let (reply, server) = fallback_for(Some(&provider), 30).await;
+    assert_eq!(reply["metadata"]["reason"], "malformed", "{reply}");
+    assert!(reply["metadata"].get("status").is_none(), "{reply}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_reply_says_how_long_it_took() {
+    let provider = FakeProvider::start(Behaviour::Slow(Duration::from_millis(300), "Done.")).await;
+    let server = server_with(Some(&provider), 30).await;
+    let (room_id, mut ws) = assistant_room(&server, "jane").await;
+    let (_, answer) = ask(&mut ws, &room_id, "How long?").await;
+    assert_eq!(answer.reply["content"], "Done.");
+    let took = answer.reply["metadata"]["processing_time_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(took >= 300, "{took} ms for a provider that waited 300 ms");
+    assert!(answer.reply["metadata"].get("fallback").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn provider_requests_in_flight_are_capped_and_every_question_is_answered() {
+    let provider = FakeProvider::start(Behaviour::Slow(
+        Duration::from_millis(400),
+        "Queued answer.",
+    ))
+    .await;
+    let base_url = provider.base_url.clone();
+    let server = TestServer::start_with(move |c| {
+        common::unlimited(c);
+        c.assistant.base_url = base_url;
+        c.assistant.max_concurrent = 2;
+    })
+    .await;
+    // Five visitors' rooms ask at once: two are answered at a time, the rest wait.
+    let mut askers = Vec::new();
+    for n in 0..5 {
+        let (room_id, ws) = assistant_room(&server, &format!("user-{n}")).await;
+        askers.push((room_id, ws));
+    }
+    for (room_id, ws) in &mut askers {
+        ws.send_message(room_id, "Hello?").await;
+    }
+    for (room_id, ws) in &mut askers {
+        let reply = loop {
+            let frame = ws.recv_type("new_message").await;
+            if frame["message"]["sender"]["id"] == "assistant" {
+                break frame;
+            }
+        };
+        assert_eq!(reply["message"]["content"], "Queued answer.", "{room_id}");
+    }
+    assert_eq!(provider.requests().len(), 5);
+    assert_eq!(
+        provider.peak_in_flight(),
+        2,
+        "the cap was passed or never reached"
+    );
     server.stop().await;
 }

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use sse_stream::SseByteStream;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::identity::ASSISTANT_USER;
@@ -84,6 +84,9 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
     };
     // Each room's latest answer; the next one of that room waits for it.
     let mut answering: HashMap<String, JoinHandle<()>> = HashMap::new();
+    // Provider requests in flight on this node; the rest wait their turn
+    // (none is dropped: a waiting question keeps its place in its room).
+    let slots = Arc::new(Semaphore::new(chat.config.assistant.max_concurrent.max(1)));
     loop {
         let question = tokio::select! {
             question = questions.0.recv() => match question {
@@ -95,12 +98,16 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
         answering.retain(|_, task| !task.is_finished());
         let before = answering.remove(&question.room_id);
         let room_id = question.room_id.clone();
-        let (chat, client) = (chat.clone(), client.clone());
+        let (chat, client, slots) = (chat.clone(), client.clone(), slots.clone());
         let task = tasks.spawn(async move {
             if let Some(before) = before {
                 // Its outcome is its own; only its end matters here.
                 let _ = before.await;
             }
+            // Closed only with the task tracker's own shutdown.
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
             answer(&chat, client.as_ref(), question).await;
         });
         answering.insert(room_id, task);
@@ -155,12 +162,30 @@ enum ProviderError {
 }
 
 impl ProviderError {
-    /// The `metadata.reason` of a fallback reply.
+    /// The `metadata.reason` of a fallback reply: what an app's back-end
+    /// or dashboard tells apart (protocol.md §6.2).
     fn reason(&self) -> &'static str {
         match self {
             ProviderError::NotConfigured => "not_configured",
             ProviderError::Timeout => "timeout",
-            _ => "error",
+            ProviderError::Http(error) => match error.status() {
+                Some(reqwest::StatusCode::TOO_MANY_REQUESTS) => "rate_limited",
+                Some(_) => "http_error",
+                None if error.is_decode() => "malformed",
+                // Not reached, refused, or cut off mid-answer.
+                None => "unreachable",
+            },
+            ProviderError::Stream(_) | ProviderError::Json(_) => "malformed",
+            ProviderError::Empty => "empty",
+            ProviderError::NoClient | ProviderError::Context(_) => "error",
+        }
+    }
+
+    /// The provider's HTTP status, when it answered with an error one.
+    fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Http(error) => error.status().map(|status| status.as_u16()),
+            _ => None,
         }
     }
 }
@@ -172,6 +197,7 @@ async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Questio
     let metrics = &chat.metrics.assistant;
     let bot = bot();
     let reply_id = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
     publish_typing(&chat.cluster, &question.room_id, &bot, true);
 
     let reply = if config.base_url.is_empty() {
@@ -193,15 +219,23 @@ async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Questio
         metrics.error.inc();
         Err(ProviderError::NoClient)
     };
+    // From the question's turn to its reply being ready: what the user
+    // waited for, as the app's dashboards read it.
+    let processing_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (content, metadata) = match reply {
-        Ok(text) => (text, json!({})),
+        Ok(text) => (text, json!({"processing_time_ms": processing_time_ms})),
         Err(error) => {
             tracing::warn!(room_id = %question.room_id, %error, "assistant reply replaced by the fallback");
             metrics.fallbacks.inc();
-            (
-                config.fallback_reply.clone(),
-                json!({"fallback": true, "reason": error.reason()}),
-            )
+            let mut metadata = json!({
+                "fallback": true,
+                "reason": error.reason(),
+                "processing_time_ms": processing_time_ms,
+            });
+            if let Some(status) = error.status() {
+                metadata["status"] = json!(status);
+            }
+            (config.fallback_reply.clone(), metadata)
         }
     };
     if let Err(error) = store_reply(chat, &bot, &question, reply_id, content, metadata).await {

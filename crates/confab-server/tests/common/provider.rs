@@ -26,6 +26,11 @@ pub enum Behaviour {
     Fail(u16),
     /// Sends the headers and one piece, then nothing for a minute.
     Hang,
+    /// Streams one event whose data is not JSON.
+    Malformed,
+    /// Waits this long, then answers one plain completion with this text
+    /// (to see how many requests the server keeps in flight at once).
+    Slow(Duration, &'static str),
 }
 
 /// One request as the provider received it.
@@ -42,6 +47,8 @@ pub struct FakeProvider {
     /// What `assistant.base_url` should be.
     pub base_url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    load: Arc<Mutex<(usize, usize)>>,
     task: JoinHandle<()>,
 }
 
@@ -56,11 +63,14 @@ impl FakeProvider {
     pub async fn start(behaviour: Behaviour) -> FakeProvider {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let recorded = requests.clone();
+        let load: Arc<Mutex<(usize, usize)>> = Arc::default();
+        let counted = load.clone();
         let app = Router::new().route(
             "/v1/chat/completions",
             post(move |headers: HeaderMap, Json(body): Json<Value>| {
                 let behaviour = behaviour.clone();
                 let recorded = recorded.clone();
+                let counted = counted.clone();
                 async move {
                     recorded.lock().unwrap().push(Recorded {
                         authorization: headers
@@ -69,6 +79,15 @@ impl FakeProvider {
                             .map(str::to_owned),
                         body,
                     });
+                    if let Behaviour::Slow(wait, _) = behaviour {
+                        {
+                            let mut load = counted.lock().unwrap();
+                            load.0 += 1;
+                            load.1 = load.1.max(load.0);
+                        }
+                        tokio::time::sleep(wait).await;
+                        counted.lock().unwrap().0 -= 1;
+                    }
                     respond(behaviour)
                 }
             }),
@@ -81,8 +100,14 @@ impl FakeProvider {
         FakeProvider {
             base_url: format!("http://{address}/v1"),
             requests,
+            load,
             task,
         }
+    }
+
+    /// The most requests that were being answered at once (`Slow` only).
+    pub fn peak_in_flight(&self) -> usize {
+        self.load.lock().unwrap().1
     }
 
     /// Every request so far, in arrival order.
@@ -123,7 +148,12 @@ fn respond(behaviour: Behaviour) -> Response {
             )
                 .into_response()
         }
-        Behaviour::Plain(text) => Json(json!({
+        Behaviour::Malformed => (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            "data: {\"choices\": [oops\n\n",
+        )
+            .into_response(),
+        Behaviour::Plain(text) | Behaviour::Slow(_, text) => Json(json!({
             "id": "chatcmpl-test",
             "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
