@@ -6,7 +6,7 @@
 //! its own included, as `{"type": "message", "message": {…}}` with the
 //! app's field names.
 
-use super::{ScopedEnvelope, ScopedFrame, control_frame, unknown};
+use super::{ScopedEnvelope, ScopedFrame, TextFields, TextName, control_frame, unknown};
 use crate::client::{DecodeError, SendMessage, parse_frame};
 use crate::error::ErrorCode;
 use crate::ids::de_opt_id;
@@ -21,12 +21,9 @@ const EXPECTED: &str =
 /// The fields of a message frame, as the app's front-end sends them.
 #[derive(Debug, Default, Deserialize)]
 struct SendFields {
-    /// The text (the app's name for it).
-    #[serde(default)]
-    message: Option<String>,
-    /// The text, as the unified protocol names it.
-    #[serde(default)]
-    content: Option<String>,
+    /// The text and what every send may carry.
+    #[serde(flatten)]
+    text: TextFields,
     #[serde(default)]
     location: Option<Location>,
     #[serde(default, alias = "lat")]
@@ -40,12 +37,6 @@ struct SendFields {
         alias = "upload_id"
     )]
     attachment_id: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_id")]
-    client_msg_id: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_id")]
-    reply_to: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
 }
 
 /// Decodes one client frame of the dialect. Never panics.
@@ -80,14 +71,9 @@ pub fn decode(text: &str, max_depth: usize) -> Result<ScopedEnvelope, DecodeErro
         }
     };
     let send = SendMessage {
-        room_id: String::new(),
-        content: fields.message.or(fields.content),
-        message_type: Some(message_type),
-        reply_to: fields.reply_to,
-        client_msg_id: fields.client_msg_id,
-        metadata: fields.metadata,
         attachment_id: fields.attachment_id,
         location,
+        ..fields.text.into_send(message_type, TextName::Message)
     };
     Ok(ScopedEnvelope {
         req_id: frame.req_id,

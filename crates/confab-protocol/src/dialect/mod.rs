@@ -20,7 +20,8 @@ pub mod sessions;
 
 use crate::client::{DecodeError, RawFrame, SendMessage};
 use crate::error::ErrorCode;
-use crate::ids::ReqId;
+use crate::ids::{ReqId, de_opt_id};
+use crate::model::MessageType;
 use serde::{Deserialize, Serialize};
 
 /// What a client of a room-scoped dialect asks for; the room is the one
@@ -77,6 +78,51 @@ impl<'a> From<&'a events::TypingEvent> for TypingFrame<'a> {
             sender_id: &event.user_id,
             sender_name: event.name.as_deref().unwrap_or(&event.username),
             is_typing: event.is_typing,
+        }
+    }
+}
+
+/// The fields of a message frame that both dialects read.
+#[derive(Debug, Default, Deserialize)]
+struct TextFields {
+    /// The text as the job-conversations app names it.
+    #[serde(default)]
+    message: Option<String>,
+    /// The text as the sessions app (and the unified protocol) names it.
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    client_msg_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    reply_to: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+/// Which name of the text wins when a frame gives both.
+#[derive(Debug, Clone, Copy)]
+enum TextName {
+    Message,
+    Content,
+}
+
+impl TextFields {
+    /// A send of `message_type` in the connection's room (filled in by the
+    /// server), with no attachment or location yet.
+    fn into_send(self, message_type: MessageType, first: TextName) -> SendMessage {
+        let content = match first {
+            TextName::Message => self.message.or(self.content),
+            TextName::Content => self.content.or(self.message),
+        };
+        SendMessage {
+            room_id: String::new(),
+            content,
+            message_type: Some(message_type),
+            reply_to: self.reply_to,
+            client_msg_id: self.client_msg_id,
+            metadata: self.metadata,
+            attachment_id: None,
+            location: None,
         }
     }
 }

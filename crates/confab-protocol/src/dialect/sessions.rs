@@ -6,32 +6,15 @@
 //! "content", "sender_id", "sender_name", "created_at"}` for every message
 //! of the room and the others' typing.
 
-use super::{ScopedEnvelope, ScopedFrame, control_frame, unknown};
-use crate::client::{DecodeError, SendMessage, parse_frame};
+use super::{ScopedEnvelope, ScopedFrame, TextFields, TextName, control_frame, unknown};
+use crate::client::{DecodeError, parse_frame};
 use crate::error::ErrorCode;
-use crate::ids::de_opt_id;
 use crate::model::{Message, MessageType};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The `type`s this dialect knows, for the `unknown_type` message.
 const EXPECTED: &str = "message, typing, stop_typing, mark_read or ping";
-
-/// The fields of a `message` frame.
-#[derive(Debug, Default, Deserialize)]
-struct SendFields {
-    #[serde(default)]
-    content: Option<String>,
-    /// The text under the name other consumers use.
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_id")]
-    client_msg_id: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_id")]
-    reply_to: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-}
 
 /// Decodes one client frame of the dialect. Never panics.
 pub fn decode(text: &str, max_depth: usize) -> Result<ScopedEnvelope, DecodeError> {
@@ -40,18 +23,9 @@ pub fn decode(text: &str, max_depth: usize) -> Result<ScopedEnvelope, DecodeErro
         return Err(frame.fail(ErrorCode::InvalidField, "missing field `type`".into()));
     };
     let decoded = if kind == "message" {
-        let fields = SendFields::deserialize(&frame.value)
+        let fields = TextFields::deserialize(&frame.value)
             .map_err(|e| frame.fail(ErrorCode::InvalidField, format!("message: {e}")))?;
-        ScopedFrame::Send(SendMessage {
-            room_id: String::new(),
-            content: fields.content.or(fields.message),
-            message_type: Some(MessageType::Text),
-            reply_to: fields.reply_to,
-            client_msg_id: fields.client_msg_id,
-            metadata: fields.metadata,
-            attachment_id: None,
-            location: None,
-        })
+        ScopedFrame::Send(fields.into_send(MessageType::Text, TextName::Content))
     } else {
         control_frame(&frame, &kind).unwrap_or_else(|| Err(unknown(&frame, &kind, EXPECTED)))?
     };
