@@ -204,6 +204,15 @@ pub struct AssistantConfig {
     /// Provider requests in flight at once on this node; more questions
     /// wait their turn (none is dropped).
     pub max_concurrent: usize,
+    /// Seconds an assistant session may go without a message before it is
+    /// closed (and its visitor token stops resuming it); also how long a
+    /// visitor token lasts.
+    #[serde(deserialize_with = "duration::secs")]
+    pub session_ttl: u64,
+    /// The bot's first message in every new session on `/ws/assistant/`
+    /// (empty: none).
+    #[serde(deserialize_with = "scalar_string")]
+    pub welcome: String,
 }
 
 impl Default for AssistantConfig {
@@ -218,6 +227,8 @@ impl Default for AssistantConfig {
             fallback_reply: "Sorry, I cannot answer right now. Please try again in a moment."
                 .into(),
             max_concurrent: 8,
+            session_ttl: 24 * 3600,
+            welcome: String::new(),
         }
     }
 }
@@ -389,6 +400,11 @@ impl Config {
         if self.assistant.max_history_messages > 99 {
             return Err(ConfigError::Value(
                 "assistant.max_history_messages must be at most 99".into(),
+            ));
+        }
+        if self.assistant.session_ttl == 0 {
+            return Err(ConfigError::Value(
+                "assistant.session_ttl must be > 0".into(),
             ));
         }
         if self.assistant.max_concurrent == 0 {
