@@ -1,5 +1,6 @@
 //! The room-scoped dialects (protocol.md §3): what the clients of
-//! `/ws/chat/{room_id}/` and `/ws/sessions/{room_id}/` send and read.
+//! `/ws/chat/{room_id}/`, `/ws/sessions/{room_id}/` and `/ws/assistant/`
+//! send and read.
 //!
 //! These endpoints exist so that front-ends written for per-room chat
 //! consumers connect unchanged. The room is the URL's, so no frame names
@@ -12,8 +13,10 @@
 //!   typing frame.
 //! - [`chat`]: the job-conversations dialect.
 //! - [`sessions`]: the climbing-partner sessions dialect.
+//! - [`assistant`]: the AI help-desk dialect (its room is the session).
 //! - [`events`]: typed views of the unified frames the dialects render.
 
+pub mod assistant;
 pub mod chat;
 pub mod events;
 pub mod sessions;

@@ -351,6 +351,47 @@ where
         Sql::<B::Db>::unread_count(self.readers(), room_id, user_id).await
     }
 
+    // ---- assistant sessions ----
+
+    async fn open_session(&self, user_id: &str) -> StoreResult<Option<RoomRecord>> {
+        Sql::<B::Db>::open_session(self.readers(), user_id).await
+    }
+
+    async fn idle_sessions(&self, idle_before: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
+        Sql::<B::Db>::idle_sessions(self.readers(), idle_before, limit).await
+    }
+
+    async fn expire_session(
+        &self,
+        id: &str,
+        idle_before: Timestamp,
+    ) -> StoreResult<Option<RoomRecord>> {
+        let id = id.to_owned();
+        self.write(
+            vec![id.clone()],
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::expire_session(conn, id.clone(), idle_before))
+            }),
+        )
+        .await
+    }
+
+    async fn take_lease(&self, name: &str, holder: &str, until: Timestamp) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::take_lease(
+                    conn,
+                    name.clone(),
+                    holder.clone(),
+                    until,
+                ))
+            }),
+        )
+        .await
+    }
+
     // ---- health ----
 
     async fn counts(&self) -> StoreResult<(i64, i64)> {

@@ -578,6 +578,31 @@ pub trait Store: Send + Sync + 'static {
     /// Messages with seq above the member's marker, not sent by them, not deleted.
     async fn unread_count(&self, room_id: &str, user_id: &str) -> StoreResult<i64>;
 
+    // ---- assistant sessions ----
+
+    /// The user's newest open session: the open `assistant` room they own
+    /// with the latest activity (what `/ws/assistant/` resumes).
+    async fn open_session(&self, user_id: &str) -> StoreResult<Option<RoomRecord>>;
+
+    /// Ids of open `assistant` rooms with no message since before
+    /// `idle_before`, the longest idle first, at most `limit`.
+    async fn idle_sessions(&self, idle_before: Timestamp, limit: u32) -> StoreResult<Vec<String>>;
+
+    /// Closes the session if it is still open and still idle since before
+    /// `idle_before` (a message may have come since it was listed).
+    /// Returns the room when this call closed it, so that of several
+    /// nodes sweeping at once exactly one announces it.
+    async fn expire_session(
+        &self,
+        id: &str,
+        idle_before: Timestamp,
+    ) -> StoreResult<Option<RoomRecord>>;
+
+    /// Takes the lease `name` for `holder` until `until`, or renews it,
+    /// unless another holder's lease has not run out yet. Returns whether
+    /// `holder` has it: how one node at a time does a cluster-wide chore.
+    async fn take_lease(&self, name: &str, holder: &str, until: Timestamp) -> StoreResult<bool>;
+
     // ---- health ----
 
     /// Rooms stored and messages stored (the sum of every room's `last_seq`,

@@ -73,6 +73,15 @@ const INSERT_REACTION: Statement = statement!(
 /// Removes a reaction: `(message, user, emoji)`.
 const DELETE_REACTION: Statement =
     statement!("DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3");
+/// Takes a lease for a holder until a time, or renews it, unless another
+/// holder's has not run out: `(name, holder, expires_at, now)`; a row when
+/// the holder has it.
+const TAKE_LEASE: Statement = statement!(
+    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE leases.expires_at < ?4 OR leases.holder = ?2 \
+     RETURNING holder"
+);
 /// Stores an upload's record: its seven columns.
 const INSERT_ATTACHMENT: Statement = statement!(
     "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
@@ -102,6 +111,10 @@ pub(crate) trait JobSql: Dialect {
     const INSERT_MEMBER: &'static str;
     /// Renames a room and/or replaces its metadata: `(id, name, metadata)`.
     const UPDATE_ROOM: &'static str;
+    /// Closes an open `assistant` room idle since before a time, returning
+    /// its columns (no row when it is closed, busy or no session):
+    /// `(id, idle_before)`.
+    const EXPIRE_SESSION: &'static str;
     /// Closes a room: `(id)`.
     const CLOSE_ROOM: &'static str;
     /// Adds or re-roles a member of an existing room, its marker at the
@@ -377,6 +390,33 @@ where
         Ok((rooms, messages))
     }
 
+    /// The user's newest open session (an open `assistant` room they own).
+    pub(crate) async fn open_session(
+        pool: &Pool<DB>,
+        user_id: &str,
+    ) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(DB::OPEN_SESSION)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(DB::read_error)?;
+        Ok(row.as_ref().map(room_from_row).transpose()?)
+    }
+
+    /// Ids of the open sessions idle since before `idle_before`.
+    pub(crate) async fn idle_sessions(
+        pool: &Pool<DB>,
+        idle_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(DB::IDLE_SESSIONS)
+            .bind(idle_before.millis())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(DB::read_error)
+    }
+
     /// Whether a read reaches the database.
     pub(crate) async fn ping(pool: &Pool<DB>) -> StoreResult<()> {
         sqlx::query("SELECT 1")
@@ -484,6 +524,38 @@ where
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(room_from_row(&row)?)
+    }
+
+    /// Closes the session if it is still open and idle since before
+    /// `idle_before`; the room if this call closed it.
+    pub(crate) async fn expire_session(
+        conn: &mut DB::Connection,
+        id: String,
+        idle_before: Timestamp,
+    ) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(DB::EXPIRE_SESSION)
+            .bind(&id)
+            .bind(idle_before.millis())
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.as_ref().map(room_from_row).transpose()?)
+    }
+
+    /// Takes or renews a lease; whether `holder` has it now.
+    pub(crate) async fn take_lease(
+        conn: &mut DB::Connection,
+        name: String,
+        holder: String,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(DB::spell(&TAKE_LEASE))
+            .bind(&name)
+            .bind(&holder)
+            .bind(until.millis())
+            .bind(Timestamp::now().millis())
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Adds a member (or changes their role), nothing unread.

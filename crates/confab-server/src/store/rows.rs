@@ -110,6 +110,12 @@ pub(crate) trait Dialect: sqlx::Database {
     const ATTACHMENT_SHARED_WITH: &'static str;
     /// The number of rooms and of stored messages, as two `BIGINT`s.
     const COUNTS: &'static str;
+    /// The [`room_columns`] of a user's newest open `assistant` room that
+    /// the user owns: `(user)`.
+    const OPEN_SESSION: &'static str;
+    /// Ids of open `assistant` rooms without a message since a time, the
+    /// longest idle first: `(idle_before, limit)`.
+    const IDLE_SESSIONS: &'static str;
 }
 
 /// The typed column reads the decoders need, so that their bounds are

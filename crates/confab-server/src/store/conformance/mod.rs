@@ -46,6 +46,8 @@ macro_rules! conformance_tests {
             data_survives_close_and_reopen,
             edits_deletes_and_reactions,
             attachments_are_shared_with_room_members,
+            open_sessions_are_found_resumed_and_expired_once,
+            a_lease_has_one_holder_until_it_runs_out,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -61,9 +63,11 @@ pub(crate) use conformance_tests;
 
 mod messages;
 mod rooms;
+mod sessions;
 
 pub(crate) use messages::*;
 pub(crate) use rooms::*;
+pub(crate) use sessions::*;
 
 pub(crate) fn no_hook() -> CommitHook {
     Box::new(|_| {})

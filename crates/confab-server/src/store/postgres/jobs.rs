@@ -51,6 +51,12 @@ impl JobSql for Postgres {
          WHERE id = $1 RETURNING ",
         room_columns!()
     );
+    const EXPIRE_SESSION: &'static str = concat!(
+        "UPDATE rooms SET closed = TRUE \
+         WHERE id = $1 AND room_type = 'assistant' AND NOT closed AND last_activity < $2 \
+         RETURNING ",
+        room_columns!()
+    );
     const CLOSE_ROOM: &'static str = concat!(
         "UPDATE rooms SET closed = TRUE WHERE id = $1 RETURNING ",
         room_columns!()

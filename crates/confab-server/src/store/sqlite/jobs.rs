@@ -47,6 +47,12 @@ impl JobSql for Sqlite {
          WHERE id = ?1 RETURNING ",
         room_columns!()
     );
+    const EXPIRE_SESSION: &'static str = concat!(
+        "UPDATE rooms SET closed = 1 \
+         WHERE id = ?1 AND room_type = 'assistant' AND closed = 0 AND last_activity < ?2 \
+         RETURNING ",
+        room_columns!()
+    );
     const CLOSE_ROOM: &'static str = concat!(
         "UPDATE rooms SET closed = 1 WHERE id = ?1 RETURNING ",
         room_columns!()

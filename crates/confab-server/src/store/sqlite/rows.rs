@@ -5,8 +5,8 @@
 
 use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
-    user_columns,
+    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, room_columns,
+    unread_count_sql, user_columns,
 };
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{ColumnIndex, Row};
@@ -135,4 +135,15 @@ impl Dialect for Sqlite {
     const ATTACHMENT_SHARED_WITH: &'static str = "SELECT 1 FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?2 \
          WHERE m.attachment_id = ?1 LIMIT 1";
     const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms";
+    const OPEN_SESSION: &'static str = concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms WHERE id = (SELECT r.id FROM members mb JOIN rooms r ON r.id = mb.room_id \
+           WHERE mb.user_id = ?1 AND mb.role = 'owner' \
+             AND r.room_type = 'assistant' AND r.closed = 0 \
+           ORDER BY r.last_activity DESC, r.id DESC LIMIT 1)"
+    );
+    const IDLE_SESSIONS: &'static str = "SELECT id FROM rooms \
+         WHERE room_type = 'assistant' AND closed = 0 AND last_activity < ?1 \
+         ORDER BY last_activity LIMIT ?2";
 }
