@@ -124,6 +124,10 @@ impl App {
             questions,
             background.clone(),
         ));
+        background.spawn(crate::core::sessions::sweep(
+            chat.clone(),
+            background.clone(),
+        ));
         Ok(App {
             background,
             state: AppState {

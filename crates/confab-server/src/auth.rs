@@ -72,6 +72,37 @@ pub struct Identity {
     pub exp: u64,
 }
 
+/// What a visitor token carries (protocol.md §3.4): which anonymous
+/// visitor it is and which assistant session it resumes. Signed with the
+/// same key as user tokens, and told apart from them by `typ`; its subject
+/// is an `anon-…` id, which user tokens may never name, so neither kind
+/// passes for the other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VisitorClaims {
+    /// The visitor's `anon-…` id.
+    sub: String,
+    /// The session it resumes.
+    sid: String,
+    /// Always [`VISITOR_TOKEN_TYPE`].
+    typ: String,
+    /// Expiry, seconds since the epoch (`assistant.session_ttl` after issue).
+    exp: u64,
+    /// Issued at.
+    iat: u64,
+}
+
+/// The `typ` claim of visitor tokens.
+const VISITOR_TOKEN_TYPE: &str = "confab-visitor";
+
+/// A verified visitor token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorToken {
+    /// The visitor's `anon-…` id.
+    pub visitor_id: String,
+    /// The session it names.
+    pub session_id: String,
+}
+
 /// What `confab token` asks for.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
@@ -157,6 +188,48 @@ impl Authenticator {
             name: claims.name,
             role,
             exp: claims.exp,
+        })
+    }
+
+    /// Mints the visitor token of `visitor_id` for `session_id`, valid for
+    /// `ttl_s` seconds.
+    pub fn mint_visitor(
+        &self,
+        visitor_id: &str,
+        session_id: &str,
+        ttl_s: u64,
+    ) -> Result<String, AuthError> {
+        let now = unix_now();
+        let claims = VisitorClaims {
+            sub: visitor_id.to_owned(),
+            sid: session_id.to_owned(),
+            typ: VISITOR_TOKEN_TYPE.to_owned(),
+            exp: now.saturating_add(ttl_s),
+            iat: now,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Verifies a visitor token: signature, `exp`, `typ`, an `anon-…`
+    /// subject and a session id that pass the id rule. A user token (or
+    /// anything else) is [`AuthError::Invalid`]; a genuine one past its
+    /// `exp` is [`AuthError::Expired`].
+    pub fn verify_visitor(&self, token: &str) -> Result<VisitorToken, AuthError> {
+        let data = jsonwebtoken::decode::<VisitorClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e.to_string()),
+        })?;
+        let claims = data.claims;
+        if claims.typ != VISITOR_TOKEN_TYPE || !claims.sub.starts_with(identity::ANONYMOUS_PREFIX) {
+            return Err(AuthError::Invalid("not a visitor token".into()));
+        }
+        identity::check_id("the visitor id", &claims.sub).map_err(|e| AuthError::Invalid(e.0))?;
+        identity::check_id("the session id", &claims.sid).map_err(|e| AuthError::Invalid(e.0))?;
+        Ok(VisitorToken {
+            visitor_id: claims.sub,
+            session_id: claims.sid,
         })
     }
 
@@ -309,6 +382,53 @@ mod tests {
             panic!("an object subject was accepted");
         };
         assert!(message.contains("string or an integer"), "{message}");
+    }
+
+    #[test]
+    fn visitor_tokens_and_user_tokens_never_pass_for_each_other() {
+        let a = auth();
+        let token = a.mint_visitor("anon-1", "s1", 60).unwrap();
+        assert_eq!(
+            a.verify_visitor(&token).unwrap(),
+            VisitorToken {
+                visitor_id: "anon-1".into(),
+                session_id: "s1".into()
+            }
+        );
+        assert!(
+            matches!(a.verify(&token), Err(AuthError::Invalid(_))),
+            "a visitor token is no user token"
+        );
+        let user = signed(serde_json::json!({"sub": "alice", "exp": unix_now() + 60}));
+        assert!(matches!(
+            a.verify_visitor(&user),
+            Err(AuthError::Invalid(_))
+        ));
+        // Shaped like one, but not of the visitor type, or not for a visitor.
+        let exp = unix_now() + 60;
+        for claims in [
+            serde_json::json!({"sub": "anon-1", "sid": "s1", "typ": "other", "exp": exp, "iat": 0}),
+            serde_json::json!({"sub": "alice", "sid": "s1", "typ": VISITOR_TOKEN_TYPE, "exp": exp, "iat": 0}),
+            serde_json::json!({"sub": "anon-1", "sid": "a/b", "typ": VISITOR_TOKEN_TYPE, "exp": exp, "iat": 0}),
+        ] {
+            assert!(
+                matches!(
+                    a.verify_visitor(&signed(claims.clone())),
+                    Err(AuthError::Invalid(_))
+                ),
+                "{claims}"
+            );
+        }
+        let other = Authenticator::new("other", "", 0);
+        let forged = other.mint_visitor("anon-1", "s1", 60).unwrap();
+        assert!(matches!(
+            a.verify_visitor(&forged),
+            Err(AuthError::Invalid(_))
+        ));
+        let old = signed(serde_json::json!({
+            "sub": "anon-1", "sid": "s1", "typ": VISITOR_TOKEN_TYPE, "exp": unix_now() - 120, "iat": 0
+        }));
+        assert_eq!(a.verify_visitor(&old), Err(AuthError::Expired));
     }
 
     #[test]

@@ -27,12 +27,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 type Labels = Vec<(&'static str, &'static str)>;
 
 /// The WebSocket paths, as the `endpoint` label of open connections.
-pub const WS_ENDPOINTS: [&str; 5] = [
+pub const WS_ENDPOINTS: [&str; 6] = [
     "/ws",
     "/ws/chat",
     "/ws/chat/",
     "/ws/chat/{room_id}/",
     "/ws/sessions/{room_id}/",
+    "/ws/assistant/",
 ];
 
 /// The kinds of rate-limit refusal, as the `kind` label.

@@ -21,6 +21,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/ws/chat/"),
     ("GET", "/ws/chat/{room_id}/"),
     ("GET", "/ws/sessions/{room_id}/"),
+    ("GET", "/ws/assistant/"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/stats"),

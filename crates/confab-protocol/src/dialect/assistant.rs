@@ -76,7 +76,8 @@ pub fn decode(text: &str, max_depth: usize) -> Result<AssistantEnvelope, DecodeE
     let Some(kind) = frame.kind()?.map(str::to_ascii_lowercase) else {
         return Err(frame.fail(ErrorCode::InvalidField, "missing field `type`".into()));
     };
-    let invalid = |e: serde_json::Error| frame.fail(ErrorCode::InvalidField, format!("{kind}: {e}"));
+    let invalid =
+        |e: serde_json::Error| frame.fail(ErrorCode::InvalidField, format!("{kind}: {e}"));
     let decoded = match kind.as_str() {
         "session_init" => {
             let fields = InitFields::deserialize(&frame.value).map_err(invalid)?;
@@ -99,7 +100,8 @@ pub fn decode(text: &str, max_depth: usize) -> Result<AssistantEnvelope, DecodeE
             ))
         }
         _ => AssistantFrame::Room(
-            control_frame(&frame, &kind).unwrap_or_else(|| Err(unknown(&frame, &kind, EXPECTED)))?,
+            control_frame(&frame, &kind)
+                .unwrap_or_else(|| Err(unknown(&frame, &kind, EXPECTED)))?,
         ),
     };
     Ok(AssistantEnvelope {
@@ -313,7 +315,10 @@ mod tests {
     #[test]
     fn bad_frames_are_refused_with_their_code() {
         assert_eq!(refused("{"), ErrorCode::InvalidJson);
-        assert_eq!(refused(r#"{"type":"subscribe_room"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            refused(r#"{"type":"subscribe_room"}"#),
+            ErrorCode::UnknownType
+        );
         assert_eq!(
             refused(r#"{"type":"session_close","rating":"5"}"#),
             ErrorCode::InvalidField

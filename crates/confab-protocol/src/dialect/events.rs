@@ -5,6 +5,8 @@
 //! its protocol shows ([`frame_type`] tells which without parsing the
 //! rest) and renders them in its own shape.
 
+use crate::error::ErrorCode;
+use crate::ids::ReqId;
 use crate::model::Message;
 use serde::Deserialize;
 
@@ -39,6 +41,45 @@ pub struct TypingEvent {
     pub name: Option<String>,
     /// Started or stopped.
     pub is_typing: bool,
+}
+
+/// Any frame about one room (`assistant_delta`, …), read for its room alone.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoomEvent {
+    /// The room.
+    pub room_id: String,
+}
+
+/// `room_updated`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoomUpdatedEvent {
+    /// The room.
+    pub room_id: String,
+    /// What changed (`closed: true` when it was closed).
+    #[serde(default)]
+    pub updates: serde_json::Value,
+}
+
+impl RoomUpdatedEvent {
+    /// Whether the update closed the room.
+    pub fn closed(&self) -> bool {
+        self.updates.get("closed") == Some(&serde_json::Value::Bool(true))
+    }
+}
+
+/// `error`: the answer to one of the connection's own frames.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorEvent {
+    /// The contract code.
+    pub code: ErrorCode,
+    /// What was wrong, for people.
+    pub message: String,
+    /// The refused frame's `req_id`.
+    #[serde(default)]
+    pub req_id: Option<ReqId>,
+    /// For `rate_limited`: milliseconds to wait.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// `room_removed`: the user left the room or was removed from it.

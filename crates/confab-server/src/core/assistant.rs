@@ -116,7 +116,7 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
 
 /// The bot as a caller: acts with the server key (it reads the room's
 /// context and posts without membership checks or rate limits).
-fn bot() -> Caller {
+pub(super) fn bot() -> Caller {
     Caller {
         user: UserRecord {
             id: ASSISTANT_USER.to_owned(),

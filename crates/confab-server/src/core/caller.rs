@@ -22,9 +22,21 @@ pub struct Caller {
     /// The token's expiry (seconds since the epoch); `None` for the server
     /// key and anonymous visitors.
     pub exp: Option<u64>,
-    /// For an anonymous visitor, the address it came from: the key of its
-    /// (stricter) limits. `None` for everyone who proved an identity.
-    pub anonymous: Option<IpAddr>,
+    /// For an anonymous visitor, where it came from and whether it came
+    /// back with a visitor token: the keys of its (stricter) limits. `None`
+    /// for everyone who proved a user identity.
+    pub anonymous: Option<Visitor>,
+}
+
+/// What the server knows of an anonymous visitor beyond its `anon-…` id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visitor {
+    /// The client's address: the key of its connection cap, and of its
+    /// message rate while it has no identity of its own.
+    pub address: IpAddr,
+    /// It presented a visitor token (protocol.md §3.4): its message rate
+    /// is its own, keyed by its id, instead of its address's.
+    pub returning: bool,
 }
 
 impl Caller {
@@ -43,11 +55,18 @@ impl Caller {
         self.server_key || self.user.role != GlobalRole::Viewer
     }
 
-    /// A fresh anonymous visitor from `address`. Nothing is stored until a
-    /// back-end makes it a room (acting as its id with the server key), so
-    /// visitors who only look leave no rows behind.
+    /// A fresh anonymous visitor from `address`. Nothing is stored until it
+    /// starts a session on `/ws/assistant/` or a back-end makes it a room
+    /// (acting as its id with the server key), so visitors who only look
+    /// leave no rows behind.
     pub fn anonymous(address: IpAddr) -> Caller {
         let id = format!("{ANONYMOUS_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        Caller::visitor(id, address, false)
+    }
+
+    /// The anonymous visitor `id` (from a verified visitor token when
+    /// `returning`), connected from `address`.
+    pub fn visitor(id: String, address: IpAddr, returning: bool) -> Caller {
         let now = Timestamp::now();
         Caller {
             user: UserRecord {
@@ -60,7 +79,7 @@ impl Caller {
             },
             server_key: false,
             exp: None,
-            anonymous: Some(address),
+            anonymous: Some(Visitor { address, returning }),
         }
     }
 

@@ -284,10 +284,10 @@ impl Chat {
             return Ok(Admission::default());
         }
         let anonymous = match caller.anonymous {
-            Some(address) => Some(
+            Some(visitor) => Some(
                 self.limits
                     .anonymous_conns
-                    .try_acquire(address)
+                    .try_acquire(visitor.address)
                     .ok_or(ChatError::TooManyConnections)?,
             ),
             None => None,

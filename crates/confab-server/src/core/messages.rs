@@ -126,7 +126,11 @@ impl Chat {
             return Err(ChatError::Forbidden("read-only users cannot send".into()));
         }
         if access.closed {
-            return Err(ChatError::Forbidden("the room is closed".into()));
+            return Err(ChatError::Forbidden(if access.assistant {
+                "the session has ended; start a new one".into()
+            } else {
+                "the room is closed".into()
+            }));
         }
         let new = self.validate_send(caller, request).await?;
         // Last check before storing: a refused send has stored nothing, and a

@@ -16,6 +16,7 @@
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
 //! - [`receipts`]: who has read what (`is_read`).
 //! - [`rooms`]: rooms, members, room lists, read markers.
+//! - [`sessions`]: assistant sessions: choosing, starting, ending, expiring.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
 //! - [`stats`]: counters for `GET /api/v1/stats`.
 //! - [`wire`]: stored records → wire objects.
@@ -31,6 +32,7 @@ pub mod messages;
 pub mod presence;
 pub mod receipts;
 pub mod rooms;
+pub mod sessions;
 pub mod stats;
 pub mod wire;
 
@@ -239,14 +241,19 @@ impl Chat {
     }
 
     /// The message rate: per user, and for anonymous visitors also the
-    /// stricter per-address one (checked first, so a refused visitor does
-    /// not spend its per-user allowance).
+    /// stricter visitors' one (checked first, so a refused visitor does not
+    /// spend its per-user allowance), keyed by the visitor's own id once it
+    /// came back with a visitor token, else by its address (every fresh
+    /// visitor gets a new id; its address is what it cannot change at will).
     pub fn check_message_rate(&self, caller: &Caller) -> ChatResult<()> {
-        if let Some(address) = caller.anonymous {
-            self.limits
-                .anonymous_messages
-                .check(&address)
-                .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        if let Some(visitor) = caller.anonymous {
+            let limits = &self.limits;
+            let checked = if visitor.returning {
+                limits.returning_visitor_messages.check(&caller.user.id)
+            } else {
+                limits.anonymous_messages.check(&visitor.address)
+            };
+            checked.map_err(|retry_after| ChatError::RateLimited { retry_after })?;
         }
         self.check_rate(&self.limits.messages, caller)
     }

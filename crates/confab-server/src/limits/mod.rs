@@ -39,6 +39,9 @@ pub struct Limits {
     /// `send_message` by anonymous visitors, per client address: each of
     /// their connections has a fresh id, so the address is the stable key.
     pub anonymous_messages: KeyedRate<IpAddr>,
+    /// `send_message` by visitors who came back with a visitor token, per
+    /// visitor id, at the anonymous rate: they have an identity of their own.
+    pub returning_visitor_messages: KeyedRate<String>,
     /// Open anonymous WebSockets per client address (stricter than `addr_conns`).
     pub anonymous_conns: ConnCap<IpAddr>,
 }
@@ -64,6 +67,11 @@ impl Limits {
                 rates.anonymous_messages_per_minute,
                 rates.anonymous_burst,
             )
+            .counting(r.anonymous_message.clone()),
+            returning_visitor_messages: KeyedRate::new(
+                rates.anonymous_messages_per_minute,
+                rates.anonymous_burst,
+            )
             .counting(r.anonymous_message),
             anonymous_conns: ConnCap::new(config.limits.max_anonymous_connections_per_address)
                 .counting(r.anonymous_connections),
@@ -79,6 +87,7 @@ impl Limits {
         self.typing.gc();
         self.handshakes.gc();
         self.anonymous_messages.gc();
+        self.returning_visitor_messages.gc();
     }
 
     /// Entries held by all rate limiters (for stats and tests).
@@ -88,5 +97,6 @@ impl Limits {
             + self.typing.len()
             + self.handshakes.len()
             + self.anonymous_messages.len()
+            + self.returning_visitor_messages.len()
     }
 }

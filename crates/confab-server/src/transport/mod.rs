@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .routes(routes!(ws::upgrade_chat_slash))
         .routes(routes!(ws::upgrade_chat_room))
         .routes(routes!(ws::upgrade_session))
+        .routes(routes!(ws::upgrade_assistant))
         .routes(routes!(rest::healthz))
         .routes(routes!(rest::readyz))
         .routes(routes!(rest::metrics))

@@ -447,6 +447,37 @@ pub async fn cluster(broker_url: &str) -> (TestServer, TestServer) {
     (a, b)
 }
 
+/// [`cluster`] with `tweak` applied to both nodes' configurations.
+pub async fn cluster_with(
+    broker_url: &str,
+    tweak: impl Fn(&mut Config),
+) -> (TestServer, TestServer) {
+    let prefix = format!("test{}x{}", std::process::id(), rand_id());
+    let secret = format!("cluster-secret-{}", rand_id());
+    let a = TestServer::start_with(|config| {
+        unlimited(config);
+        config.broker_url = broker_url.into();
+        config.broker_prefix = prefix.clone();
+        config.jwt_secret = secret;
+        tweak(config);
+    })
+    .await;
+    let database_url = match a.database() {
+        Some(database) => database.url().to_owned(),
+        None => a.config.database_url(),
+    };
+    let b = TestServer::start_with(|config| {
+        unlimited(config);
+        config.broker_url = broker_url.into();
+        config.broker_prefix = prefix.clone();
+        config.jwt_secret = a.config.jwt_secret.clone();
+        config.database_url = database_url;
+        tweak(config);
+    })
+    .await;
+    (a, b)
+}
+
 /// Another node of `first`'s cluster (same database, secret and broker),
 /// on the broker under `prefix` (a different prefix: a node whose events
 /// the others never receive).

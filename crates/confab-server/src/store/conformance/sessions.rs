@@ -54,11 +54,20 @@ pub(crate) async fn open_sessions_are_found_resumed_and_expired_once<B: Backend>
 
     // Idle: nothing is idle since before a minute ago; all three sessions
     // are idle since before a minute from now, the longest idle first.
-    assert!(store.idle_sessions(in_ms(-60_000), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .idle_sessions(in_ms(-60_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let idle = store.idle_sessions(in_ms(60_000), 10).await.unwrap();
     assert_eq!(idle.len(), 3, "{idle:?}");
     assert_eq!(idle.last().map(String::as_str), Some("s-old"), "{idle:?}");
-    assert_eq!(store.idle_sessions(in_ms(60_000), 1).await.unwrap().len(), 1);
+    assert_eq!(
+        store.idle_sessions(in_ms(60_000), 1).await.unwrap().len(),
+        1
+    );
 
     // A session busy since the cutoff is not closed; an idle one is, once.
     assert_eq!(
@@ -72,7 +81,10 @@ pub(crate) async fn open_sessions_are_found_resumed_and_expired_once<B: Backend>
         None,
         "closed already: nobody announces it twice"
     );
-    assert_eq!(store.expire_session("g", in_ms(60_000)).await.unwrap(), None);
+    assert_eq!(
+        store.expire_session("g", in_ms(60_000)).await.unwrap(),
+        None
+    );
     assert_eq!(
         store.expire_session("nope", in_ms(60_000)).await.unwrap(),
         None
@@ -90,7 +102,12 @@ pub(crate) async fn open_sessions_are_found_resumed_and_expired_once<B: Backend>
 pub(crate) async fn a_lease_has_one_holder_until_it_runs_out<B: Backend>() {
     let (backend, store) = B::fresh().await;
     let other_node = backend.open_again().await;
-    assert!(store.take_lease("sweep", "n1", in_ms(60_000)).await.unwrap());
+    assert!(
+        store
+            .take_lease("sweep", "n1", in_ms(60_000))
+            .await
+            .unwrap()
+    );
     assert!(
         !other_node
             .take_lease("sweep", "n2", in_ms(60_000))
@@ -98,7 +115,10 @@ pub(crate) async fn a_lease_has_one_holder_until_it_runs_out<B: Backend>() {
             .unwrap()
     );
     assert!(
-        store.take_lease("sweep", "n1", in_ms(60_000)).await.unwrap(),
+        store
+            .take_lease("sweep", "n1", in_ms(60_000))
+            .await
+            .unwrap(),
         "the holder renews"
     );
     assert!(
@@ -109,14 +129,24 @@ pub(crate) async fn a_lease_has_one_holder_until_it_runs_out<B: Backend>() {
         "leases are per name"
     );
     // n1 lets it run out (renewed into the past); n2 takes it.
-    assert!(store.take_lease("sweep", "n1", in_ms(-1_000)).await.unwrap());
+    assert!(
+        store
+            .take_lease("sweep", "n1", in_ms(-1_000))
+            .await
+            .unwrap()
+    );
     assert!(
         other_node
             .take_lease("sweep", "n2", in_ms(60_000))
             .await
             .unwrap()
     );
-    assert!(!store.take_lease("sweep", "n1", in_ms(60_000)).await.unwrap());
+    assert!(
+        !store
+            .take_lease("sweep", "n1", in_ms(60_000))
+            .await
+            .unwrap()
+    );
     other_node.close().await;
     store.close().await;
 }

@@ -21,6 +21,7 @@ use crate::hub::ConnId;
 use axum::extract::ws::Utf8Bytes;
 use confab_protocol::{CloseCode, ReqId, ServerFrame, Timestamp};
 use std::future::Future;
+use std::net::IpAddr;
 
 /// What becomes of one queued frame on a dialect's connection.
 #[derive(Debug)]
@@ -76,6 +77,19 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// What a connection whose handshake carried no token gets.
     fn without_token(&self, config: &Config) -> WithoutToken;
+
+    /// Signs in a connection whose handshake carried `token`: by default a
+    /// user token or the server key (with `act_as`). A dialect may know
+    /// credentials of its own (`/ws/assistant/`'s visitor tokens).
+    fn sign_in(
+        &mut self,
+        chat: &Chat,
+        token: &str,
+        act_as: Option<&str>,
+        _peer: IpAddr,
+    ) -> impl Future<Output = ChatResult<(Caller, Option<Vec<String>>)>> + Send {
+        chat.sign_in(token, act_as)
+    }
 
     /// A token carried by the first frame, for connections whose handshake
     /// had none; `None` when the text is not such a frame (the connection

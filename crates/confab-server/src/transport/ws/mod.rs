@@ -11,7 +11,9 @@
 //! - [`unified`]: the unified protocol of `/ws` (protocol.md §2), the first dialect.
 //! - [`scoped`]: the room-scoped dialects of `/ws/chat/{room_id}/` and
 //!   `/ws/sessions/{room_id}/` (protocol.md §3).
+//! - [`assistant`]: the help-desk dialect of `/ws/assistant/` (protocol.md §3.4).
 
+pub mod assistant;
 pub mod dialect;
 pub mod scoped;
 pub mod session;
@@ -22,6 +24,7 @@ use crate::auth::bearer;
 use crate::config::{DialectName, RouteConfig};
 use crate::core::live::Replay;
 use crate::transport::state::AppState;
+use assistant::AssistantSession;
 use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -287,7 +290,14 @@ pub async fn upgrade_chat_slash(
 
 /// The WebSocket paths built in, against which configured routes are
 /// checked for clashes.
-const BUILT_IN_PATHS: [&str; 5] = ["/ws", "/ws/chat", "/ws/chat/", CHAT_ROOM_PATH, SESSION_PATH];
+const BUILT_IN_PATHS: [&str; 6] = [
+    "/ws",
+    "/ws/chat",
+    "/ws/chat/",
+    CHAT_ROOM_PATH,
+    SESSION_PATH,
+    assistant::PATH,
+];
 /// The job-conversations endpoint.
 const CHAT_ROOM_PATH: &str = "/ws/chat/{room_id}/";
 /// The sessions endpoint.
@@ -391,6 +401,39 @@ pub async fn upgrade_session(
     query: Result<Query<ScopedQuery>, QueryRejection>,
 ) -> Response {
     upgrade_scoped::<SessionsShape>(SESSION_PATH, request, room, query).await
+}
+
+/// `GET /ws/assistant/`: the AI help-desk socket (protocol.md §3.4).
+///
+/// Signed-in users (any token placement) and, with `auth.allow_anonymous`,
+/// anonymous visitors, who may come back with the `visitor_token` of an
+/// earlier `session_started` (as `?token=`). The connection starts in the
+/// caller's session (`session_started`, then its history or the welcome).
+/// Refusals close the socket after the upgrade: 4001 no token (anonymous
+/// access off), 4002 user disabled, 4003 bad or expired token. The frames
+/// are described in docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/ws/assistant/",
+    tag = "websocket",
+    params(
+        WsQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`confab.v1, bearer.T` (browsers)"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the help-desk dialect; see docs/protocol.md"),
+        (status = 400, description = "`invalid_field`: not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` is not allowed (server.allowed_origins)", body = ErrorBody),
+    ),
+    security((), ("bearer_jwt" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn upgrade_assistant(
+    request: Upgrade,
+    query: Result<Query<WsQuery>, QueryRejection>,
+) -> Response {
+    request
+        .run(AssistantSession::new(), query_token(query))
+        .await
 }
 
 /// Checks the configured routes against the built-in WebSocket paths and

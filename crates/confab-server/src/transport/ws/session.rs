@@ -67,7 +67,11 @@ pub(super) async fn run<D: Dialect>(
         addr_slot,
     } = handshake;
     let signed_in = match token {
-        Some(token) => state.chat.sign_in(&token, act_as.as_deref()).await,
+        Some(token) => {
+            dialect
+                .sign_in(&state.chat, &token, act_as.as_deref(), peer)
+                .await
+        }
         None => match dialect.without_token(state.chat.config()) {
             // In at once as `anon-…` (a fresh id, in no room yet); a dialect
             // may still identify the connection later (the unified
@@ -411,32 +415,48 @@ impl Session<'_> {
         token: &str,
         greeting: impl FnOnce(&crate::config::Config, &Caller, ConnId) -> Utf8Bytes,
     ) {
-        let chat = &self.state.chat;
-        let identified = match chat.sign_in(token, None).await {
-            Ok((caller, rooms)) => chat
-                .admit(&caller)
-                .map(|admission| (caller, rooms, admission)),
+        let switched = match self.state.chat.sign_in(token, None).await {
+            Ok((caller, rooms)) => {
+                self.switch_to(caller, rooms, |config, caller, conn| {
+                    Some(greeting(config, caller, conn))
+                })
+                .await
+            }
             Err(error) => Err(error),
         };
-        let (caller, rooms, admission) = match identified {
-            Ok(identified) => identified,
-            Err(error) => {
-                tracing::debug!(%error, "anonymous connection refused its token");
-                self.outbox.kill_with(error.close_code());
-                return;
-            }
-        };
+        if let Err(error) = switched {
+            tracing::debug!(%error, "anonymous connection refused its token");
+            self.outbox.kill_with(error.close_code());
+        }
+    }
+
+    /// Makes the connection `caller`'s from now on, as if it had signed in
+    /// as them: their connection caps instead of the current caller's, a
+    /// new id in the hub (the current one's subscriptions end), and their
+    /// `greeting`, if any, queued first. Refused (and nothing changed) when
+    /// `caller` is at a connection cap.
+    pub async fn switch_to(
+        &mut self,
+        caller: Caller,
+        rooms: Option<Vec<String>>,
+        greeting: impl FnOnce(&crate::config::Config, &Caller, ConnId) -> Option<Utf8Bytes>,
+    ) -> ChatResult<()> {
+        let chat = &self.state.chat;
+        let admission = chat.admit(&caller)?;
         chat.disconnect(&self.caller, self.conn).await;
         let outbox = &self.outbox;
         let conn = chat
             .connect(&caller, rooms, outbox.clone(), |conn| {
-                outbox.push(greeting(chat.config(), &caller, conn));
+                if let Some(greeting) = greeting(chat.config(), &caller, conn) {
+                    outbox.push(greeting);
+                }
             })
             .await;
-        tracing::debug!(conn, user = %caller.id(), "anonymous connection identified");
+        tracing::debug!(conn, user = %caller.id(), "connection identified");
         self.caller = caller;
         self.conn = conn;
         self.admission = admission;
         self.expires = self.expiry_deadline();
+        Ok(())
     }
 }
