@@ -6,8 +6,8 @@
 
 use super::{
     AppendOutcome, CommitHook, CreateOutcome, DynStore, GlobalRole, HistoryPage, MessageRecord,
-    NewMessage, NewRoom, ReactionChange, RoomRecord, RoomRole, Store, StoreError, UserRecord,
-    UserUpsert,
+    NewMessage, NewRoom, RatingRecord, ReactionChange, RoomRecord, RoomRole, Store, StoreError,
+    UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             data_survives_close_and_reopen,
             edits_deletes_and_reactions,
             attachments_are_shared_with_room_members,
+            session_ratings_are_replaced_read_and_summarised,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -60,9 +61,11 @@ macro_rules! conformance_tests {
 pub(crate) use conformance_tests;
 
 mod messages;
+mod ratings;
 mod rooms;
 
 pub(crate) use messages::*;
+pub(crate) use ratings::*;
 pub(crate) use rooms::*;
 
 pub(crate) fn no_hook() -> CommitHook {
