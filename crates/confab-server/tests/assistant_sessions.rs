@@ -336,6 +336,22 @@ async fn closing_rates_the_session_and_refuses_new_messages() {
         .get(&format!("/api/v1/rooms/{session_id}"))
         .await;
     assert_eq!(room["closed"], true, "{room}");
+    // The rating is stored with the session, readable by the app, counted.
+    let (status, rated) = server
+        .server_api()
+        .get(&format!("/api/v1/rooms/{session_id}/rating"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rated}");
+    assert_eq!(rated["rating"]["rating"], 5, "{rated}");
+    assert_eq!(rated["rating"]["feedback"], "Quick and kind");
+    let rater = rated["rating"]["user_id"].as_str().unwrap();
+    assert!(rater.starts_with("anon-"), "rated by the visitor: {rated}");
+    let (_, stats) = server.server_api().get("/api/v1/stats").await;
+    assert_eq!(
+        stats["ratings"],
+        json!({"count": 1, "average": 5.0}),
+        "{stats}"
+    );
     let stored_contents: Vec<Value> = stored(&server, &session_id)
         .await
         .iter()

@@ -34,6 +34,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{id}/members"),
     ("POST", "/api/v1/rooms/{id}/members"),
     ("DELETE", "/api/v1/rooms/{id}/members/{user_id}"),
+    ("GET", "/api/v1/rooms/{id}/rating"),
+    ("POST", "/api/v1/rooms/{id}/rating"),
     ("GET", "/api/v1/rooms/{id}/messages"),
     ("POST", "/api/v1/rooms/{id}/messages"),
     ("PATCH", "/api/v1/rooms/{id}/messages/{message_id}"),
@@ -634,6 +636,34 @@ async fn every_documented_json_answer_matches_its_schema() {
         None,
     )
     .await;
+    // An assistant session, read before and after it is rated.
+    let (status, session) = c
+        .at(
+            &alice,
+            "POST",
+            "/api/v1/rooms",
+            Some(json!({"room_type": "assistant"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let rating_path = format!("/api/v1/rooms/{}/rating", session["id"].as_str().unwrap());
+    let rating_template = "/api/v1/rooms/{id}/rating";
+    let (status, unrated) = c
+        .call(&alice, "GET", rating_template, &rating_path, None)
+        .await;
+    assert_eq!((status, &unrated["rating"]), (StatusCode::OK, &Value::Null));
+    let (status, _) = c
+        .call(
+            &alice,
+            "POST",
+            rating_template,
+            &rating_path,
+            Some(json!({"rating": 5, "feedback": "spot on"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    c.call(&alice, "GET", rating_template, &rating_path, None)
+        .await;
     c.at(&admin, "GET", "/api/v1/stats", None).await;
     c.call(&alice, "DELETE", "/api/v1/rooms/{id}", &room_path(""), None)
         .await;

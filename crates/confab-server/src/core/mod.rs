@@ -14,6 +14,7 @@
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
+//! - [`ratings`]: satisfaction ratings of assistant sessions.
 //! - [`receipts`]: who has read what (`is_read`).
 //! - [`rooms`]: rooms, members, room lists, read markers.
 //! - [`sessions`]: assistant sessions: choosing, starting, ending, expiring.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod live;
 pub mod messages;
 pub mod presence;
+pub mod ratings;
 pub mod receipts;
 pub mod rooms;
 pub mod sessions;

@@ -1,5 +1,6 @@
 //! Counters behind `GET /api/v1/stats`.
 
+use super::ratings::RatingSummary;
 use super::{Caller, Chat, ChatError, ChatResult};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -79,6 +80,8 @@ pub struct Stats {
     pub messages_last_minute: u64,
     /// `messages_last_minute / 60`.
     pub messages_per_second: f64,
+    /// Assistant sessions rated and their mean rating.
+    pub ratings: RatingSummary,
 }
 
 impl Chat {
@@ -88,6 +91,7 @@ impl Chat {
             return Err(ChatError::Forbidden("stats are for admins".into()));
         }
         let (rooms, messages_stored) = self.store.counts().await?;
+        let ratings = self.rating_summary().await?;
         let last_minute = self.sent_rate.last_minute();
         Ok(Stats {
             connections: self.hub.connection_count(),
@@ -96,6 +100,7 @@ impl Chat {
             messages_stored,
             messages_last_minute: last_minute,
             messages_per_second: last_minute as f64 / WINDOW.as_secs_f64(),
+            ratings,
         })
     }
 

@@ -12,8 +12,8 @@ use crate::store::queries::{JobSql, Sql};
 use crate::store::rows::{Dialect, StoreRow};
 use crate::store::{
     AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
-    MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
-    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    MessageRecord, NewMessage, NewRoom, PendingAppend, RatingRecord, ReactionChange, RoomListEntry,
+    RoomRecord, RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
@@ -411,5 +411,23 @@ where
 
     fn commit_histograms(&self) -> StoreHistograms {
         self.histograms()
+    }
+
+    // ---- session ratings ----
+
+    async fn rate_session(&self, rating: RatingRecord) -> StoreResult<RatingRecord> {
+        self.write(
+            vec![rating.room_id.clone()],
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::rate_session(conn, rating.clone()))),
+        )
+        .await
+    }
+
+    async fn get_rating(&self, room_id: &str) -> StoreResult<Option<RatingRecord>> {
+        Sql::<B::Db>::get_rating(self.readers(), room_id).await
+    }
+
+    async fn rating_summary(&self) -> StoreResult<(i64, Option<f64>)> {
+        Sql::<B::Db>::rating_summary(self.readers()).await
     }
 }

@@ -20,7 +20,7 @@
 //!   per-user rows.
 //!
 //! Methods are listed in this order: users, rooms, members, messages,
-//! attachments, read state, health.
+//! attachments, read state, health, session ratings.
 
 mod backend;
 pub mod postgres;
@@ -406,6 +406,22 @@ pub struct RoomListEntry {
     pub unread_count: i64,
 }
 
+/// The satisfaction rating of one assistant session (a room of type
+/// `assistant`): one per room, a later rating replacing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingRecord {
+    /// The rated room.
+    pub room_id: String,
+    /// Who rated it (must exist: a member, or the server key's user).
+    pub user_id: String,
+    /// 1 to 5 (core checks the range; the schema refuses anything else).
+    pub rating: i64,
+    /// What the rater wrote, if anything.
+    pub feedback: Option<String>,
+    /// When, chosen by core.
+    pub rated_at: Timestamp,
+}
+
 /// The storage interface core uses. See the module docs for the guarantees.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -618,4 +634,19 @@ pub trait Store: Send + Sync + 'static {
     /// The writer's batch latency and size histograms, which the server
     /// registers for `/metrics` (the store observes them on every commit).
     fn commit_histograms(&self) -> crate::metrics::StoreHistograms;
+
+    // ---- session ratings ----
+
+    /// Stores the room's rating, replacing an earlier one whoever gave it
+    /// (the latest wins), and returns it as stored. The room and the user
+    /// must exist ([`StoreError::NotFound`] otherwise); the room's type is
+    /// core's to check.
+    async fn rate_session(&self, rating: RatingRecord) -> StoreResult<RatingRecord>;
+
+    /// The room's rating, if it was rated.
+    async fn get_rating(&self, room_id: &str) -> StoreResult<Option<RatingRecord>>;
+
+    /// Rated sessions and their mean rating (`None` when there is none),
+    /// for `/api/v1/stats`.
+    async fn rating_summary(&self) -> StoreResult<(i64, Option<f64>)>;
 }

@@ -11,13 +11,13 @@
 
 use crate::store::rows::{
     Dialect, Statement, StoreRow, attachment_record, member_columns, member_from_row,
-    message_from_row, on_constraint, room_columns, room_from_row, room_list_entry_from_row,
-    statement, user_columns, user_from_row,
+    message_from_row, on_constraint, rating_columns, rating_from_row, room_columns, room_from_row,
+    room_list_entry_from_row, statement, user_columns, user_from_row,
 };
 use crate::store::{
     AttachmentRecord, GlobalRole, HistoryPage, MemberRecord, MemberWithUser, MessageRecord,
-    NewRoom, ReactionChange, RoomListEntry, RoomRecord, RoomRole, StoreError, StoreResult,
-    UserRecord, UserUpsert,
+    NewRoom, RatingRecord, ReactionChange, RoomListEntry, RoomRecord, RoomRole, StoreError,
+    StoreResult, UserRecord, UserUpsert,
 };
 use confab_protocol::Timestamp;
 use sqlx::{ColumnIndex, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -86,6 +86,30 @@ const TAKE_LEASE: Statement = statement!(
 const INSERT_ATTACHMENT: Statement = statement!(
     "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+);
+/// Stores a session's rating, replacing the room's earlier one, returning
+/// its [`rating_columns`]: `(room, user, rating, feedback, rated_at)`.
+/// `excluded` and `RETURNING` are spelled alike by both backends.
+const UPSERT_RATING: Statement = statement!(concat!(
+    "INSERT INTO session_ratings (room_id, user_id, rating, feedback, rated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (room_id) DO UPDATE SET user_id = excluded.user_id, \
+         rating = excluded.rating, feedback = excluded.feedback, rated_at = excluded.rated_at \
+     RETURNING ",
+    rating_columns!()
+));
+/// A room's rating by `(room)`.
+const RATING_BY_ROOM: Statement = statement!(concat!(
+    "SELECT ",
+    rating_columns!(),
+    " FROM session_ratings WHERE room_id = ?1"
+));
+/// Rated sessions (`count`, a `BIGINT`) and their mean (`average`, a
+/// double, `NULL` when none): the cast turns PostgreSQL's `NUMERIC` mean
+/// into a double and is a no-op on SQLite's `REAL`.
+const RATING_SUMMARY: Statement = statement!(
+    "SELECT COUNT(*) AS count, CAST(AVG(rating) AS DOUBLE PRECISION) AS average \
+     FROM session_ratings"
 );
 
 /// The SQL of the shared write jobs, as each backend spells it (booleans,
@@ -426,6 +450,31 @@ where
         Ok(())
     }
 
+    /// The room's rating, if it was rated.
+    pub(crate) async fn get_rating(
+        pool: &Pool<DB>,
+        room_id: &str,
+    ) -> StoreResult<Option<RatingRecord>> {
+        sqlx::query(DB::spell(&RATING_BY_ROOM))
+            .bind(room_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(DB::read_error)?
+            .as_ref()
+            .map(rating_from_row)
+            .transpose()
+            .map_err(DB::read_error)
+    }
+
+    /// Rated sessions and their mean rating.
+    pub(crate) async fn rating_summary(pool: &Pool<DB>) -> StoreResult<(i64, Option<f64>)> {
+        let row = sqlx::query(DB::spell(&RATING_SUMMARY))
+            .fetch_one(pool)
+            .await
+            .map_err(DB::read_error)?;
+        Ok((row.int("count")?, row.float_opt("average")?))
+    }
+
     /// Creates the user or changes the fields given.
     pub(crate) async fn upsert_user(
         conn: &mut DB::Connection,
@@ -711,5 +760,22 @@ where
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(member.last_read_seq)
+    }
+
+    /// Stores the room's rating in place of any earlier one; the row as stored.
+    pub(crate) async fn rate_session(
+        conn: &mut DB::Connection,
+        rating: RatingRecord,
+    ) -> StoreResult<RatingRecord> {
+        let row = sqlx::query(DB::spell(&UPSERT_RATING))
+            .bind(&rating.room_id)
+            .bind(&rating.user_id)
+            .bind(rating.rating)
+            .bind(&rating.feedback)
+            .bind(rating.rated_at.millis())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(on_constraint)?;
+        Ok(rating_from_row(&row)?)
     }
 }

@@ -8,8 +8,8 @@
 //! that differs and its own look-ups.
 
 use crate::store::{
-    AttachmentRecord, GlobalRole, MemberRecord, MessageRecord, NewMessage, RoomListEntry,
-    RoomRecord, RoomRole, StoreError, UserRecord,
+    AttachmentRecord, GlobalRole, MemberRecord, MessageRecord, NewMessage, RatingRecord,
+    RoomListEntry, RoomRecord, RoomRole, StoreError, UserRecord,
 };
 use confab_protocol::{Location, MessageType, Timestamp};
 use sqlx::error::ErrorKind;
@@ -355,6 +355,25 @@ pub(crate) fn attachment_record(row: &impl StoreRow) -> sqlx::Result<AttachmentR
         size: row.int("size")?,
         name: row.text("name")?,
         created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+/// The columns [`rating_from_row`] reads, as a literal for `concat!`.
+macro_rules! rating_columns {
+    () => {
+        "room_id, user_id, rating, feedback, rated_at"
+    };
+}
+pub(crate) use rating_columns;
+
+/// A `session_ratings` row.
+pub(crate) fn rating_from_row(row: &impl StoreRow) -> sqlx::Result<RatingRecord> {
+    Ok(RatingRecord {
+        room_id: row.text("room_id")?,
+        user_id: row.text("user_id")?,
+        rating: row.int("rating")?,
+        feedback: row.text_opt("feedback")?,
+        rated_at: Timestamp(row.int("rated_at")?),
     })
 }
 

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .routes(routes!(rest::get_room, rest::patch_room, rest::close_room))
         .routes(routes!(rest::list_members, rest::add_member))
         .routes(routes!(rest::remove_member))
+        .routes(routes!(rest::get_rating, rest::rate_session))
         .routes(routes!(rest::list_messages, rest::send_message))
         .routes(routes!(rest::edit_message, rest::delete_message))
         .routes(routes!(rest::mark_read))

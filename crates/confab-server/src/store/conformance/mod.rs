@@ -6,8 +6,8 @@
 
 use super::{
     AppendOutcome, CommitHook, CreateOutcome, DynStore, GlobalRole, HistoryPage, MessageRecord,
-    NewMessage, NewRoom, ReactionChange, RoomRecord, RoomRole, Store, StoreError, UserRecord,
-    UserUpsert,
+    NewMessage, NewRoom, RatingRecord, ReactionChange, RoomRecord, RoomRole, Store, StoreError,
+    UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             attachments_are_shared_with_room_members,
             open_sessions_are_found_resumed_and_expired_once,
             a_lease_has_one_holder_until_it_runs_out,
+            session_ratings_are_replaced_read_and_summarised,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -62,10 +63,12 @@ macro_rules! conformance_tests {
 pub(crate) use conformance_tests;
 
 mod messages;
+mod ratings;
 mod rooms;
 mod sessions;
 
 pub(crate) use messages::*;
+pub(crate) use ratings::*;
 pub(crate) use rooms::*;
 pub(crate) use sessions::*;
 

@@ -9,12 +9,14 @@
 //! # Layout
 //! - [`users`]: the caller and user management.
 //! - [`rooms`]: rooms and their members.
+//! - [`ratings`]: ratings of assistant sessions.
 //! - [`messages`]: history, sends, edits, deletes, context, read markers.
 //! - [`attachments`]: uploads and downloads.
 //! - [`server`]: stats, health, readiness, metrics, unknown routes.
 
 mod attachments;
 mod messages;
+mod ratings;
 mod rooms;
 mod server;
 mod users;
@@ -23,6 +25,7 @@ mod users;
 // the OpenAPI document name every handler as `rest::NAME`.
 pub use attachments::*;
 pub use messages::*;
+pub use ratings::*;
 pub use rooms::*;
 pub use server::*;
 pub use users::*;

@@ -18,6 +18,7 @@ use super::dialect::{Dialect, Render, Rendered, WithoutToken, error_frame};
 use super::session::Session;
 use crate::config::Config;
 use crate::core::live::{Join, Replay};
+use crate::core::ratings::{MAX_RATING, MIN_RATING};
 use crate::core::receipts::ReadRule;
 use crate::core::sessions::{SessionChoice, Welcome, is_taken};
 use crate::core::{Caller, Chat, ChatError, ChatResult, encode};
@@ -59,7 +60,13 @@ enum Current {
     /// A stored session this connection has joined.
     Open(String),
     /// A session that ended while this connection was in it.
-    Ended(String),
+    Ended {
+        /// Its id.
+        id: String,
+        /// Whether it was ever stored (a new session ended before its
+        /// first message was not, and has nothing to rate).
+        stored: bool,
+    },
 }
 
 impl Current {
@@ -67,7 +74,7 @@ impl Current {
     fn id(&self) -> Option<&str> {
         match self {
             Current::Nowhere => None,
-            Current::New { id, .. } | Current::Open(id) | Current::Ended(id) => Some(id),
+            Current::New { id, .. } | Current::Open(id) | Current::Ended { id, .. } => Some(id),
         }
     }
 }
@@ -205,7 +212,7 @@ impl AssistantSession {
     async fn open(&mut self, session: &mut Session<'_>) -> ChatResult<String> {
         let (id, welcome) = match &self.current {
             Current::Open(id) => return Ok(id.clone()),
-            Current::Ended(_) | Current::Nowhere => {
+            Current::Ended { .. } | Current::Nowhere => {
                 return Err(ChatError::Forbidden(
                     "the session has ended; send session_init to start a new one".into(),
                 ));
@@ -283,13 +290,13 @@ impl AssistantSession {
         match self.current.clone() {
             Current::Open(id) => {
                 session.chat().end_session(session.caller(), &id).await?;
-                self.current = Current::Ended(id);
+                self.current = Current::Ended { id, stored: true };
             }
             Current::New { id, .. } => {
                 session.outbox().push(to_text(&closed_frame(&id)));
-                self.current = Current::Ended(id);
+                self.current = Current::Ended { id, stored: false };
             }
-            Current::Ended(id) => {
+            Current::Ended { id, .. } => {
                 session.outbox().push(to_text(&closed_frame(&id)));
             }
             Current::Nowhere => {}
@@ -306,12 +313,22 @@ impl AssistantSession {
         feedback: Option<String>,
     ) -> ChatResult<()> {
         session.settle_in_flight().await;
-        let _ = &feedback; // RATING-MERGE: rate_session comes with the ratings branch
-        if let Some(rating) = rating {
-            // Nothing stored to rate; the rating is still checked.
-            if !(1..=5).contains(&rating) {
-                return Err(ChatError::InvalidField("rating must be 1–5".into()));
+        match (rating, &self.current) {
+            (Some(rating), Current::Open(id) | Current::Ended { id, stored: true }) => {
+                let id = id.clone();
+                session
+                    .chat()
+                    .rate_session(session.caller(), &id, rating, feedback)
+                    .await?;
             }
+            // A new session was never stored: nothing to rate, but a bad
+            // rating is refused all the same.
+            (Some(rating), _) if !(MIN_RATING..=MAX_RATING).contains(&rating) => {
+                return Err(ChatError::InvalidField(format!(
+                    "rating must be an integer from {MIN_RATING} to {MAX_RATING}"
+                )));
+            }
+            _ => {}
         }
         self.end(session).await
     }
