@@ -594,3 +594,31 @@ async fn every_connection_is_counted_under_its_endpoint() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_failing_provider_still_answers_the_visitor_with_the_fallback() {
+    for (behaviour, reason) in [
+        (Behaviour::Fail(500), "http_error"),
+        (Behaviour::Fail(429), "rate_limited"),
+        (Behaviour::Malformed, "malformed"),
+        (Behaviour::Hang, "timeout"),
+    ] {
+        let provider = FakeProvider::start(behaviour).await;
+        let tweak = help_desk(&provider);
+        let server = TestServer::start_with(move |c| {
+            tweak(c);
+            c.assistant.timeout_s = 1;
+            c.assistant.fallback_reply = "A human will answer soon.".into();
+        })
+        .await;
+        let (mut ws, _) = visitor(&server).await;
+        let (_, answer) = ask(&mut ws, "Hello?").await;
+        assert_eq!(answer["content"], "A human will answer soon.", "{reason}");
+        assert_eq!(answer["metadata"]["fallback"], true, "{answer}");
+        assert_eq!(answer["metadata"]["reason"], reason, "{answer}");
+        assert!(
+            answer["metadata"]["processing_time_ms"].is_u64(),
+            "{answer}"
+        );
+    }
+}
