@@ -275,7 +275,14 @@ async fn signed_in_users_resume_their_own_open_session_only() {
     assert_eq!(resumed["session_id"], alice_session.as_str());
     assert_eq!(resumed["resumed"], true);
     // Naming bob's session, or one that does not exist, gives alice her own.
-    for named in [bob_session.as_str(), "no-such-session"] {
+    let long = "x".repeat(300);
+    for named in [
+        bob_session.as_str(),
+        "no-such-session",
+        "../etc",
+        long.as_str(),
+        "",
+    ] {
         again
             .send(json!({"type": "session_init", "session_id": named}))
             .await;
@@ -286,6 +293,13 @@ async fn signed_in_users_resume_their_own_open_session_only() {
             "{named}: {answered}"
         );
     }
+    // U+0000 is refused like anywhere else, and changes nothing.
+    again
+        .expect_error(
+            json!({"type": "session_init", "session_id": "a\u{0}b"}),
+            "invalid_field",
+        )
+        .await;
     // A visitor token means nothing for a signed-in user.
     let (_, visitor_started) = visitor(&server).await;
     again
