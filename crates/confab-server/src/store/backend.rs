@@ -13,7 +13,7 @@ use crate::store::rows::{Dialect, StoreRow};
 use crate::store::{
     AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
     MessageRecord, NewMessage, NewRoom, PendingAppend, ReactionChange, RoomListEntry, RoomRecord,
-    RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    RoomRole, Store, StoreError, StoreResult, UnansweredQuestion, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
@@ -370,5 +370,16 @@ where
 
     fn commit_histograms(&self) -> StoreHistograms {
         self.histograms()
+    }
+
+    // ---- assistant ----
+
+    async fn unanswered_questions(
+        &self,
+        asked_from: Timestamp,
+        asked_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnansweredQuestion>> {
+        Sql::<B::Db>::unanswered_questions(self.readers(), asked_from, asked_before, limit).await
     }
 }

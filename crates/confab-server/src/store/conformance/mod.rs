@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             data_survives_close_and_reopen,
             edits_deletes_and_reactions,
             attachments_are_shared_with_room_members,
+            unanswered_questions_are_the_newest_user_text_of_open_assistant_rooms,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -59,9 +60,11 @@ macro_rules! conformance_tests {
 }
 pub(crate) use conformance_tests;
 
+mod assistant;
 mod messages;
 mod rooms;
 
+pub(crate) use assistant::*;
 pub(crate) use messages::*;
 pub(crate) use rooms::*;
 

@@ -5,8 +5,8 @@
 
 use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
-    user_columns,
+    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unanswered_questions_sql,
+    unread_count_sql, user_columns,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{ColumnIndex, Row};
@@ -89,6 +89,18 @@ pub(super) const LIST_USER_ROOMS: &str = list_user_rooms_sql!(
     )
 );
 
+/// Questions the assistant bot has not answered, stored in `[$1, $2)`,
+/// neither from the bot (`$3`) nor the system user (`$4`), at most `$5`.
+pub(super) const UNANSWERED_QUESTIONS: &str = unanswered_questions_sql!(
+    "$1",
+    "$2",
+    "$3",
+    "$4",
+    "$5",
+    "NOT r.closed",
+    "NOT m.deleted"
+);
+
 impl Dialect for Postgres {
     fn json_object(row: &PgRow, column: &str) -> sqlx::Result<serde_json::Value> {
         row.try_get(column)
@@ -141,4 +153,5 @@ impl Dialect for Postgres {
     const ATTACHMENT_SHARED_WITH: &'static str = "SELECT TRUE FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 \
              WHERE m.attachment_id = $1 LIMIT 1";
     const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0)::BIGINT FROM rooms";
+    const UNANSWERED_QUESTIONS: &'static str = UNANSWERED_QUESTIONS;
 }

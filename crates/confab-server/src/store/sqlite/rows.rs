@@ -5,8 +5,8 @@
 
 use crate::store::StoreError;
 use crate::store::rows::{
-    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unread_count_sql,
-    user_columns,
+    Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, unanswered_questions_sql,
+    unread_count_sql, user_columns,
 };
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{ColumnIndex, Row};
@@ -83,6 +83,18 @@ pub(super) const LIST_USER_ROOMS: &str = list_user_rooms_sql!(
     )
 );
 
+/// Questions the assistant bot has not answered, stored in `[?1, ?2)`,
+/// neither from the bot (`?3`) nor the system user (`?4`), at most `?5`.
+pub(super) const UNANSWERED_QUESTIONS: &str = unanswered_questions_sql!(
+    "?1",
+    "?2",
+    "?3",
+    "?4",
+    "?5",
+    "r.closed = 0",
+    "m.deleted = 0"
+);
+
 impl Dialect for Sqlite {
     fn json_object(row: &SqliteRow, column: &str) -> sqlx::Result<serde_json::Value> {
         Ok(json_value(row.try_get(column)?))
@@ -135,4 +147,5 @@ impl Dialect for Sqlite {
     const ATTACHMENT_SHARED_WITH: &'static str = "SELECT 1 FROM messages m JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ?2 \
          WHERE m.attachment_id = ?1 LIMIT 1";
     const COUNTS: &'static str = "SELECT COUNT(*), COALESCE(SUM(last_seq), 0) FROM rooms";
+    const UNANSWERED_QUESTIONS: &'static str = UNANSWERED_QUESTIONS;
 }
