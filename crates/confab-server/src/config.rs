@@ -213,6 +213,16 @@ pub struct AssistantConfig {
     /// (empty: none).
     #[serde(deserialize_with = "scalar_string")]
     pub welcome: String,
+    /// Seconds a question may stay unanswered before any node answers it in
+    /// place of the node that stored it (which stopped, or is far behind):
+    /// longer than `timeout_s` and the longest wait for a free slot, or two
+    /// nodes answer the same question (it is stored once).
+    #[serde(deserialize_with = "duration::secs")]
+    pub recovery_grace_s: u64,
+    /// Seconds between two looks for questions left unanswered (the first is
+    /// at start-up).
+    #[serde(deserialize_with = "duration::secs")]
+    pub recovery_interval_s: u64,
 }
 
 impl Default for AssistantConfig {
@@ -229,6 +239,8 @@ impl Default for AssistantConfig {
             max_concurrent: 8,
             session_ttl: 24 * 3600,
             welcome: String::new(),
+            recovery_grace_s: 120,
+            recovery_interval_s: 30,
         }
     }
 }
@@ -414,6 +426,25 @@ impl Config {
         }
         if self.assistant.timeout_s == 0 {
             return Err(ConfigError::Value("assistant.timeout_s must be > 0".into()));
+        }
+        let assistant = &self.assistant;
+        if assistant.recovery_grace_s <= assistant.timeout_s {
+            return Err(ConfigError::Value(format!(
+                "assistant.recovery_grace_s ({}) must be longer than assistant.timeout_s ({}): \
+                 other nodes must not answer a question its own node may still be answering",
+                assistant.recovery_grace_s, assistant.timeout_s
+            )));
+        }
+        if assistant.recovery_grace_s >= assistant.session_ttl {
+            return Err(ConfigError::Value(format!(
+                "assistant.recovery_grace_s ({}) must be shorter than assistant.session_ttl ({})",
+                assistant.recovery_grace_s, assistant.session_ttl
+            )));
+        }
+        if self.assistant.recovery_interval_s == 0 {
+            return Err(ConfigError::Value(
+                "assistant.recovery_interval_s must be > 0".into(),
+            ));
         }
         if self.assistant.fallback_reply.trim().is_empty() {
             return Err(ConfigError::Value(
@@ -692,6 +723,31 @@ mod tests {
         config.server.heartbeat_ms = 10;
         assert!(config.validate().is_err());
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_recovery_grace_lies_between_the_timeout_and_the_session_ttl() {
+        let with = |grace: u64, interval: u64| {
+            let mut config = Config::default();
+            config.assistant.timeout_s = 30;
+            config.assistant.session_ttl = 3600;
+            config.assistant.recovery_grace_s = grace;
+            config.assistant.recovery_interval_s = interval;
+            config.validate()
+        };
+        assert!(with(31, 1).is_ok());
+        assert!(with(3599, 30).is_ok());
+        assert!(with(30, 30).is_err(), "not longer than the timeout");
+        assert!(with(3600, 30).is_err(), "not shorter than the session");
+        assert!(with(120, 0).is_err(), "no interval");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_ASSISTANT__RECOVERY_GRACE_S", "5m");
+            jail.set_env("CONFAB_ASSISTANT__RECOVERY_INTERVAL_S", "10");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.assistant.recovery_grace_s, 300);
+            assert_eq!(config.assistant.recovery_interval_s, 10);
+            Ok(())
+        });
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct AssistantCounters {
     /// Replies stored as the fallback text (`metadata.fallback: true`),
     /// including those for which no provider is configured.
     pub fallbacks: Counter,
+    /// Questions this node answered because they were left unanswered past
+    /// `assistant.recovery_grace_s` (their node stopped, or is far behind).
+    pub recovered: Counter,
 }
 
 /// The store's writer: one observation per committed batch.
@@ -245,6 +248,7 @@ impl Metrics {
             error: outcome("error"),
             timeout: outcome("timeout"),
             fallbacks: Counter::default(),
+            recovered: Counter::default(),
         };
         registry.register(
             "assistant_requests",
@@ -255,6 +259,11 @@ impl Metrics {
             "assistant_fallbacks",
             "Assistant replies stored as the configured fallback text",
             assistant.fallbacks.clone(),
+        );
+        registry.register(
+            "assistant_recovered",
+            "Questions to the assistant answered after they were left unanswered past the grace",
+            assistant.recovered.clone(),
         );
 
         Metrics {

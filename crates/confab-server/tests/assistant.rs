@@ -3,15 +3,18 @@
 //! provider (here a real HTTP server on 127.0.0.1 that speaks its protocol),
 //! comes back as `assistant_delta` frames while the bot shows typing, and is
 //! stored as the bot's message; a provider that fails, hangs or is missing
-//! gets the configured fallback, marked `metadata.fallback: true`.
+//! gets the configured fallback, marked `metadata.fallback: true`. A
+//! question whose node stops before its reply is stored is answered after a
+//! restart, or by another node, and once only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
 use common::provider::{Behaviour, FakeProvider};
-use common::{Ended, TestServer, WsClient};
+use common::{BROKERS, Ended, TestServer, WAIT, WsClient, cluster_with};
+use confab_server::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FALLBACK: &str = "The assistant is away; a human will answer soon.";
 
@@ -389,4 +392,186 @@ async fn provider_requests_in_flight_are_capped_and_every_question_is_answered()
         "the cap was passed or never reached"
     );
     server.stop().await;
+}
+
+/// Short recovery settings: a question left unanswered for 2 s is answered
+/// by the next look, one a second (the timeout must stay below the grace).
+fn recovering(config: &mut Config) {
+    config.assistant.timeout_s = 1;
+    config.assistant.recovery_grace_s = 2;
+    config.assistant.recovery_interval_s = 1;
+}
+
+/// The bot's messages in a room's history, as `user` reads it over REST.
+async fn bot_replies(server: &TestServer, user: &str, room_id: &str) -> Vec<Value> {
+    server
+        .all_messages(user, room_id)
+        .await
+        .into_iter()
+        .filter(|m| m["sender"]["id"] == "assistant")
+        .collect()
+}
+
+/// Reads history until the bot has replied (panics after [`WAIT`]); then,
+/// two looks of the recovery later, checks that it replied exactly once.
+async fn the_one_reply(server: &TestServer, user: &str, room_id: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    while bot_replies(server, user, room_id).await.is_empty() {
+        assert!(Instant::now() < deadline, "the question was never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let replies = bot_replies(server, user, room_id).await;
+    assert_eq!(replies.len(), 1, "one reply, once: {replies:?}");
+    replies[0].clone()
+}
+
+/// Reads until the bot's answer that is under way has relayed its first
+/// piece.
+async fn answer_under_way(ws: &mut WsClient) {
+    let delta = ws.recv_type("assistant_delta").await;
+    assert_eq!(delta["delta"], "Thinking", "{delta}");
+}
+
+#[tokio::test]
+async fn a_question_cut_off_by_a_restart_is_answered_after_it() {
+    // The first server's provider hangs for a minute: the answer is under
+    // way when the server stops.
+    let hanging = FakeProvider::start(Behaviour::Hang).await;
+    let mut first = server_with(Some(&hanging), 30).await;
+    let (room_id, mut ws) = assistant_room(&first, "jane").await;
+    let ack = ws.send_message(&room_id, "Still there?").await;
+    let question = ack["message_id"].as_str().unwrap().to_owned();
+    answer_under_way(&mut ws).await;
+    let data = first.keep_data_dir().unwrap();
+    let stopping = Instant::now();
+    first.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "the shutdown waited {:?} for the hanging provider",
+        stopping.elapsed()
+    );
+
+    // Restarted on the same data, with a provider that answers: the
+    // question the first server was answering is answered, once.
+    let working = FakeProvider::start(Behaviour::Stream(vec!["Back ", "again."])).await;
+    let base_url = working.base_url.clone();
+    let second = TestServer::start_in(data.path(), move |c| {
+        common::unlimited(c);
+        c.assistant.base_url = base_url;
+        recovering(c);
+    })
+    .await;
+    let reply = the_one_reply(&second, "jane", &room_id).await;
+    assert_eq!(reply["content"], "Back again.", "{reply}");
+    assert_eq!(reply["reply_to"], question.as_str());
+    assert_eq!(reply["metadata"]["recovered"], true, "{reply}");
+    assert!(reply["metadata"].get("fallback").is_none(), "{reply}");
+    let requests = working.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].body["messages"],
+        json!([{"role": "user", "content": "Still there?"}]),
+        "asked with the room's context, as any question"
+    );
+    let scrape = second.scrape().await;
+    assert_eq!(scrape.get("confab_assistant_recovered_total"), 1.0);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_question_whose_node_stops_is_answered_by_another_node() {
+    let hanging = FakeProvider::start(Behaviour::Hang).await;
+    let working = FakeProvider::start(Behaviour::Stream(vec!["Node B ", "here."])).await;
+    let (hanging_url, working_url) = (hanging.base_url.clone(), working.base_url.clone());
+    let (mut a, b) = cluster_with(
+        BROKERS[0],
+        |c| {
+            c.assistant.base_url = hanging_url;
+            c.assistant.timeout_s = 30;
+        },
+        |c| {
+            c.assistant.base_url = working_url;
+            recovering(c);
+        },
+    )
+    .await;
+    // Jane asks on node A and also follows the room on node B.
+    let (room_id, mut on_a) = assistant_room(&a, "jane").await;
+    let mut on_b = b.ws("jane").await;
+    on_b.subscribe(&room_id).await;
+    let ack = on_a.send_message(&room_id, "Hello?").await;
+    let question = ack["message_id"].as_str().unwrap().to_owned();
+    answer_under_way(&mut on_a).await;
+    // Node A stops mid-answer (its data stays for node B).
+    let _data = a.keep_data_dir();
+    a.stop().await;
+
+    // Node B answers, and Jane sees the reply on B.
+    let reply = loop {
+        let frame = on_b.recv_type("new_message").await;
+        if frame["message"]["sender"]["id"] == "assistant" {
+            break frame["message"].clone();
+        }
+    };
+    assert_eq!(reply["content"], "Node B here.", "{reply}");
+    assert_eq!(reply["reply_to"], question.as_str());
+    assert_eq!(reply["metadata"]["recovered"], true, "{reply}");
+    let stored = the_one_reply(&b, "jane", &room_id).await;
+    assert_eq!(stored["id"], reply["id"]);
+    assert_eq!(working.requests().len(), 1);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_question_answered_twice_is_stored_once() {
+    // Node A takes 5 s to answer; node B's recovery finds the question
+    // unanswered after 2 s and answers it first. A's reply, ready later, is
+    // the same question's second reply: not stored, not fanned out.
+    let slow = FakeProvider::start(Behaviour::Slow(Duration::from_secs(5), "From A.")).await;
+    let quick = FakeProvider::start(Behaviour::Plain("From B.")).await;
+    let (slow_url, quick_url) = (slow.base_url.clone(), quick.base_url.clone());
+    let (a, b) = cluster_with(
+        BROKERS[0],
+        |c| {
+            c.assistant.base_url = slow_url;
+            c.assistant.timeout_s = 10;
+        },
+        |c| {
+            c.assistant.base_url = quick_url;
+            recovering(c);
+        },
+    )
+    .await;
+    let (room_id, mut on_a) = assistant_room(&a, "jane").await;
+    let ack = on_a.send_message(&room_id, "Who answers?").await;
+    let question = ack["message_id"].as_str().unwrap().to_owned();
+
+    // Jane, on A, sees both answers stream, and one reply: B's.
+    let mut replies = Vec::new();
+    let mut a_streamed = false;
+    loop {
+        let frame = on_a.recv_json().await;
+        match frame["type"].as_str().unwrap() {
+            "new_message" if frame["message"]["sender"]["id"] == "assistant" => {
+                replies.push(frame["message"].clone());
+            }
+            "assistant_delta" if frame["delta"] == "From A." => a_streamed = true,
+            // A's answer ends (its reply refused as a duplicate) with the bot
+            // no longer typing.
+            "typing" if a_streamed && frame["is_typing"] == false => break,
+            _ => {}
+        }
+    }
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["content"], "From B.");
+    assert_eq!(replies[0]["reply_to"], question.as_str());
+    assert_eq!(replies[0]["metadata"]["recovered"], true);
+    on_a.expect_silence(Duration::from_millis(300)).await;
+    let stored = bot_replies(&a, "jane", &room_id).await;
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+    assert_eq!(stored[0]["id"], replies[0]["id"]);
+    assert_eq!((slow.requests().len(), quick.requests().len()), (1, 1));
+    a.stop().await;
+    b.stop().await;
 }

@@ -566,7 +566,10 @@ async fn refusals_and_bad_frames() {
 async fn two_nodes_serve_one_visitor() {
     for broker in common::BROKERS {
         let provider = FakeProvider::start(Behaviour::Plain("From any node.")).await;
-        let (a, b) = common::cluster_with(broker, help_desk(&provider)).await;
+        let (a, b) = {
+            let tweak = help_desk(&provider);
+            common::cluster_with(broker, tweak.clone(), tweak).await
+        };
         let (mut on_a, started) = visitor(&a).await;
         let session_id = started["session_id"].as_str().unwrap().to_owned();
         ask(&mut on_a, "first").await;

@@ -47,6 +47,7 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         ("confab_store_batch_size", "histogram"),
         ("confab_assistant_requests", "counter"),
         ("confab_assistant_fallbacks", "counter"),
+        ("confab_assistant_recovered", "counter"),
     ] {
         assert_eq!(
             s.types.get(family).map(String::as_str),
@@ -75,6 +76,7 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         "confab_assistant_requests_total{outcome=\"error\"}",
         "confab_assistant_requests_total{outcome=\"timeout\"}",
         "confab_assistant_fallbacks_total",
+        "confab_assistant_recovered_total",
     ] {
         assert_eq!(s.get(series), 0.0, "{series}");
     }

@@ -13,20 +13,33 @@
 //! answers nothing or takes longer than `assistant.timeout_s` gets the
 //! configured fallback stored instead, with `metadata.fallback: true`: the
 //! user is never left without an answer.
+//!
+//! Nor when the node that stored a question stops (shutdown, crash) before
+//! its reply is stored: the question only lived in that node's memory, but
+//! it is also the newest message of its room. Every node looks for such
+//! questions at start-up and every `assistant.recovery_interval_s`
+//! ([`recover`]); one older than `assistant.recovery_grace_s` is answered
+//! like any other. The grace is what keeps nodes from answering questions
+//! their own node is still answering; when it is not enough (a node far
+//! behind, a recovery racing an answer), the reply is stored once all the
+//! same: it carries the idempotency key `reply:{question id}`
+//! ([`reply_key`]), so a second reply to the same question is a duplicate
+//! and is neither stored nor fanned out.
 
 use super::live::publish_typing;
 use super::{Caller, Chat, ChatError};
-use crate::store::{GlobalRole, NewMessage, UserRecord};
+use crate::store::{GlobalRole, NewMessage, UnansweredQuestion, UserRecord};
 use confab_protocol::{MessageType, ServerFrame, Timestamp};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sse_stream::SseByteStream;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 use crate::identity::ASSISTANT_USER;
 use crate::tasks::Background;
@@ -38,6 +51,10 @@ struct Question {
     room_id: String,
     /// The user's message, which the reply answers (`reply_to`).
     message_id: String,
+    /// Set when [`recover`] found the question left unanswered: its seq,
+    /// which must still be the room's newest when its turn comes (else it
+    /// was answered meanwhile, or its user asked again).
+    recovered: Option<i64>,
 }
 
 /// Where commit hooks leave questions for [`run`]. Cheap to clone.
@@ -64,13 +81,71 @@ impl Asker {
         let _ = self.questions.send(Question {
             room_id: room_id.to_owned(),
             message_id: message_id.to_owned(),
+            recovered: None,
         });
+    }
+
+    /// Asks the bot to answer a question [`recover`] found unanswered.
+    fn ask_again(&self, question: UnansweredQuestion) {
+        // Gone only when the server is shutting down.
+        let _ = self.questions.send(Question {
+            room_id: question.room_id,
+            message_id: question.message_id,
+            recovered: Some(question.seq),
+        });
+    }
+}
+
+/// The questions this node has queued or is answering, by message id, so
+/// that one found again by [`recover`] is not queued twice. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+struct Pending(Arc<Mutex<HashSet<String>>>);
+
+impl Pending {
+    /// Claims the question `message_id` for this node, or `None` when it is
+    /// claimed already. The claim lasts until it is dropped: when its
+    /// answer is done, or cancelled by a shutdown.
+    fn claim(&self, message_id: &str) -> Option<Claim> {
+        let fresh = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(message_id.to_owned());
+        fresh.then(|| Claim {
+            pending: self.clone(),
+            message_id: message_id.to_owned(),
+        })
+    }
+}
+
+/// A question of [`Pending`], released when dropped.
+#[derive(Debug)]
+struct Claim {
+    /// Where it is listed.
+    pending: Pending,
+    /// The question.
+    message_id: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.pending
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.message_id);
     }
 }
 
 /// Answers questions until the server stops `tasks` (or every [`Asker`] is
 /// gone): one room's questions in turn, different rooms at once, each
-/// answer a task of `tasks`.
+/// answer a task of `tasks`. Also starts [`recover`] beside it, which asks
+/// again the questions other nodes (or this one, before a restart) left.
+///
+/// On shutdown the answers in progress are dropped where they are (a slow
+/// provider does not hold the server up): nothing is stored for them, the
+/// bot stops typing, and their questions, still the newest messages of
+/// their rooms, are answered by [`recover`] on whichever node looks next.
 pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
     let stop = tasks.stopping();
     // Fails only when TLS cannot be set up (no usable root certificates):
@@ -87,6 +162,8 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
     // Provider requests in flight on this node; the rest wait their turn
     // (none is dropped: a waiting question keeps its place in its room).
     let slots = Arc::new(Semaphore::new(chat.config.assistant.max_concurrent.max(1)));
+    let pending = Pending::default();
+    tasks.spawn(recover(chat.clone()));
     loop {
         let question = tokio::select! {
             question = questions.0.recv() => match question {
@@ -95,11 +172,16 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
             },
             () = stop.cancelled() => return,
         };
+        let Some(claim) = pending.claim(&question.message_id) else {
+            // Queued or being answered here already: found again by a look.
+            continue;
+        };
         answering.retain(|_, task| !task.is_finished());
         let before = answering.remove(&question.room_id);
         let room_id = question.room_id.clone();
         let (chat, client, slots) = (chat.clone(), client.clone(), slots.clone());
         let task = tasks.spawn(async move {
+            let _claim = claim;
             if let Some(before) = before {
                 // Its outcome is its own; only its end matters here.
                 let _ = before.await;
@@ -111,6 +193,92 @@ pub async fn run(chat: Arc<Chat>, mut questions: Questions, tasks: Background) {
             answer(&chat, client.as_ref(), question).await;
         });
         answering.insert(room_id, task);
+    }
+}
+
+/// Questions one look of [`recover`] reads at most: the oldest. The others
+/// wait for a later look, once those are answered.
+const RECOVERY_BATCH: u32 = 100;
+
+/// Looks for questions nobody answered, at start-up and then every
+/// `assistant.recovery_interval_s`, and asks them again of this node's bot:
+/// those stored within `assistant.session_ttl` and at least
+/// `assistant.recovery_grace_s` ago (by then the node that stored one would
+/// have answered it, had it not stopped). A look that fails (the database
+/// out of reach) is logged; the next one finds the same questions.
+async fn recover(chat: Arc<Chat>) {
+    let config = &chat.config.assistant;
+    let mut looks = tokio::time::interval(Duration::from_secs(config.recovery_interval_s.max(1)));
+    looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let millis = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    loop {
+        looks.tick().await;
+        let now = Timestamp::now().millis();
+        let from = Timestamp(now.saturating_sub(millis(config.session_ttl)));
+        let before = Timestamp(now.saturating_sub(millis(config.recovery_grace_s)));
+        match chat
+            .store
+            .unanswered_questions(from, before, RECOVERY_BATCH)
+            .await
+        {
+            Ok(found) => {
+                for question in found {
+                    chat.assistant.ask_again(question);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not look for unanswered assistant questions");
+            }
+        }
+    }
+}
+
+/// Whether a question [`recover`] found still wants its answer now that its
+/// turn came: its room is open and it is still the newest message there.
+/// Any other question does.
+async fn still_unanswered(chat: &Chat, question: &Question) -> bool {
+    let Some(seq) = question.recovered else {
+        return true;
+    };
+    match chat.store.get_room(&question.room_id).await {
+        Ok(Some(room)) => !room.closed && room.last_seq == seq,
+        Ok(None) => false,
+        Err(error) => {
+            // The next look finds it again.
+            tracing::warn!(room_id = %question.room_id, %error, "unanswered question not checked");
+            false
+        }
+    }
+}
+
+/// The idempotency key (`client_msg_id`) of the bot's reply to the question
+/// `message_id`: however many nodes answer it, one reply is stored.
+fn reply_key(message_id: &str) -> String {
+    format!("reply:{message_id}")
+}
+
+/// The bot typing in a room, from its creation until it is dropped: when
+/// the reply is stored, or when the answer is cancelled (shutdown).
+struct Typing<'a> {
+    /// Where it is announced.
+    chat: &'a Chat,
+    /// The room.
+    room_id: &'a str,
+    /// The bot.
+    bot: &'a Caller,
+}
+
+impl<'a> Typing<'a> {
+    /// Announces the bot typing in `room_id`.
+    fn start(chat: &'a Chat, room_id: &'a str, bot: &'a Caller) -> Typing<'a> {
+        publish_typing(&chat.cluster, room_id, bot, true);
+        Typing { chat, room_id, bot }
+    }
+}
+
+impl Drop for Typing<'_> {
+    fn drop(&mut self) {
+        publish_typing(&self.chat.cluster, self.room_id, self.bot, false);
     }
 }
 
@@ -191,14 +359,24 @@ impl ProviderError {
 }
 
 /// Answers one question: typing on, the provider's reply (or the
-/// fallback) stored, typing off.
+/// fallback) stored, typing off. A question [`recover`] found is answered
+/// only if it still wants it ([`still_unanswered`]); its reply says
+/// `metadata.recovered: true`.
 async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Question) {
     let config = &chat.config.assistant;
     let metrics = &chat.metrics.assistant;
+    if !still_unanswered(chat, &question).await {
+        return;
+    }
+    if question.recovered.is_some() {
+        tracing::info!(room_id = %question.room_id, message_id = %question.message_id,
+            "answering a question left unanswered");
+        metrics.recovered.inc();
+    }
     let bot = bot();
     let reply_id = uuid::Uuid::now_v7().to_string();
     let started = Instant::now();
-    publish_typing(&chat.cluster, &question.room_id, &bot, true);
+    let typing = Typing::start(chat, &question.room_id, &bot);
 
     let reply = if config.base_url.is_empty() {
         Err(ProviderError::NotConfigured)
@@ -222,7 +400,7 @@ async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Questio
     // From the question's turn to its reply being ready: what the user
     // waited for, as the app's dashboards read it.
     let processing_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (content, metadata) = match reply {
+    let (content, mut metadata) = match reply {
         Ok(text) => (text, json!({"processing_time_ms": processing_time_ms})),
         Err(error) => {
             tracing::warn!(room_id = %question.room_id, %error, "assistant reply replaced by the fallback");
@@ -238,13 +416,18 @@ async fn answer(chat: &Chat, client: Option<&reqwest::Client>, question: Questio
             (config.fallback_reply.clone(), metadata)
         }
     };
+    if question.recovered.is_some() {
+        metadata["recovered"] = json!(true);
+    }
     if let Err(error) = store_reply(chat, &bot, &question, reply_id, content, metadata).await {
         tracing::error!(room_id = %question.room_id, %error, "assistant reply not stored");
     }
-    publish_typing(&chat.cluster, &question.room_id, &bot, false);
+    drop(typing);
 }
 
-/// Stores the bot's reply as an ordinary message (fanned out like any).
+/// Stores the bot's reply as an ordinary message (fanned out like any),
+/// unless the question has a reply already ([`reply_key`]): then nothing
+/// is stored or fanned out.
 async fn store_reply(
     chat: &Chat,
     bot: &Caller,
@@ -271,13 +454,19 @@ async fn store_reply(
         metadata,
         attachment: None,
         location: None,
-        client_msg_id: None,
+        client_msg_id: Some(reply_key(&question.message_id)),
         created_at: Timestamp::now(),
     };
-    chat.queue_checked(message, bot.clone(), |_| {}, None)
+    let sent = chat
+        .queue_checked(message, bot.clone(), |_| {}, None)
         .await?
-        .stored()
-        .await
+        .sent()
+        .await?;
+    if sent.duplicate {
+        tracing::info!(room_id = %question.room_id, message_id = %question.message_id,
+            "the question had a reply already; this one was not stored");
+    }
+    Ok(())
 }
 
 /// The provider's reply to `question`, relaying each streamed piece to the
@@ -453,7 +642,7 @@ struct Delta {
 
 #[cfg(test)]
 mod tests {
-    use super::{Chunk, Completion};
+    use super::{Chunk, Completion, Pending, reply_key};
 
     /// The first choice's piece of text and finish reason of a chunk.
     fn read(data: &str) -> (Option<String>, Option<String>) {
@@ -462,6 +651,27 @@ mod tests {
             Some(choice) => (choice.text().map(str::to_owned), choice.finish_reason),
             None => (None, None),
         }
+    }
+
+    #[test]
+    fn a_question_is_claimed_once_until_its_claim_ends() {
+        let pending = Pending::default();
+        let claim = pending.claim("q1").expect("a first claim");
+        assert!(pending.claim("q1").is_none(), "queued or in flight already");
+        assert!(pending.claim("q2").is_some());
+        drop(claim);
+        assert!(
+            pending.claim("q1").is_some(),
+            "answered: it may be asked again"
+        );
+    }
+
+    #[test]
+    fn a_reply_key_fits_a_client_msg_id() {
+        // Message ids are UUIDs; a `client_msg_id` has at most 128 characters.
+        let key = reply_key("0193a6e2-7c1d-7b3a-9f00-1234567890ab");
+        assert_eq!(key, "reply:0193a6e2-7c1d-7b3a-9f00-1234567890ab");
+        assert!(key.len() <= 128);
     }
 
     #[test]

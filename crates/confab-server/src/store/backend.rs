@@ -13,7 +13,8 @@ use crate::store::rows::{Dialect, StoreRow};
 use crate::store::{
     AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
     MessageRecord, NewMessage, NewRoom, PendingAppend, RatingRecord, ReactionChange, RoomListEntry,
-    RoomRecord, RoomRole, Store, StoreError, StoreResult, UserRecord, UserUpsert,
+    RoomRecord, RoomRole, Store, StoreError, StoreResult, UnansweredQuestion, UserRecord,
+    UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
@@ -429,5 +430,16 @@ where
 
     async fn rating_summary(&self) -> StoreResult<(i64, Option<f64>)> {
         Sql::<B::Db>::rating_summary(self.readers()).await
+    }
+
+    // ---- assistant ----
+
+    async fn unanswered_questions(
+        &self,
+        asked_from: Timestamp,
+        asked_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnansweredQuestion>> {
+        Sql::<B::Db>::unanswered_questions(self.readers(), asked_from, asked_before, limit).await
     }
 }

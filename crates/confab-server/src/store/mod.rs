@@ -20,7 +20,8 @@
 //!   per-user rows.
 //!
 //! Methods are listed in this order: users, rooms, members, messages,
-//! attachments, read state, health, session ratings.
+//! attachments, read state, health, assistant sessions, session ratings,
+//! assistant.
 
 mod backend;
 pub mod postgres;
@@ -422,6 +423,21 @@ pub struct RatingRecord {
     pub rated_at: Timestamp,
 }
 
+/// A user's text message that is still the newest message of its open
+/// `assistant` room: a question the bot has not answered (nothing came after
+/// it), found by [`Store::unanswered_questions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnansweredQuestion {
+    /// The assistant room.
+    pub room_id: String,
+    /// The question's message id.
+    pub message_id: String,
+    /// The question's seq: the room's `last_seq` when it was read.
+    pub seq: i64,
+    /// When the question was stored.
+    pub created_at: Timestamp,
+}
+
 /// The storage interface core uses. See the module docs for the guarantees.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -649,4 +665,21 @@ pub trait Store: Send + Sync + 'static {
     /// Rated sessions and their mean rating (`None` when there is none),
     /// for `/api/v1/stats`.
     async fn rating_summary(&self) -> StoreResult<(i64, Option<f64>)>;
+
+    // ---- assistant ----
+
+    /// Questions to the assistant bot that nobody answered: in open rooms of
+    /// type `assistant`, the newest message (`seq = last_seq`) when it is a
+    /// live `text` message from someone other than the bot
+    /// ([`crate::identity::ASSISTANT_USER`]) and the system user
+    /// ([`crate::identity::SYSTEM_USER`]), stored at or after `asked_from`
+    /// and before `asked_before`. Oldest first, at most `limit`. What a node
+    /// that stopped mid-answer left behind, for another node (or itself,
+    /// restarted) to answer.
+    async fn unanswered_questions(
+        &self,
+        asked_from: Timestamp,
+        asked_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnansweredQuestion>>;
 }

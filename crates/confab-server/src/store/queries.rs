@@ -12,12 +12,12 @@
 use crate::store::rows::{
     Dialect, Statement, StoreRow, attachment_record, member_columns, member_from_row,
     message_from_row, on_constraint, rating_columns, rating_from_row, room_columns, room_from_row,
-    room_list_entry_from_row, statement, user_columns, user_from_row,
+    room_list_entry_from_row, statement, unanswered_question_from_row, user_columns, user_from_row,
 };
 use crate::store::{
     AttachmentRecord, GlobalRole, HistoryPage, MemberRecord, MemberWithUser, MessageRecord,
     NewRoom, RatingRecord, ReactionChange, RoomListEntry, RoomRecord, RoomRole, StoreError,
-    StoreResult, UserRecord, UserUpsert,
+    StoreResult, UnansweredQuestion, UserRecord, UserUpsert,
 };
 use confab_protocol::Timestamp;
 use sqlx::{ColumnIndex, Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -439,6 +439,29 @@ where
             .fetch_all(pool)
             .await
             .map_err(DB::read_error)
+    }
+
+    /// Questions to the assistant bot nobody answered, stored in
+    /// `[asked_from, asked_before)`, oldest first.
+    pub(crate) async fn unanswered_questions(
+        pool: &Pool<DB>,
+        asked_from: Timestamp,
+        asked_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnansweredQuestion>> {
+        let rows = sqlx::query(DB::UNANSWERED_QUESTIONS)
+            .bind(asked_from.millis())
+            .bind(asked_before.millis())
+            .bind(crate::identity::ASSISTANT_USER)
+            .bind(crate::identity::SYSTEM_USER)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(DB::read_error)?;
+        Ok(rows
+            .iter()
+            .map(unanswered_question_from_row)
+            .collect::<sqlx::Result<_>>()?)
     }
 
     /// Whether a read reaches the database.

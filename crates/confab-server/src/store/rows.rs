@@ -9,7 +9,7 @@
 
 use crate::store::{
     AttachmentRecord, GlobalRole, MemberRecord, MessageRecord, NewMessage, RatingRecord,
-    RoomListEntry, RoomRecord, RoomRole, StoreError, UserRecord,
+    RoomListEntry, RoomRecord, RoomRole, StoreError, UnansweredQuestion, UserRecord,
 };
 use confab_protocol::{Location, MessageType, Timestamp};
 use sqlx::error::ErrorKind;
@@ -116,6 +116,9 @@ pub(crate) trait Dialect: sqlx::Database {
     /// Ids of open `assistant` rooms without a message since a time, the
     /// longest idle first: `(idle_before, limit)`.
     const IDLE_SESSIONS: &'static str;
+    /// Unanswered questions ([`unanswered_questions_sql`]), oldest first:
+    /// `(asked_from, asked_before, bot, system user, limit)`.
+    const UNANSWERED_QUESTIONS: &'static str;
 }
 
 /// The typed column reads the decoders need, so that their bounds are
@@ -513,6 +516,56 @@ macro_rules! list_user_rooms_sql {
     };
 }
 pub(crate) use list_user_rooms_sql;
+
+/// The newest message of each open `assistant` room when it is a live
+/// `text` message from neither the bot nor the system user, stored in
+/// `[from, before)`: questions the bot has not answered. The arguments are
+/// the backend's placeholders for `from`, `before`, the bot's id, the system
+/// user's id and the limit, then its SQL of "the room `r` is open" and "the
+/// message `m` is not deleted" (booleans are spelled differently). The room
+/// type and the two tests are written as the `rooms_open_assistant` index's
+/// predicate is, so that the index serves the look; `last_activity` is never
+/// below the newest message's time, so it narrows the rooms to those active
+/// since `from` before the message is read (SQLite's index is on it).
+macro_rules! unanswered_questions_sql {
+    ($from:literal, $before:literal, $bot:literal, $system:literal, $limit:literal,
+     $open:literal, $live:literal) => {
+        concat!(
+            "SELECT m.room_id, m.id, m.seq, m.created_at \
+             FROM rooms r JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq \
+             WHERE r.room_type = 'assistant' AND ",
+            $open,
+            " AND r.last_activity >= ",
+            $from,
+            " AND m.created_at >= ",
+            $from,
+            " AND m.created_at < ",
+            $before,
+            " AND m.message_type = 'text' AND ",
+            $live,
+            " AND m.sender_id <> ",
+            $bot,
+            " AND m.sender_id <> ",
+            $system,
+            " ORDER BY m.created_at, m.room_id LIMIT ",
+            $limit
+        )
+    };
+}
+pub(crate) use unanswered_questions_sql;
+
+/// One row of a backend's `UNANSWERED_QUESTIONS` (see
+/// [`unanswered_questions_sql`]).
+pub(crate) fn unanswered_question_from_row(
+    row: &impl StoreRow,
+) -> sqlx::Result<UnansweredQuestion> {
+    Ok(UnansweredQuestion {
+        room_id: row.text("room_id")?,
+        message_id: row.text("id")?,
+        seq: row.int("seq")?,
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
 
 /// One row of a backend's `LIST_USER_ROOMS` (see [`list_user_rooms_sql`]).
 pub(crate) fn room_list_entry_from_row(row: &impl StoreRow) -> sqlx::Result<RoomListEntry> {

@@ -434,23 +434,15 @@ pub const BROKERS: [&str; 2] = ["redis://127.0.0.1:6379", "nats://127.0.0.1:4222
 /// Two nodes acting as one: servers sharing one database, one JWT secret and
 /// one broker under a prefix of their own (so parallel tests do not meet).
 pub async fn cluster(broker_url: &str) -> (TestServer, TestServer) {
-    let prefix = format!("test{}x{}", std::process::id(), rand_id());
-    let secret = format!("cluster-secret-{}", rand_id());
-    let a = TestServer::start_with(|config| {
-        unlimited(config);
-        config.broker_url = broker_url.into();
-        config.broker_prefix = prefix.clone();
-        config.jwt_secret = secret;
-    })
-    .await;
-    let b = cluster_node(&a, &prefix).await;
-    (a, b)
+    cluster_with(broker_url, |_| {}, |_| {}).await
 }
 
-/// [`cluster`] with `tweak` applied to both nodes' configurations.
+/// [`cluster`] with a tweak of each node's configuration (applied after
+/// the cluster's own settings).
 pub async fn cluster_with(
     broker_url: &str,
-    tweak: impl Fn(&mut Config),
+    tweak_a: impl FnOnce(&mut Config),
+    tweak_b: impl FnOnce(&mut Config),
 ) -> (TestServer, TestServer) {
     let prefix = format!("test{}x{}", std::process::id(), rand_id());
     let secret = format!("cluster-secret-{}", rand_id());
@@ -459,22 +451,10 @@ pub async fn cluster_with(
         config.broker_url = broker_url.into();
         config.broker_prefix = prefix.clone();
         config.jwt_secret = secret;
-        tweak(config);
+        tweak_a(config);
     })
     .await;
-    let database_url = match a.database() {
-        Some(database) => database.url().to_owned(),
-        None => a.config.database_url(),
-    };
-    let b = TestServer::start_with(|config| {
-        unlimited(config);
-        config.broker_url = broker_url.into();
-        config.broker_prefix = prefix.clone();
-        config.jwt_secret = a.config.jwt_secret.clone();
-        config.database_url = database_url;
-        tweak(config);
-    })
-    .await;
+    let b = cluster_node_with(&a, &prefix, tweak_b).await;
     (a, b)
 }
 
@@ -482,6 +462,16 @@ pub async fn cluster_with(
 /// on the broker under `prefix` (a different prefix: a node whose events
 /// the others never receive).
 pub async fn cluster_node(first: &TestServer, prefix: &str) -> TestServer {
+    cluster_node_with(first, prefix, |_| {}).await
+}
+
+/// [`cluster_node`] with a tweak of its configuration (applied after the
+/// cluster's own settings).
+pub async fn cluster_node_with(
+    first: &TestServer,
+    prefix: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestServer {
     let database_url = match first.database() {
         Some(database) => database.url().to_owned(),
         None => first.config.database_url(),
@@ -496,6 +486,7 @@ pub async fn cluster_node(first: &TestServer, prefix: &str) -> TestServer {
         config.broker_prefix = prefix.into();
         config.jwt_secret = secret;
         config.database_url = database_url;
+        tweak(config);
     })
     .await
 }

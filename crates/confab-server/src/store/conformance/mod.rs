@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             open_sessions_are_found_resumed_and_expired_once,
             a_lease_has_one_holder_until_it_runs_out,
             session_ratings_are_replaced_read_and_summarised,
+            unanswered_questions_are_the_newest_user_text_of_open_assistant_rooms,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -62,11 +63,13 @@ macro_rules! conformance_tests {
 }
 pub(crate) use conformance_tests;
 
+mod assistant;
 mod messages;
 mod ratings;
 mod rooms;
 mod sessions;
 
+pub(crate) use assistant::*;
 pub(crate) use messages::*;
 pub(crate) use ratings::*;
 pub(crate) use rooms::*;

@@ -6,7 +6,7 @@
 use crate::store::StoreError;
 use crate::store::rows::{
     Dialect, Statement, empty_object, history_sql, list_user_rooms_sql, room_columns,
-    unread_count_sql, user_columns,
+    unanswered_questions_sql, unread_count_sql, user_columns,
 };
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{ColumnIndex, Row};
@@ -89,6 +89,18 @@ pub(super) const LIST_USER_ROOMS: &str = list_user_rooms_sql!(
     )
 );
 
+/// Questions the assistant bot has not answered, stored in `[$1, $2)`,
+/// neither from the bot (`$3`) nor the system user (`$4`), at most `$5`.
+pub(super) const UNANSWERED_QUESTIONS: &str = unanswered_questions_sql!(
+    "$1",
+    "$2",
+    "$3",
+    "$4",
+    "$5",
+    "NOT r.closed",
+    "NOT m.deleted"
+);
+
 impl Dialect for Postgres {
     fn json_object(row: &PgRow, column: &str) -> sqlx::Result<serde_json::Value> {
         row.try_get(column)
@@ -152,4 +164,5 @@ impl Dialect for Postgres {
     const IDLE_SESSIONS: &'static str = "SELECT id FROM rooms \
          WHERE room_type = 'assistant' AND NOT closed AND last_activity < $1 \
          ORDER BY last_activity LIMIT $2";
+    const UNANSWERED_QUESTIONS: &'static str = UNANSWERED_QUESTIONS;
 }

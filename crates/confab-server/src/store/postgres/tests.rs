@@ -4,7 +4,10 @@
 #[path = "../../../tests/common/postgres.rs"]
 mod test_database;
 
-use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
+use super::rows::{
+    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNANSWERED_QUESTIONS,
+    UNREAD_COUNT,
+};
 use super::*;
 use crate::store::DynStore;
 use crate::store::conformance::{
@@ -499,6 +502,67 @@ async fn a_100k_message_room_is_read_through_indexes() {
     assert!(
         unread.contains("messages_by_sender") && unread.contains("messages_deleted"),
         "unread:\n{unread}"
+    );
+    store.close().await;
+}
+
+/// Looking for unanswered assistant questions reads the open assistant
+/// rooms through their partial index, whatever the number of other rooms,
+/// and each one's newest message by its seq, never a scan of `messages`.
+#[tokio::test]
+async fn unanswered_questions_read_only_open_assistant_rooms() {
+    let db = TestDatabase::create().await;
+    let store = open(&db).await;
+    user(&store, "a").await;
+    let mut conn = outsider(&db).await;
+    // Many rooms of other kinds (and closed assistant rooms), few open
+    // assistant ones, each with a message.
+    sqlx::query(
+        "INSERT INTO rooms (id, room_type, closed, last_seq, last_activity, created_at) \
+         SELECT 'r' || g, CASE WHEN g % 1000 = 0 THEN 'assistant' ELSE 'group' END, \
+                g % 2000 = 0, 1, g, g \
+         FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, seq, sender_id, content, message_type, created_at) \
+         SELECT 'm' || g, 'r' || g, 1, 'a', 'hello', 'text', g FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.execute("ANALYZE").await.unwrap();
+
+    let found = store
+        .unanswered_questions(
+            confab_protocol::Timestamp(0),
+            confab_protocol::Timestamp(1_000_000),
+            100,
+        )
+        .await
+        .unwrap();
+    let rooms: Vec<&str> = found.iter().map(|q| q.room_id.as_str()).collect();
+    let expected: Vec<String> = (1..=20)
+        .filter(|n| n % 2 == 1)
+        .map(|n| format!("r{}", n * 1000))
+        .collect();
+    assert_eq!(rooms, expected, "the open assistant rooms, oldest first");
+
+    let plan = sqlx::query_scalar::<_, String>(&format!("EXPLAIN {UNANSWERED_QUESTIONS}"))
+        .bind(0_i64)
+        .bind(1_000_000_i64)
+        .bind("assistant")
+        .bind("system")
+        .bind(100_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("rooms_open_assistant") && !plan.contains("Seq Scan"),
+        "{plan}"
     );
     store.close().await;
 }

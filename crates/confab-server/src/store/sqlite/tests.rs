@@ -1,7 +1,10 @@
 //! The SQLite backend's own tests (group commit, WAL, `query_only`, the
 //! query plans), and the conformance suite run on it.
 
-use super::rows::{HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNREAD_COUNT};
+use super::rows::{
+    HISTORY_AFTER, HISTORY_BEFORE, HISTORY_LATEST, LIST_USER_ROOMS, UNANSWERED_QUESTIONS,
+    UNREAD_COUNT,
+};
 use super::writer::CHECKPOINT_PAUSE;
 use super::*;
 use crate::store::DynStore;
@@ -503,6 +506,17 @@ async fn hot_queries_use_indexes() {
         ("before", HISTORY_BEFORE, 3),
         ("after", HISTORY_AFTER, 3),
         ("room list", LIST_USER_ROOMS, 4),
+        ("questions", UNANSWERED_QUESTIONS, 5),
+        (
+            "idle sessions",
+            <sqlx::Sqlite as crate::store::rows::Dialect>::IDLE_SESSIONS,
+            2,
+        ),
+        (
+            "open session",
+            <sqlx::Sqlite as crate::store::rows::Dialect>::OPEN_SESSION,
+            1,
+        ),
     ] {
         let plan = plan(sql, binds).await;
         for alias in ["m", "own", "del", "lm"] {
@@ -519,6 +533,25 @@ async fn hot_queries_use_indexes() {
         eprintln!("{name}:\n{plan}\n");
         match name {
             "room list" => {}
+            // Only open assistant rooms idle since the cutoff, by the index
+            // the look for questions uses.
+            "idle sessions" => assert!(
+                plan.contains("SEARCH rooms USING INDEX rooms_open_assistant (last_activity<?)"),
+                "{name}:\n{plan}"
+            ),
+            // The user's memberships, then each room by its key.
+            "open session" => assert!(
+                plan.contains("SEARCH mb USING INDEX members_by_user (user_id=?)")
+                    && plan.contains("SEARCH r USING INDEX sqlite_autoindex_rooms_1 (id=?)"),
+                "{name}:\n{plan}"
+            ),
+            // Only open assistant rooms active in the window, by their own
+            // index, then each one's newest message.
+            "questions" => assert!(
+                plan.contains("SEARCH r USING INDEX rooms_open_assistant (last_activity>?)")
+                    && plan.contains("(room_id=? AND seq=?)"),
+                "{name}:\n{plan}"
+            ),
             // The page is read in index order, never sorted whole (the
             // reactions subquery sorts only one message's reactions).
             "latest" => assert!(
