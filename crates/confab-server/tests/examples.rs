@@ -15,14 +15,13 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Runs `node examples/{file} {text}` against `server` as the holder of
-/// `token` in `room`.
+/// Runs `node examples/{file} {args…}` against `server` (`CONFAB_URL`)
+/// with `env` set: the token and room, or whatever else the example reads.
 async fn run_example(
     server: &TestServer,
     file: &str,
-    token: &str,
-    room: &str,
-    text: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
 ) -> Output {
     let mut command = tokio::process::Command::new("node");
     // Node.js 20 has the browser's WebSocket behind a flag; 22 and later by default.
@@ -31,10 +30,9 @@ async fn run_example(
     }
     let run = command
         .arg(examples_dir().join(file))
-        .arg(text)
+        .args(args)
         .env("CONFAB_URL", format!("ws://{}", server.addr))
-        .env("CONFAB_TOKEN", token)
-        .env("CONFAB_ROOM", room)
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
     tokio::time::timeout(Duration::from_secs(30), run)
@@ -60,9 +58,13 @@ async fn node_major() -> u32 {
         .unwrap_or_else(|| panic!("unreadable node version {version:?}"))
 }
 
-/// Asserts the example exited 0 and printed `expected`; `watcher`, a `/ws`
-/// client subscribed to the room, must have seen `text` stored.
-async fn check(output: &Output, expected: &str, watcher: &mut WsClient, text: &str) {
+/// A token and a room, as the room examples read them.
+fn in_room<'a>(token: &'a str, room: &'a str) -> [(&'static str, &'a str); 2] {
+    [("CONFAB_TOKEN", token), ("CONFAB_ROOM", room)]
+}
+
+/// Asserts the example exited 0, and returns what it printed.
+fn succeeded(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -70,9 +72,17 @@ async fn check(output: &Output, expected: &str, watcher: &mut WsClient, text: &s
         "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
+    stdout.into_owned()
+}
+
+/// Asserts the example exited 0 and printed `expected`; `watcher`, a `/ws`
+/// client subscribed to the room, must have seen `text` stored.
+async fn check(output: &Output, expected: &str, watcher: &mut WsClient, text: &str) {
+    let stdout = succeeded(output);
     assert!(
         stdout.contains(expected),
-        "{expected:?} not in:\n{stdout}\nstderr:\n{stderr}"
+        "{expected:?} not in:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     let seen = watcher.recv_type("new_message").await;
     assert_eq!(seen["message"]["content"], text);
@@ -88,9 +98,8 @@ async fn the_job_conversations_example_talks_to_ws_clients() {
     let output = run_example(
         &server,
         "job-conversations.js",
-        &token,
-        &room,
-        "Start Monday?",
+        &in_room(&token, &room),
+        &["Start Monday?"],
     )
     .await;
     check(
@@ -101,7 +110,13 @@ async fn the_job_conversations_example_talks_to_ws_clients() {
     )
     .await;
     // A second run sees the first message in its history (`?history=20`).
-    let output = run_example(&server, "job-conversations.js", &token, &room, "8am").await;
+    let output = run_example(
+        &server,
+        "job-conversations.js",
+        &in_room(&token, &room),
+        &["8am"],
+    )
+    .await;
     check(&output, "sent as #2 in job-45 by Erin", &mut watcher, "8am").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -122,7 +137,13 @@ async fn the_send_buddy_example_talks_to_ws_clients_with_a_simplejwt_token() {
     let token = server.token_from_claims(&serde_json::json!({
         "token_type": "access", "exp": exp, "iat": exp - 600, "jti": "a1b2", "user_id": 42
     }));
-    let output = run_example(&server, "send-buddy.js", &token, &room, "On belay?").await;
+    let output = run_example(
+        &server,
+        "send-buddy.js",
+        &in_room(&token, &room),
+        &["On belay?"],
+    )
+    .await;
     check(&output, "by 42", &mut watcher, "On belay?").await;
 }
 
@@ -133,7 +154,13 @@ async fn the_multiplexed_example_subscribes_sends_and_lists_rooms() {
     let mut watcher = server.ws("bob").await;
     watcher.subscribe(&room).await;
     let token = server.token("alice");
-    let output = run_example(&server, "multiplexed.js", &token, &room, "On my way").await;
+    let output = run_example(
+        &server,
+        "multiplexed.js",
+        &in_room(&token, &room),
+        &["On my way"],
+    )
+    .await;
     check(&output, "stored as #1", &mut watcher, "On my way").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
