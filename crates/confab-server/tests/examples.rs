@@ -1,11 +1,16 @@
 //! The examples of `examples/` run against a live confab: each is the
 //! socket code one app keeps in its front-end, run with Node.js's
 //! `WebSocket` (the browser's API), and must see its own message come back
-//! from the room while a `/ws` client in the same room sees it too.
+//! from the room while a `/ws` client in the same room sees it too. The
+//! help desk's asks the assistant (a provider stand-in), closes and rates
+//! its session, and comes back to an open one with its visitor token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
+use common::provider::{Behaviour, FakeProvider};
 use common::{TestServer, WsClient};
+use reqwest::StatusCode;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
@@ -88,6 +93,28 @@ async fn check(output: &Output, expected: &str, watcher: &mut WsClient, text: &s
     assert_eq!(seen["message"]["content"], text);
 }
 
+/// Asserts `stdout` has each of `lines` as a whole line, in this order
+/// (other lines may come between).
+fn assert_lines_in_order(stdout: &str, lines: &[&str]) {
+    let mut rest = stdout.lines();
+    for line in lines {
+        assert!(
+            rest.any(|printed| printed == *line),
+            "{line:?} missing or out of order in:\n{stdout}"
+        );
+    }
+}
+
+/// The value of the last `{key}: …` line of `stdout`.
+fn printed<'a>(stdout: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}: ");
+    stdout
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key:?} line in:\n{stdout}"))
+}
+
 #[tokio::test]
 async fn the_job_conversations_example_talks_to_ws_clients() {
     let server = TestServer::start().await;
@@ -167,4 +194,205 @@ async fn the_multiplexed_example_subscribes_sends_and_lists_rooms() {
         stdout.contains("clean-3: 0 unread, last: On my way"),
         "{stdout}"
     );
+}
+
+/// The help desk's welcome and its provider's streamed answer.
+const WELCOME: &str = "Hi, I'm Sophie. How can I help?";
+const ANSWER: &str = "Use the link in the e-mail.";
+
+/// A session's room and its stored messages' `(sender, content)`, read over
+/// REST with the server key.
+async fn session_room(server: &TestServer, session_id: &str) -> (Value, Vec<(String, String)>) {
+    let api = server.server_api();
+    let (status, room) = api.get(&format!("/api/v1/rooms/{session_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{room}");
+    assert_eq!(room["room_type"], "assistant", "{room}");
+    let (status, page) = api
+        .get(&format!(
+            "/api/v1/rooms/{session_id}/messages?after_seq=0&limit=100"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let messages = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let sender = m["sender"]["id"].as_str().unwrap();
+            // Visitors are `anon-<uuid>`: shown as `anon`.
+            let sender = if sender.starts_with("anon-") {
+                "anon"
+            } else {
+                sender
+            };
+            (sender.to_owned(), m["content"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    (room, messages)
+}
+
+/// `(sender, content)` pairs, for comparing with [`session_room`].
+fn said(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(who, what)| ((*who).to_owned(), (*what).to_owned()))
+        .collect()
+}
+
+/// Runs `examples/help-desk.js` with `env`, asking `questions`; it must
+/// exit 0. Returns what it printed.
+async fn help_desk(server: &TestServer, env: &[(&str, &str)], questions: &[&str]) -> String {
+    succeeded(&run_example(server, "help-desk.js", env, questions).await)
+}
+
+#[tokio::test]
+async fn the_help_desk_example_asks_rates_and_comes_back_with_its_visitor_token() {
+    let provider = FakeProvider::start(Behaviour::Stream(vec![
+        "Use ",
+        "the link ",
+        "in the e-mail.",
+    ]))
+    .await;
+    let base_url = provider.base_url.clone();
+    let server = TestServer::start_with(move |c| {
+        common::unlimited(c);
+        c.auth.allow_anonymous = true;
+        c.assistant.base_url = base_url;
+        c.assistant.welcome = WELCOME.into();
+        // The help desk allows 10 a minute; here one at a time and 20 a
+        // minute, so that a second question right after an answer is
+        // refused with a retry_after of at most 3 s (what the example
+        // waits before asking again).
+        c.rate_limit.anonymous_messages_per_minute = 20;
+        c.rate_limit.anonymous_burst = 1;
+    })
+    .await;
+    // A new visitor asks twice (the second time it is told to wait), then
+    // rates and closes its session.
+    let first = help_desk(&server, &[], &["How do I reset my password?", "Thanks!"]).await;
+    let session = printed(&first, "session");
+    assert!(!session.contains("resumed"), "{first}");
+    printed(&first, "visitor_token");
+    assert_lines_in_order(
+        &first,
+        &[
+            &format!("welcome: {WELCOME}"),
+            "you: How do I reset my password?",
+            "Sophie is typing…",
+            "… Use ",
+            "… Use the link ",
+            &format!("… {ANSWER}"),
+            &format!("assistant: {ANSWER}"),
+            "you: Thanks!",
+            &format!("assistant: {ANSWER}"),
+            &format!("closed: {session}"),
+        ],
+    );
+    // Told once, in seconds, and the retry waited that long.
+    let wait = printed(&first, "rate limited").trim_start_matches("retrying in ");
+    assert!(["1 s", "2 s", "3 s"].contains(&wait), "seconds: {first}");
+    assert_eq!(first.matches("rate limited").count(), 1, "{first}");
+    let (room, messages) = session_room(&server, session).await;
+    assert_eq!(room["closed"], true, "{room}");
+    assert_eq!(
+        messages,
+        said(&[
+            ("assistant", WELCOME),
+            ("anon", "How do I reset my password?"),
+            ("assistant", ANSWER),
+            ("anon", "Thanks!"),
+            ("assistant", ANSWER),
+        ])
+    );
+
+    // Another visitor (told to wait too, perhaps: same address) leaves
+    // without closing its session: it closes the tab…
+    let left = help_desk(
+        &server,
+        &[("CONFAB_KEEP_OPEN", "1")],
+        &["Can I move my booking?"],
+    )
+    .await;
+    let open = printed(&left, "session").to_owned();
+    let token = printed(&left, "visitor_token").to_owned();
+    assert_lines_in_order(
+        &left,
+        &[
+            &format!("welcome: {WELCOME}"),
+            &format!("assistant: {ANSWER}"),
+            &format!("left: {open}"),
+        ],
+    );
+    let (room, _) = session_room(&server, &open).await;
+    assert_eq!(room["closed"], false, "{room}");
+
+    // …and comes back with the token it kept: the same session, its
+    // history first, then a question more, a rating and the close.
+    let back = help_desk(
+        &server,
+        &[("CONFAB_VISITOR_TOKEN", &token)],
+        &["And cancel it?"],
+    )
+    .await;
+    assert_lines_in_order(
+        &back,
+        &[
+            &format!("session: {open} (resumed)"),
+            &format!("history: assistant: {WELCOME}"),
+            "history: user: Can I move my booking?",
+            &format!("history: assistant: {ANSWER}"),
+            "you: And cancel it?",
+            &format!("assistant: {ANSWER}"),
+            &format!("closed: {open}"),
+        ],
+    );
+    printed(&back, "visitor_token"); // a fresh one, kept again
+    let (room, messages) = session_room(&server, &open).await;
+    assert_eq!(room["closed"], true, "{room}");
+    assert_eq!(
+        messages,
+        said(&[
+            ("assistant", WELCOME),
+            ("anon", "Can I move my booking?"),
+            ("assistant", ANSWER),
+            ("anon", "And cancel it?"),
+            ("assistant", ANSWER),
+        ])
+    );
+
+    // The token of a closed session resumes nothing: a new session.
+    let stale = help_desk(
+        &server,
+        &[("CONFAB_VISITOR_TOKEN", &token), ("CONFAB_KEEP_OPEN", "1")],
+        &[],
+    )
+    .await;
+    let fresh = printed(&stale, "session");
+    assert!(fresh != open && !fresh.contains("resumed"), "{stale}");
+    assert!(stale.contains(&format!("welcome: {WELCOME}")), "{stale}");
+    // One this server did not sign is refused (4003): the page forgets it
+    // and comes in as a new visitor.
+    let foreign = common::token_signed_with(
+        "another-secret",
+        &serde_json::json!({
+            "sub": "anon-x", "sid": open, "typ": "confab-visitor", "exp": common::now_s() + 60,
+        }),
+    );
+    let refused = help_desk(
+        &server,
+        &[
+            ("CONFAB_VISITOR_TOKEN", &foreign),
+            ("CONFAB_KEEP_OPEN", "1"),
+        ],
+        &[],
+    )
+    .await;
+    assert_lines_in_order(
+        &refused,
+        &[
+            "visitor token refused: starting over",
+            &format!("welcome: {WELCOME}"),
+        ],
+    );
+    assert_ne!(printed(&refused, "session"), open, "{refused}");
 }
