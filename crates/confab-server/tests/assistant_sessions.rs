@@ -159,6 +159,7 @@ async fn a_visitor_gets_a_session_the_welcome_and_streamed_answers() {
         answer["metadata"]["processing_time_ms"].is_u64(),
         "{answer}"
     );
+    assert_eq!(answer["sender_id"], "assistant");
     let stopped = ws.recv_json().await;
     assert_eq!(stopped["type"], "typing", "{stopped}");
     assert_eq!(stopped["sender_type"], "assistant");
@@ -181,6 +182,9 @@ async fn a_visitor_gets_a_session_the_welcome_and_streamed_answers() {
         [WELCOME, "How do I reset my password?", "Use the link."]
     );
     assert_eq!(messages[0]["id"], welcome["id"]);
+    assert_eq!(answer["reply_to"], messages[1]["id"], "{answer}");
+    assert_eq!(echoed["sender_id"], messages[1]["sender"]["id"]);
+    assert!(welcome["reply_to"].is_null());
     assert_eq!(messages[0]["sender"]["id"], "assistant");
     // The provider saw the welcome as the assistant's turn.
     let asked = &provider.requests()[0].body["messages"];

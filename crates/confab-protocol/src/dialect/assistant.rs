@@ -152,8 +152,13 @@ pub struct SessionMessage<'a> {
     pub session_id: &'a str,
     /// Who wrote it.
     pub sender_type: SenderType,
+    /// Their user id (tells a human agent from the visitor, and the
+    /// visitor's own messages from others').
+    pub sender_id: &'a str,
     /// The text.
     pub content: &'a str,
+    /// The message it answers: the question, for the assistant's replies.
+    pub reply_to: Option<&'a str>,
     /// The message's metadata (`processing_time_ms`, `fallback`, …).
     pub metadata: &'a serde_json::Value,
     /// When it was stored.
@@ -167,7 +172,9 @@ impl<'a> SessionMessage<'a> {
             id: &message.id,
             session_id: &message.room_id,
             sender_type,
+            sender_id: &message.sender.id,
             content: &message.content,
+            reply_to: message.reply_to.as_deref(),
             metadata: &message.metadata,
             timestamp: message.timestamp,
         }
