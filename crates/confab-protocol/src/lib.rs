@@ -12,12 +12,14 @@
 //! - [`server`]: server → client frames.
 //! - [`dialect`]: the room-scoped dialects' frames (`/ws/chat/{id}/`,
 //!   `/ws/sessions/{id}/`).
+//! - [`command`]: the answer to a slash command.
 //! - [`model`]: the objects frames carry (message, room summary, sender, …).
 //! - [`error`]: the contract's error codes and WebSocket close codes.
 //! - [`ids`]: ids that clients may send as strings or numbers, and `req_id`.
 //! - [`time`]: RFC 3339 UTC timestamps with milliseconds.
 
 pub mod client;
+pub mod command;
 pub mod dialect;
 pub mod error;
 pub mod ids;
@@ -29,6 +31,7 @@ pub use client::{
     ClientFrame, DecodeError, Envelope, RawFrame, contains_nul, decode_client_frame,
     decode_client_frame_limited, parse_frame,
 };
+pub use command::{CommandCode, CommandResult};
 pub use error::{CloseCode, ErrorCode};
 pub use ids::{JsonNumber, ReqId};
 pub use model::*;

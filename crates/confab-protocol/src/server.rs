@@ -1,5 +1,6 @@
 //! Frames the server sends (protocol.md §2.4).
 
+use crate::command::CommandResult;
 use crate::error::ErrorCode;
 use crate::ids::ReqId;
 use crate::model::{Limits, Message, RoomSummary};
@@ -250,6 +251,20 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
     },
+    /// The answer to a slash command, to its caller only (protocol.md
+    /// §6.1); a command that changes the room also sends the usual events.
+    CommandResult {
+        /// The room the command ran in.
+        room_id: String,
+        /// What the command answered.
+        #[serde(flatten)]
+        result: CommandResult,
+        /// Server time.
+        timestamp: Timestamp,
+        /// Echo of the request's `req_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req_id: Option<ReqId>,
+    },
     /// A request failed; the connection stays open.
     Error {
         /// What went wrong, for programs.
@@ -308,6 +323,7 @@ impl ServerFrame {
             ServerFrame::History { .. } => "history",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Ack { .. } => "ack",
+            ServerFrame::CommandResult { .. } => "command_result",
             ServerFrame::Error { .. } => "error",
         }
     }

@@ -5,7 +5,7 @@
 //! core's job, in [`crate::core::Chat::authenticate`].
 
 use crate::identity;
-use crate::store::GlobalRole;
+use crate::store::{GlobalRole, ROLE_NAME_RULE};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -178,8 +178,9 @@ impl Authenticator {
         let role = match claims.role.as_deref() {
             None => None,
             Some(name) => Some(
-                GlobalRole::parse(name)
-                    .ok_or_else(|| AuthError::Invalid(format!("unknown role {name:?}")))?,
+                GlobalRole::parse(name).ok_or_else(|| {
+                    AuthError::Invalid(format!("bad role {name:?}: {ROLE_NAME_RULE}"))
+                })?,
             ),
         };
         Ok(Identity {
@@ -241,7 +242,7 @@ impl Authenticator {
             user_id: None,
             name: request.name.clone(),
             username: None,
-            role: request.role.map(|r| r.as_str().to_owned()),
+            role: request.role.as_ref().map(|r| r.as_str().to_owned()),
             exp: now + request.ttl.as_secs(),
             iat: Some(now),
             nbf: None,

@@ -7,9 +7,11 @@
 //! (`_ms`, `_s`) take a number in that unit or a string like `"30s"`
 //! (see `config/duration.rs`).
 
+mod commands;
 mod duration;
 mod routes;
 
+pub use commands::{CommandConfig, WebhookConfig};
 pub use routes::{DialectName, RouteConfig};
 
 use figment::Figment;
@@ -60,6 +62,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// The assistant bot of `assistant` rooms.
     pub assistant: AssistantConfig,
+    /// `[webhook]`: signing of what confab sends to the app.
+    pub webhook: WebhookConfig,
+    /// `[[commands]]`: the app's own slash commands.
+    pub commands: Vec<CommandConfig>,
 }
 
 /// `[database]`: the PostgreSQL connection pool (SQLite ignores it: it has
@@ -143,6 +149,9 @@ pub struct LimitsConfig {
     /// Open anonymous WebSockets per client address on this node, within
     /// `max_connections_per_address` (one more closes with 4029).
     pub max_anonymous_connections_per_address: usize,
+    /// App commands waiting for the app's answer on this node; more are
+    /// refused at once (`upstream_error`), so a slow app cannot pile up work.
+    pub max_app_commands_in_flight: usize,
 }
 
 /// `[server]`: connection handling.
@@ -262,6 +271,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             assistant: AssistantConfig::default(),
+            webhook: WebhookConfig::default(),
+            commands: Vec::new(),
         }
     }
 }
@@ -315,6 +326,7 @@ impl Default for LimitsConfig {
             max_connections_per_user: 20,
             max_connections_per_address: 200,
             max_anonymous_connections_per_address: 5,
+            max_app_commands_in_flight: 64,
         }
     }
 }
@@ -463,6 +475,12 @@ impl Config {
         }
         for route in &self.server.routes {
             route.validate()?;
+        }
+        commands::validate_commands(&self.commands, &self.webhook)?;
+        if self.limits.max_app_commands_in_flight == 0 {
+            return Err(ConfigError::Value(
+                "limits.max_app_commands_in_flight must be > 0".into(),
+            ));
         }
         let rates = &self.rate_limit;
         for (key, value) in [

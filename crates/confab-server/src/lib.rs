@@ -13,6 +13,7 @@
 //! - [`limits`]: rate limits and connection caps, per node.
 //! - [`metrics`]: the series `GET /metrics` reports, one registry per server.
 //! - [`auth`]: tokens and the server key.
+//! - [`signing`]: the signature on what confab sends to the app's back-end.
 //! - [`identity`]: the identities the server keeps for itself and the one
 //!   id rule, below both `auth` and `core`.
 //! - [`config`]: the typed configuration.
@@ -29,6 +30,7 @@ pub mod hub;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod signing;
 pub mod store;
 pub mod tasks;
 pub mod transport;

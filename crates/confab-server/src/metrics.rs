@@ -89,6 +89,19 @@ pub struct AssistantCounters {
     pub recovered: Counter,
 }
 
+/// Calls of app commands to the app's back-end (protocol.md §8.2).
+#[derive(Clone, Debug, Default)]
+pub struct AppCommandCounters {
+    /// The app answered 2xx with a readable answer.
+    pub ok: Counter,
+    /// The app answered an error status or bad JSON, or could not be reached.
+    pub error: Counter,
+    /// The app did not answer within the command's `timeout_s`.
+    pub timeout: Counter,
+    /// Refused at once: `limits.max_app_commands_in_flight` calls were waiting.
+    pub busy: Counter,
+}
+
 /// The store's writer: one observation per committed batch.
 #[derive(Clone, Debug)]
 pub struct StoreHistograms {
@@ -141,6 +154,8 @@ pub struct Metrics {
     pub store: StoreHistograms,
     /// The assistant bot's provider requests and fallbacks.
     pub assistant: AssistantCounters,
+    /// App commands' calls to the app, by outcome.
+    pub app_commands: AppCommandCounters,
 }
 
 impl Metrics {
@@ -266,6 +281,20 @@ impl Metrics {
             assistant.recovered.clone(),
         );
 
+        let calls = Family::<Labels, Counter>::default();
+        let outcome = |o: &'static str| calls.get_or_create_owned(&vec![("outcome", o)]);
+        let app_commands = AppCommandCounters {
+            ok: outcome("ok"),
+            error: outcome("error"),
+            timeout: outcome("timeout"),
+            busy: outcome("busy"),
+        };
+        registry.register(
+            "app_command_calls",
+            "Calls of app commands to the app's back-end, by outcome",
+            calls,
+        );
+
         Metrics {
             registry,
             connections,
@@ -278,6 +307,7 @@ impl Metrics {
             broker,
             store,
             assistant,
+            app_commands,
         }
     }
 

@@ -48,6 +48,7 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         ("confab_assistant_requests", "counter"),
         ("confab_assistant_fallbacks", "counter"),
         ("confab_assistant_recovered", "counter"),
+        ("confab_app_command_calls", "counter"),
     ] {
         assert_eq!(
             s.types.get(family).map(String::as_str),
@@ -77,6 +78,10 @@ async fn every_series_is_there_from_the_start_with_its_type() {
         "confab_assistant_requests_total{outcome=\"timeout\"}",
         "confab_assistant_fallbacks_total",
         "confab_assistant_recovered_total",
+        "confab_app_command_calls_total{outcome=\"ok\"}",
+        "confab_app_command_calls_total{outcome=\"error\"}",
+        "confab_app_command_calls_total{outcome=\"timeout\"}",
+        "confab_app_command_calls_total{outcome=\"busy\"}",
     ] {
         assert_eq!(s.get(series), 0.0, "{series}");
     }

@@ -36,6 +36,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/rooms/{id}/members/{user_id}"),
     ("GET", "/api/v1/rooms/{id}/rating"),
     ("POST", "/api/v1/rooms/{id}/rating"),
+    ("POST", "/api/v1/rooms/{id}/commands"),
     ("GET", "/api/v1/rooms/{id}/messages"),
     ("POST", "/api/v1/rooms/{id}/messages"),
     ("PATCH", "/api/v1/rooms/{id}/messages/{message_id}"),
@@ -594,6 +595,16 @@ async fn every_documented_json_answer_matches_its_schema() {
         None,
     )
     .await;
+    let (status, help) = c
+        .call(
+            &bob,
+            "POST",
+            "/api/v1/rooms/{id}/commands",
+            &room_path("/commands"),
+            Some(json!({"text": "/help"})),
+        )
+        .await;
+    assert_eq!((status, &help["ok"]), (StatusCode::OK, &json!(true)), "{help}");
     c.call(
         &alice,
         "PATCH",

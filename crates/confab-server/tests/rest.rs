@@ -79,7 +79,7 @@ async fn users_are_managed_with_the_server_key_only() {
     assert_error(status, &body, 403, "forbidden");
     let (status, body) = server
         .server_api()
-        .put("/api/v1/users/u-9", json!({"role": "emperor"}))
+        .put("/api/v1/users/u-9", json!({"role": "Emperor!"}))
         .await;
     assert_error(status, &body, 422, "invalid_field");
     let (status, body) = server

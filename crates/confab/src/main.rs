@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use confab_server::App;
 use confab_server::auth::{Authenticator, TokenRequest};
 use confab_server::config::{Config, Overrides};
-use confab_server::store::GlobalRole;
+use confab_server::store::{GlobalRole, ROLE_NAME_RULE};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,7 +65,7 @@ struct TokenArgs {
     /// Display name.
     #[arg(long)]
     name: Option<String>,
-    /// Global role: admin, member or viewer.
+    /// Global role: admin, member, viewer, or an app's own name (analyst).
     #[arg(long)]
     role: Option<String>,
     /// Lifetime, e.g. 30m, 1h, 7d.
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 match args.role.as_deref() {
                     None => None,
                     Some(name) => Some(GlobalRole::parse(name).with_context(|| {
-                        format!("unknown role {name:?} (admin, member or viewer)")
+                        format!("bad role {name:?}: {ROLE_NAME_RULE}")
                     })?),
                 };
             let secret = config.resolve_jwt_secret()?;

@@ -298,7 +298,7 @@ impl Chat {
     }
 
     /// Checks content against emptiness and `limits.max_message_length`.
-    fn validate_content(&self, content: &str, may_be_empty: bool) -> ChatResult<()> {
+    pub(super) fn validate_content(&self, content: &str, may_be_empty: bool) -> ChatResult<()> {
         if content.trim().is_empty() && !may_be_empty {
             return Err(ChatError::EmptyMessage);
         }

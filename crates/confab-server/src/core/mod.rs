@@ -11,6 +11,7 @@
 //! - [`attachments`]: uploads for image and file messages.
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.
+//! - [`commands`]: slash commands, built in and the app's.
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
@@ -27,6 +28,7 @@ pub mod assistant;
 pub mod attachments;
 pub mod caller;
 pub mod cluster;
+pub mod commands;
 pub mod error;
 pub mod live;
 pub mod messages;
@@ -72,6 +74,8 @@ pub struct Chat {
     metrics: Arc<crate::metrics::Metrics>,
     /// Where stored questions to the assistant bot go (see [`assistant::run`]).
     assistant: assistant::Asker,
+    /// App commands' calls to the app's back-end.
+    app_calls: commands::app::AppCalls,
 }
 
 impl Chat {
@@ -87,6 +91,7 @@ impl Chat {
     ) -> Chat {
         Chat {
             limits: Limits::new(&config, &metrics.refusals),
+            app_calls: commands::app::AppCalls::new(&config, metrics.app_commands.clone()),
             hub: cluster.hub.clone(),
             store,
             cluster,

@@ -2,7 +2,7 @@
 
 use super::{Caller, Chat, ChatError, ChatResult, validate_id, validate_metadata, wire};
 use crate::store::{
-    CreateOutcome, GlobalRole, MemberRecord, NewRoom, RoomListEntry, RoomRecord, RoomRole,
+    CreateOutcome, GlobalRole, MemberRecord, ROLE_NAME_RULE, NewRoom, RoomListEntry, RoomRecord, RoomRole,
     UserRecord, UserUpsert,
 };
 use confab_protocol::{Member, Participant, RoomSummary, ServerFrame, Timestamp, User};
@@ -377,12 +377,36 @@ impl Chat {
         if role == RoomRole::Owner && !caller.is_admin() && !acting_is_owner {
             return Err(ChatError::Forbidden("only an owner may add owners".into()));
         }
+        self.enroll(&room, user_id, role).await
+    }
+
+    /// `/invite USER` (protocol.md §6.1): a member who may write adds USER
+    /// as a plain member (who may invite was checked by the command); an
+    /// existing member keeps their role.
+    pub(super) async fn invite(&self, room: &RoomRecord, user_id: &str) -> ChatResult<Member> {
+        if let Some(member) = self.store.get_member(&room.id, user_id).await? {
+            let user = self.store.get_user(user_id).await?;
+            return Ok(Member {
+                user_id: member.user_id,
+                name: user.and_then(|u| u.name),
+                role: member.role.as_str().to_owned(),
+                online: self.cluster.is_online(user_id),
+                last_read_seq: member.last_read_seq,
+            });
+        }
+        self.enroll(room, user_id, RoomRole::Member).await
+    }
+
+    /// Makes `user_id` a member with `role` (created first if new); a new
+    /// member's connections get `room_added`.
+    async fn enroll(&self, room: &RoomRecord, user_id: &str, role: RoomRole) -> ChatResult<Member> {
+        let room_id = room.id.as_str();
         self.ensure_users(&[user_id.to_owned()]).await?;
         let was_member = self.store.get_member(room_id, user_id).await?.is_some();
         let member = self.store.add_member(room_id, user_id, role).await?;
         self.cluster.forget_access(room_id);
         if !was_member {
-            let summary = self.summary_for(&room, user_id).await?;
+            let summary = self.summary_for(room, user_id).await?;
             self.notify_users(
                 [user_id],
                 &ServerFrame::RoomAdded {
@@ -522,7 +546,7 @@ impl Chat {
         let role = role
             .map(|r| {
                 GlobalRole::parse(r).ok_or_else(|| {
-                    ChatError::InvalidField("role must be admin, member or viewer".into())
+                    ChatError::InvalidField(format!("bad role {r:?}: {ROLE_NAME_RULE}"))
                 })
             })
             .transpose()?;

@@ -69,8 +69,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
 
-/// Global role of a user (claim `role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Global role of a user (claim `role`): the three the server gives
+/// meaning to, and any other name an app uses for its own rules (protocol.md
+/// §8.2, "Roles": `analyst`), which has a member's rights and is kept, shown
+/// and matched against app commands' `roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum GlobalRole {
     /// May do anything, including `/api/v1/stats`.
     Admin,
@@ -79,28 +82,59 @@ pub enum GlobalRole {
     Member,
     /// Read-only everywhere.
     Viewer,
+    /// A name of the app's: a member's rights.
+    Custom(RoleName),
+}
+
+/// A role name of the app's own: 1–32 characters of `a-z 0-9 _ -`, never
+/// one of the built-in names (which parse to their own variants).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// The longest role name.
+    pub const MAX_LEN: usize = 32;
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl GlobalRole {
     /// The role as stored and sent.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             GlobalRole::Admin => "admin",
             GlobalRole::Member => "member",
             GlobalRole::Viewer => "viewer",
+            GlobalRole::Custom(name) => name.as_str(),
         }
     }
 
-    /// Parses a stored or claimed role name.
+    /// Parses a stored or claimed role name: the built-in names (and
+    /// `user`, an alias of `member`), or any other well-formed name.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "admin" => Some(GlobalRole::Admin),
             "member" | "user" => Some(GlobalRole::Member),
             "viewer" => Some(GlobalRole::Viewer),
+            _ if is_role_name(name) => Some(GlobalRole::Custom(RoleName(name.to_owned()))),
             _ => None,
         }
     }
 }
+
+/// Whether `name` is a well-formed role name (1–32 of `a-z 0-9 _ -`).
+pub fn is_role_name(name: &str) -> bool {
+    (1..=RoleName::MAX_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// What a refused role name is told (claims, REST, the CLI).
+pub const ROLE_NAME_RULE: &str = "a role is 1–32 characters of a-z, 0-9, _ and -";
 
 /// Role of a member inside one room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -183,7 +217,7 @@ impl UserUpsert {
                 .name
                 .as_ref()
                 .is_none_or(|v| Some(v) == existing.name.as_ref())
-            && self.role.is_none_or(|v| v == existing.role)
+            && self.role.as_ref().is_none_or(|v| *v == existing.role)
             && self.disabled.is_none_or(|v| v == existing.disabled)
     }
 }

@@ -507,7 +507,7 @@ where
             .bind(&user.id)
             .bind(&user.username)
             .bind(&user.name)
-            .bind(user.role.map(GlobalRole::as_str))
+            .bind(user.role.as_ref().map(GlobalRole::as_str))
             .bind(user.disabled)
             .bind(Timestamp::now().millis())
             .fetch_one(&mut *conn)

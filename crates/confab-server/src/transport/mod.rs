@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .routes(routes!(rest::list_messages, rest::send_message))
         .routes(routes!(rest::edit_message, rest::delete_message))
         .routes(routes!(rest::mark_read))
+        .routes(routes!(rest::run_command))
         .routes(routes!(rest::context))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(ws::upgrade))

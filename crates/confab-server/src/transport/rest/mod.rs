@@ -11,10 +11,12 @@
 //! - [`rooms`]: rooms and their members.
 //! - [`ratings`]: ratings of assistant sessions.
 //! - [`messages`]: history, sends, edits, deletes, context, read markers.
+//! - [`commands`]: slash commands run over REST.
 //! - [`attachments`]: uploads and downloads.
 //! - [`server`]: stats, health, readiness, metrics, unknown routes.
 
 mod attachments;
+mod commands;
 mod messages;
 mod ratings;
 mod rooms;
@@ -24,6 +26,7 @@ mod users;
 // Re-exported whole (the `#[utoipa::path]` types with them), so routes and
 // the OpenAPI document name every handler as `rest::NAME`.
 pub use attachments::*;
+pub use commands::*;
 pub use messages::*;
 pub use ratings::*;
 pub use rooms::*;

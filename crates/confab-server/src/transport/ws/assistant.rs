@@ -17,6 +17,7 @@
 use super::dialect::{Dialect, Render, Rendered, WithoutToken, error_frame};
 use super::session::Session;
 use crate::config::Config;
+use crate::core::commands::{BuiltIn, Prepared};
 use crate::core::live::{Join, Replay};
 use crate::core::ratings::{MAX_RATING, MIN_RATING};
 use crate::core::receipts::ReadRule;
@@ -244,25 +245,34 @@ impl AssistantSession {
         Ok(id)
     }
 
-    /// A message from the client: `/clear` ends the session, anything else
-    /// is sent in it.
+    /// A message from the client: `/clear` ends the session, another
+    /// command runs in it, anything else is sent in it.
     async fn message(
         &mut self,
         session: &mut Session<'_>,
-        mut request: SendMessage,
+        request: SendMessage,
         req_id: Option<ReqId>,
     ) {
-        let clear = request
-            .content
-            .as_deref()
-            .is_some_and(|text| text.trim().eq_ignore_ascii_case("/clear"));
-        if clear {
-            session.settle_in_flight().await;
-            if let Err(error) = self.end(session).await {
-                Self::refuse(session, &error, req_id);
+        let mut request = match session.chat().prepare_send(request, req_id.as_ref()) {
+            Prepared::Message(request) | Prepared::Me(request) => request,
+            // The dialect's own: whatever the state, the client hears
+            // `session_closed`.
+            Prepared::Command(call) if call.word == BuiltIn::Clear.name() => {
+                session.settle_in_flight().await;
+                if let Err(error) = self.end(session).await {
+                    Self::refuse(session, &error, req_id);
+                }
+                return;
             }
-            return;
-        }
+            Prepared::Command(mut call) => {
+                match self.open(session).await {
+                    Ok(id) => call.room_id = id,
+                    Err(error) => return Self::refuse(session, &error, req_id),
+                }
+                session.run_command(call, PATH).await;
+                return;
+            }
+        };
         let room_id = match self.open(session).await {
             Ok(id) => id,
             Err(error) => return Self::refuse(session, &error, req_id),
@@ -638,7 +648,7 @@ impl Render for AssistantRender {
                 None => Rendered::Skip,
             },
             // The dialect's own frames, and pongs: as they are.
-            Some("session_started" | "session_closed" | "message" | "pong") => {
+            Some("session_started" | "session_closed" | "message" | "pong" | "command_result") => {
                 Rendered::Send(frame)
             }
             _ => Rendered::Skip,

@@ -17,6 +17,7 @@
 use super::dialect::{Dialect, Render, Rendered, WithoutToken, error_frame};
 use super::session::Session;
 use crate::config::Config;
+use crate::core::commands::Prepared;
 use crate::core::live::{Join, Replay};
 use crate::core::receipts::ReadRule;
 use crate::core::{Caller, Chat, ChatError, ChatResult, encode};
@@ -119,6 +120,13 @@ impl<S: Shape> RoomScoped<S> {
         let done = match frame {
             ScopedFrame::Send(mut request) => {
                 request.room_id.clone_from(room_id);
+                let request = match session.chat().prepare_send(request, req_id.as_ref()) {
+                    Prepared::Message(request) | Prepared::Me(request) => request,
+                    Prepared::Command(call) => {
+                        session.run_command(call, self.endpoint).await;
+                        return;
+                    }
+                };
                 // The client reads its own message from the room like everyone
                 // else's: no ack; only a refusal is answered.
                 let queued = session
@@ -288,8 +296,9 @@ impl<S: Shape> Render for ScopedRender<S> {
                 }
                 _ => Rendered::Skip,
             },
-            // Errors and pongs answer this connection's own frames: as they are.
-            Some("error" | "pong") => Rendered::Send(frame),
+            // Errors, pongs and command results answer this connection's
+            // own frames: as they are.
+            Some("error" | "pong" | "command_result") => Rendered::Send(frame),
             Some("room_removed") => match Self::parse::<RoomRemovedEvent>(&frame) {
                 Some(event) if event.room_id == self.room_id => {
                     Rendered::Close(CloseCode::NotMember)

@@ -7,17 +7,18 @@
 //! into the socket. Replies and fanned-out frames share the outbox, so a
 //! client sees them in the order they were queued.
 
-use super::dialect::{Dialect, WithoutToken};
+use super::dialect::{Dialect, WithoutToken, error_frame};
 use super::writer::{self, Sink, WriterContext, WriterTimes, close_message};
 use crate::auth::AuthError;
 use crate::core::live::Admission;
+use crate::core::commands::{CommandCall, Place};
 use crate::core::{Caller, Chat, ChatResult};
 use crate::hub::{ConnId, Outbox, outbox};
 use crate::limits::ConnSlot;
 use crate::transport::heartbeat::Liveness;
 use crate::transport::state::AppState;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use confab_protocol::CloseCode;
+use confab_protocol::{CloseCode, ServerFrame, Timestamp};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -300,6 +301,33 @@ impl Session<'_> {
     /// if any, is queued when it settles (in the order queued).
     pub fn keep_in_flight(&mut self, operation: InFlight) {
         self.in_flight.push_back(operation);
+    }
+
+    /// Runs a slash command in flight (an app command may wait seconds for
+    /// the app): the session reads on, and the `command_result` (or the
+    /// error refusing the command) is queued in its turn among the answers
+    /// of earlier sends, whose commits it waits for first (a command sees
+    /// what the connection sent before it). `endpoint` is the dialect's,
+    /// for `/status`.
+    pub async fn run_command(&mut self, call: CommandCall, endpoint: &'static str) {
+        self.settle_in_flight().await;
+        let chat = self.state.chat.clone();
+        let caller = self.caller.clone();
+        let place = Place {
+            connection: Some((self.conn.to_string(), endpoint)),
+        };
+        self.keep_in_flight(Box::pin(async move {
+            let frame = match chat.run_command(&caller, &call, &place).await {
+                Ok(result) => ServerFrame::CommandResult {
+                    room_id: call.room_id,
+                    result,
+                    timestamp: Timestamp::now(),
+                    req_id: call.req_id,
+                },
+                Err(error) => error_frame(&error, call.req_id, Some(call.room_id)),
+            };
+            Some(crate::core::encode(&frame))
+        }));
     }
 
     /// Reads frames until the client leaves, the token expires, the connection

@@ -5,6 +5,7 @@
 use super::dialect::{AsQueued, Dialect, WithoutToken, error_frame};
 use super::session::Session;
 use crate::config::Config;
+use crate::core::commands::Prepared;
 use crate::core::live::Join;
 use crate::core::receipts::ReadRule;
 use crate::core::{Caller, ChatError};
@@ -115,7 +116,9 @@ impl Dialect for Unified {
                 }
                 let room_id = envelope.frame.room_id().map(str::to_owned);
                 let req_id = envelope.req_id;
-                if let Err(error) = dispatch(session, envelope.frame, req_id.clone()).await {
+                if let Err(error) =
+                    dispatch(session, self.endpoint, envelope.frame, req_id.clone()).await
+                {
                     session.outbox().send(&error_frame(&error, req_id, room_id));
                 }
             }
@@ -171,6 +174,7 @@ fn ack_if_asked(session: &Session<'_>, req_id: Option<ReqId>) -> Result<(), Chat
 /// One request → one core call → its direct answer.
 async fn dispatch(
     session: &mut Session<'_>,
+    endpoint: &'static str,
     frame: ClientFrame,
     req_id: Option<ReqId>,
 ) -> Result<(), ChatError> {
@@ -214,6 +218,13 @@ async fn dispatch(
             }
         }
         ClientFrame::SendMessage(request) => {
+            let request = match session.chat().prepare_send(request, req_id.as_ref()) {
+                Prepared::Message(request) | Prepared::Me(request) => request,
+                Prepared::Command(call) => {
+                    session.run_command(call, endpoint).await;
+                    return Ok(());
+                }
+            };
             let outbox = session.outbox().clone();
             let room_id = request.room_id.clone();
             let ack_req_id = req_id.clone();

@@ -1,0 +1,219 @@
+//! `[[commands]]` and `[webhook]`: the app's own slash commands, answered by
+//! its back-end, and the secret every request to that back-end is signed
+//! with (protocol.md §8, §8.2).
+
+use super::{ConfigError, duration};
+use crate::core::commands::BuiltIn;
+use crate::store::{ROLE_NAME_RULE, is_role_name};
+use serde::{Deserialize, Serialize};
+
+/// `[webhook]`: how confab signs what it sends to the app.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The signing key: `whsec_` + base64 of the key bytes (the Standard
+    /// Webhooks form), or any other string, whose UTF-8 bytes are the key.
+    /// Required as soon as an app command has a `url`.
+    pub secret: String,
+}
+
+/// One app command (`[[commands]]`): `/name args` runs it, answered by the
+/// app at `url`, or by the built-in named in `alias`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The command word, without the slash: 1–32 of `a-z 0-9 _ -`.
+    pub name: String,
+    /// One line for `/help`.
+    pub description: String,
+    /// Global roles allowed to run it; empty: everyone. Global admins and
+    /// the server key always may.
+    pub roles: Vec<String>,
+    /// Where confab POSTs the signed call (exactly one of `url`, `alias`).
+    pub url: Option<String>,
+    /// A built-in this command is another name for (`stat` → `stats`).
+    pub alias: Option<String>,
+    /// How long the app has to answer.
+    #[serde(deserialize_with = "duration::secs")]
+    pub timeout_s: u64,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        CommandConfig {
+            name: String::new(),
+            description: String::new(),
+            roles: Vec::new(),
+            url: None,
+            alias: None,
+            timeout_s: 10,
+        }
+    }
+}
+
+impl CommandConfig {
+    /// Checks one command alone (names across commands are checked by
+    /// [`validate_commands`]).
+    fn validate(&self, webhook: &WebhookConfig) -> Result<(), ConfigError> {
+        let fail = |why: String| {
+            Err(ConfigError::Value(format!(
+                "commands: {:?}: {why}",
+                self.name
+            )))
+        };
+        if !is_role_name(&self.name) {
+            return fail("a name is 1–32 characters of a-z, 0-9, _ and -".into());
+        }
+        if let Some(built_in) = BuiltIn::named(&self.name)
+            && !built_in.app_may_extend()
+        {
+            return fail(format!(
+                "/{} is built in (docs/protocol.md §6.1); pick another name",
+                self.name
+            ));
+        }
+        if let Some(role) = self.roles.iter().find(|role| !is_role_name(role)) {
+            return fail(format!("role {role:?}: {ROLE_NAME_RULE}"));
+        }
+        match (&self.url, &self.alias) {
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return fail(format!("url {url:?} must be http:// or https://"));
+                }
+                if self.timeout_s == 0 {
+                    return fail("timeout_s must be > 0".into());
+                }
+                if webhook.secret.is_empty() {
+                    return fail(
+                        "webhook.secret must be set: calls to the app are signed with it".into(),
+                    );
+                }
+            }
+            (None, Some(alias)) => {
+                if BuiltIn::named(alias).is_none() {
+                    return fail(format!("alias {alias:?} is not a built-in command"));
+                }
+            }
+            _ => return fail("needs exactly one of `url` and `alias`".into()),
+        }
+        Ok(())
+    }
+}
+
+/// Checks every `[[commands]]` entry, their names unique, and the
+/// webhook secret's form.
+pub fn validate_commands(
+    commands: &[CommandConfig],
+    webhook: &WebhookConfig,
+) -> Result<(), ConfigError> {
+    crate::signing::Signer::from_secret(&webhook.secret)
+        .map_err(|why| ConfigError::Value(format!("webhook.secret: {why}")))?;
+    for (i, command) in commands.iter().enumerate() {
+        command.validate(webhook)?;
+        if commands[..i].iter().any(|c| c.name == command.name) {
+            return Err(ConfigError::Value(format!(
+                "commands: {:?} is defined twice",
+                command.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closures' error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    #[test]
+    fn commands_come_from_toml_or_one_environment_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_WEBHOOK__SECRET", "whsec_c2VjcmV0");
+            jail.set_env(
+                "CONFAB_COMMANDS",
+                r#"[{name="reload", roles=["admin","analyst"], url="http://127.0.0.1:9/c", timeout_s="3s"}, {name="stat", alias="stats"}]"#,
+            );
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.commands.len(), 2);
+            assert_eq!(config.commands[0].roles, ["admin", "analyst"]);
+            assert_eq!(config.commands[0].timeout_s, 3);
+            assert_eq!(config.commands[1].alias.as_deref(), Some("stats"));
+            assert_eq!(config.commands[1].timeout_s, 10);
+            jail.clear_env();
+            jail.create_file(
+                "confab.toml",
+                "[webhook]\nsecret = \"plain\"\n\n[[commands]]\nname = \"reload\"\n\
+                 description = \"Reload the logs\"\nurl = \"https://app.example/c\"\n",
+            )?;
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.commands[0].description, "Reload the logs");
+            assert!(config.commands[0].roles.is_empty());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_commands_stop_the_start() {
+        let with = |commands: Vec<CommandConfig>, secret: &str| {
+            let mut config = Config::default();
+            config.commands = commands;
+            config.webhook.secret = secret.into();
+            config.validate().map_err(|e| e.to_string())
+        };
+        let call = |name: &str| CommandConfig {
+            name: name.into(),
+            url: Some("http://127.0.0.1:9/c".into()),
+            ..CommandConfig::default()
+        };
+        assert!(with(vec![call("reload")], "s").is_ok());
+        // An app's /clear answers outside assistant rooms.
+        assert!(with(vec![call("clear")], "s").is_ok());
+        let refused = [
+            (vec![call("reload")], "", "webhook.secret"),
+            (vec![call("reload")], "whsec_not base64!", "base64"),
+            (vec![call("stats")], "s", "built in"),
+            (vec![call("Reload")], "s", "a name is"),
+            (vec![call(&"x".repeat(33))], "s", "a name is"),
+            (vec![call("reload"), call("reload")], "s", "twice"),
+            (
+                vec![CommandConfig {
+                    roles: vec!["Analyst!".into()],
+                    ..call("reload")
+                }],
+                "s",
+                "role",
+            ),
+            (
+                vec![CommandConfig {
+                    url: Some("ftp://x".into()),
+                    ..call("reload")
+                }],
+                "s",
+                "http",
+            ),
+            (
+                vec![CommandConfig {
+                    alias: Some("stats".into()),
+                    ..call("reload")
+                }],
+                "s",
+                "exactly one",
+            ),
+            (
+                vec![CommandConfig {
+                    name: "stat".into(),
+                    alias: Some("nothing".into()),
+                    ..CommandConfig::default()
+                }],
+                "s",
+                "not a built-in",
+            ),
+        ];
+        for (commands, secret, why) in refused {
+            let error = with(commands.clone(), secret).expect_err(why);
+            assert!(error.contains(why), "{error:?} should say {why:?}");
+        }
+    }
+}
