@@ -61,7 +61,11 @@ pub struct CommandResult {
 
 impl CommandResult {
     /// A successful answer.
-    pub fn ok(command: impl Into<String>, text: impl Into<String>, data: serde_json::Value) -> Self {
+    pub fn ok(
+        command: impl Into<String>,
+        text: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Self {
         CommandResult {
             command: command.into(),
             ok: true,

@@ -177,11 +177,9 @@ impl Authenticator {
         }
         let role = match claims.role.as_deref() {
             None => None,
-            Some(name) => Some(
-                GlobalRole::parse(name).ok_or_else(|| {
-                    AuthError::Invalid(format!("bad role {name:?}: {ROLE_NAME_RULE}"))
-                })?,
-            ),
+            Some(name) => Some(GlobalRole::parse(name).ok_or_else(|| {
+                AuthError::Invalid(format!("bad role {name:?}: {ROLE_NAME_RULE}"))
+            })?),
         };
         Ok(Identity {
             user_id,

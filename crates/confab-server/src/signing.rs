@@ -81,7 +81,10 @@ mod tests {
     fn a_plain_secret_is_its_own_bytes_and_bad_base64_is_refused() {
         let plain = Signer::from_secret("s3cret").unwrap();
         let encoded = Signer::from_secret(&format!("whsec_{}", STANDARD.encode("s3cret"))).unwrap();
-        assert_eq!(plain.signature("a", 1, b"{}"), encoded.signature("a", 1, b"{}"));
+        assert_eq!(
+            plain.signature("a", 1, b"{}"),
+            encoded.signature("a", 1, b"{}")
+        );
         assert!(Signer::from_secret("whsec_not base64!").is_err());
     }
 }

@@ -604,7 +604,11 @@ async fn every_documented_json_answer_matches_its_schema() {
             Some(json!({"text": "/help"})),
         )
         .await;
-    assert_eq!((status, &help["ok"]), (StatusCode::OK, &json!(true)), "{help}");
+    assert_eq!(
+        (status, &help["ok"]),
+        (StatusCode::OK, &json!(true)),
+        "{help}"
+    );
     c.call(
         &alice,
         "PATCH",

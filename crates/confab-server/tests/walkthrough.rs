@@ -39,6 +39,7 @@ const SERVER_FRAME_TYPES: &[&str] = &[
     "history",
     "pong",
     "ack",
+    "command_result",
     "error",
 ];
 
@@ -293,6 +294,15 @@ async fn walkthrough(server: &TestServer) -> Seen {
         .await;
     assert_eq!(types(&presence), ["presence"]);
     assert_eq!(presence[0]["online"], json!(["alice", "bob"]));
+    // A command: answered to the device that typed it, nobody else.
+    let topic = alice_laptop
+        .request(
+            &mut seen,
+            json!({"type": "send_message", "room_id": ROOM, "content": "/topic"}),
+        )
+        .await;
+    assert_eq!(types(&topic), ["command_result"]);
+    assert_eq!(topic[0]["data"], json!({"topic": null}));
     let refused = alice_laptop
         .request(&mut seen, json!({"type": "typing", "room_id": ROOM}))
         .await;

@@ -109,13 +109,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(args) => {
             let config = args.config.load()?;
-            let role =
-                match args.role.as_deref() {
-                    None => None,
-                    Some(name) => Some(GlobalRole::parse(name).with_context(|| {
-                        format!("bad role {name:?}: {ROLE_NAME_RULE}")
-                    })?),
-                };
+            let role = match args.role.as_deref() {
+                None => None,
+                Some(name) => Some(
+                    GlobalRole::parse(name)
+                        .with_context(|| format!("bad role {name:?}: {ROLE_NAME_RULE}"))?,
+                ),
+            };
             let secret = config.resolve_jwt_secret()?;
             let auth = Authenticator::new(&secret, "", config.auth.leeway_s);
             let token = auth.mint(&TokenRequest {

@@ -230,6 +230,18 @@ impl Chat {
     }
 }
 
+impl Chat {
+    /// Makes sure the built-in `system` user has its row before the server
+    /// stores something in its name (an app command's `post`), even if the
+    /// server key was never used yet.
+    pub(super) async fn ensure_system_user(&self) -> ChatResult<()> {
+        if self.store.get_user(SYSTEM_USER).await?.is_none() {
+            self.store.upsert_user(first_row(SYSTEM_USER)).await?;
+        }
+        Ok(())
+    }
+}
+
 /// The row the server writes for a user id it meets first without a token
 /// (the server key acting as it, or a member list naming it): the built-in
 /// `system` user as the server's admin named "System", anyone else bare.

@@ -2,8 +2,8 @@
 
 use super::{Caller, Chat, ChatError, ChatResult, validate_id, validate_metadata, wire};
 use crate::store::{
-    CreateOutcome, GlobalRole, MemberRecord, ROLE_NAME_RULE, NewRoom, RoomListEntry, RoomRecord, RoomRole,
-    UserRecord, UserUpsert,
+    CreateOutcome, GlobalRole, MemberRecord, NewRoom, ROLE_NAME_RULE, RoomListEntry, RoomRecord,
+    RoomRole, UserRecord, UserUpsert,
 };
 use confab_protocol::{Member, Participant, RoomSummary, ServerFrame, Timestamp, User};
 use serde_json::json;

@@ -9,6 +9,7 @@
 
 pub mod postgres;
 pub mod provider;
+pub mod receiver;
 
 use confab_protocol::ServerFrame;
 use confab_server::auth::{Authenticator, TokenRequest};

@@ -66,7 +66,11 @@ impl Chat {
                 if rooms.is_empty() {
                     text.push_str("no rooms");
                 }
-                Ok(CommandResult::ok(word, text.trim_end(), json!({"rooms": rooms})))
+                Ok(CommandResult::ok(
+                    word,
+                    text.trim_end(),
+                    json!({"rooms": rooms}),
+                ))
             }
             BuiltIn::Stats => {
                 let stats = self.stats(caller).await?;
@@ -96,7 +100,11 @@ impl Chat {
             BuiltIn::Clear => {
                 self.end_session(caller, room_id).await?;
                 let text = "the session has ended";
-                Ok(CommandResult::ok(word, text, json!({"session_id": room_id})))
+                Ok(CommandResult::ok(
+                    word,
+                    text,
+                    json!({"session_id": room_id}),
+                ))
             }
             BuiltIn::Me => {
                 let request = SendMessage {
@@ -106,7 +114,11 @@ impl Chat {
                     ..SendMessage::default()
                 };
                 let sent = self.send_message(caller, request, |_| {}).await?;
-                Ok(CommandResult::ok(word, "", json!({"message": sent.message})))
+                Ok(CommandResult::ok(
+                    word,
+                    "",
+                    json!({"message": sent.message}),
+                ))
             }
         }
     }
@@ -229,6 +241,7 @@ impl Chat {
             return Err(ChatError::Forbidden("the room is closed".into()));
         }
         self.validate_content(post, false)?;
+        self.ensure_system_user().await?;
         let new = NewMessage {
             id: uuid::Uuid::now_v7().to_string(),
             room_id: room.room.id.clone(),
@@ -252,9 +265,9 @@ impl Chat {
 /// Why `built_in` is not for `caller` here.
 fn refusal(built_in: BuiltIn, standing: &Standing) -> ChatError {
     match built_in {
-        BuiltIn::Clear if !standing.is_assistant() => ChatError::InvalidField(
-            "/clear ends an assistant session; this room is not one".into(),
-        ),
+        BuiltIn::Clear if !standing.is_assistant() => {
+            ChatError::InvalidField("/clear ends an assistant session; this room is not one".into())
+        }
         BuiltIn::Clear => {
             ChatError::Forbidden("only the session's owner or an admin may end it".into())
         }

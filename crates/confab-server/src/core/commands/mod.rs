@@ -194,14 +194,21 @@ pub(crate) struct Standing {
 impl Standing {
     /// Room owner or admin, global admin, or the server key.
     fn manages(&self, caller: &Caller) -> bool {
-        caller.is_admin() || self.member.as_ref().is_some_and(|m| m.role >= RoomRole::Admin)
+        caller.is_admin()
+            || self
+                .member
+                .as_ref()
+                .is_some_and(|m| m.role >= RoomRole::Admin)
     }
 
     /// May store messages here.
     fn writes(&self, caller: &Caller) -> bool {
         caller.can_write()
             && !self.room.closed
-            && self.member.as_ref().is_none_or(|m| m.role != RoomRole::Viewer)
+            && self
+                .member
+                .as_ref()
+                .is_none_or(|m| m.role != RoomRole::Viewer)
     }
 
     fn is_assistant(&self) -> bool {
@@ -214,9 +221,7 @@ impl Chat {
     /// `//text` becomes the message `/text`; `/me TEXT` the message `TEXT`
     /// with `metadata.action: true`; anything else is left as it is.
     pub fn prepare_send(&self, mut request: SendMessage, req_id: Option<&ReqId>) -> Prepared {
-        let is_text = request
-            .message_type
-            .is_none_or(|t| t == MessageType::Text);
+        let is_text = request.message_type.is_none_or(|t| t == MessageType::Text);
         let Some(content) = request.content.as_deref().filter(|_| is_text) else {
             return Prepared::Message(request);
         };
@@ -250,7 +255,8 @@ impl Chat {
     }
 
     /// Runs a command as `caller`. Checked first as a send is (the room, the
-    /// caller's access to it, the message rate): those refusals are errors.
+    /// caller's access to it, the line's length, the message rate): those
+    /// refusals are errors.
     /// Whatever the command itself answers, failures included, is the
     /// [`CommandResult`]; only storage failing inside it is an error.
     pub async fn run_command(
@@ -265,6 +271,10 @@ impl Chat {
             ));
         }
         validate_id("room_id", &call.room_id)?;
+        let max = self.config.limits.max_message_length;
+        if call.text.chars().count() > max {
+            return Err(ChatError::MessageTooLong { max });
+        }
         let (room, member) = self.room_access(caller, &call.room_id).await?;
         self.check_message_rate(caller)?;
         let standing = Standing { room, member };
@@ -348,7 +358,9 @@ impl Chat {
             }
         };
         if let Some(post) = answer.post.as_ref().and_then(|p| p.as_str()) {
-            if let Err(error) = self.post_for_command(standing, post, &call.word, caller).await
+            if let Err(error) = self
+                .post_for_command(standing, post, &call.word, caller)
+                .await
             {
                 if error.is_internal() {
                     return Err(error);
@@ -356,7 +368,10 @@ impl Chat {
                 return Ok(CommandResult::failed(
                     &call.word,
                     CommandCode::UpstreamError,
-                    format!("the app's post could not be stored: {}", error.public_message()),
+                    format!(
+                        "the app's post could not be stored: {}",
+                        error.public_message()
+                    ),
                 ));
             }
         }
@@ -370,7 +385,12 @@ impl Chat {
     }
 
     /// Whether `/help` lists `command` for `caller` here.
-    fn app_command_listed(&self, command: &CommandConfig, caller: &Caller, standing: &Standing) -> bool {
+    fn app_command_listed(
+        &self,
+        command: &CommandConfig,
+        caller: &Caller,
+        standing: &Standing,
+    ) -> bool {
         let shadowed = BuiltIn::named(&command.name).is_some() && standing.is_assistant();
         !shadowed
             && role_allows(command, caller)
@@ -404,12 +424,23 @@ mod tests {
         assert_eq!(parse("/Reload   7 days "), command("reload", "7 days"));
         assert_eq!(parse("/me\twaves"), command("me", "waves"));
         assert_eq!(parse("/a-b_c"), command("a-b_c", ""));
-        assert_eq!(parse(&format!("/{}", "x".repeat(32))), command(&"x".repeat(32), ""));
+        assert_eq!(
+            parse(&format!("/{}", "x".repeat(32))),
+            command(&"x".repeat(32), "")
+        );
     }
 
     #[test]
     fn other_slashes_are_messages_and_double_slash_escapes() {
-        for plain in ["hello /help", " /help", "/", "/ help", "/path/to x", "/héllo", "/a.b"] {
+        for plain in [
+            "hello /help",
+            " /help",
+            "/",
+            "/ help",
+            "/path/to x",
+            "/héllo",
+            "/a.b",
+        ] {
             assert_eq!(parse(plain), Line::Plain, "{plain:?}");
         }
         assert_eq!(parse(&format!("/{}", "x".repeat(33))), Line::Plain);

@@ -10,8 +10,8 @@
 use super::dialect::{Dialect, WithoutToken, error_frame};
 use super::writer::{self, Sink, WriterContext, WriterTimes, close_message};
 use crate::auth::AuthError;
-use crate::core::live::Admission;
 use crate::core::commands::{CommandCall, Place};
+use crate::core::live::Admission;
 use crate::core::{Caller, Chat, ChatResult};
 use crate::hub::{ConnId, Outbox, outbox};
 use crate::limits::ConnSlot;
