@@ -157,9 +157,13 @@ mod tests {
     #[test]
     fn bad_commands_stop_the_start() {
         let with = |commands: Vec<CommandConfig>, secret: &str| {
-            let mut config = Config::default();
-            config.commands = commands;
-            config.webhook.secret = secret.into();
+            let config = Config {
+                commands,
+                webhook: WebhookConfig {
+                    secret: secret.into(),
+                },
+                ..Config::default()
+            };
             config.validate().map_err(|e| e.to_string())
         };
         let call = |name: &str| CommandConfig {

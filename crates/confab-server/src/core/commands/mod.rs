@@ -357,23 +357,23 @@ impl Chat {
                 ));
             }
         };
-        if let Some(post) = answer.post.as_ref().and_then(|p| p.as_str()) {
-            if let Err(error) = self
+        let post = answer.post.as_ref().and_then(|p| p.as_str());
+        if let Some(post) = post
+            && let Err(error) = self
                 .post_for_command(standing, post, &call.word, caller)
                 .await
-            {
-                if error.is_internal() {
-                    return Err(error);
-                }
-                return Ok(CommandResult::failed(
-                    &call.word,
-                    CommandCode::UpstreamError,
-                    format!(
-                        "the app's post could not be stored: {}",
-                        error.public_message()
-                    ),
-                ));
+        {
+            if error.is_internal() {
+                return Err(error);
             }
+            return Ok(CommandResult::failed(
+                &call.word,
+                CommandCode::UpstreamError,
+                format!(
+                    "the app's post could not be stored: {}",
+                    error.public_message()
+                ),
+            ));
         }
         Ok(CommandResult {
             command: call.word.clone(),
