@@ -1288,7 +1288,8 @@ async fn app_failures_answer_upstream_error() {
 }
 
 /// An alias runs the built-in it names, under the built-in's rules, and
-/// reports the alias as the command.
+/// reports the alias as the command; `/help` lists it only to those who
+/// may run it, with the built-in's description when it has none.
 #[tokio::test]
 async fn an_alias_runs_the_builtin_under_its_rules_and_its_own_name() {
     let server = TestServer::start_with(|c| {
@@ -1308,6 +1309,17 @@ async fn an_alias_runs_the_builtin_under_its_rules_and_its_own_name() {
     assert_ok(&stats, "stat");
     assert_eq!(stats["data"]["rooms"], 1, "{stats}");
     assert!(stats["data"]["messages_stored"].is_u64(), "{stats}");
+    // Listed to those who may run it, described by its built-in.
+    let help = command(&mut root, &room, "/help").await;
+    let stat = entry(&help, "stat");
+    assert_eq!(stat["source"], "app", "{stat}");
+    assert_eq!(
+        stat["description"],
+        entry(&help, "stats")["description"],
+        "{help}"
+    );
+    let help = command(&mut alice, &room, "/help").await;
+    assert_lists(&help, &["help"], &["stat", "stats"]);
 }
 
 /// `/help` lists the app commands each caller may run, with their

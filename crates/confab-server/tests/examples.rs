@@ -3,17 +3,24 @@
 //! `WebSocket` (the browser's API), and must see its own message come back
 //! from the room while a `/ws` client in the same room sees it too. The
 //! help desk's asks the assistant (a provider stand-in), closes and rates
-//! its session, and comes back to an open one with its visitor token.
+//! its session, and comes back to an open one with its visitor token. The
+//! log-analysis one runs slash commands by role against its own stand-in
+//! for the app's back-end (`examples/log-analysis-backend.js`), which
+//! verifies confab's signature.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
 use common::provider::{Behaviour, FakeProvider};
 use common::{TestServer, WsClient};
+use confab_server::config::CommandConfig;
+use confab_server::signing::Signer;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 /// The repository's `examples/` folder.
 fn examples_dir() -> PathBuf {
@@ -395,4 +402,198 @@ async fn the_help_desk_example_asks_rates_and_comes_back_with_its_visitor_token(
         ],
     );
     assert_ne!(printed(&refused, "session"), open, "{refused}");
+}
+
+/// `webhook.secret` of the log-analysis test: `whsec_` + base64 of 32 key bytes.
+const WEBHOOK_SECRET: &str = "whsec_bG9nLWFuYWx5c2lzIGV4YW1wbGUgd2ViaG9vayBrZXk=";
+
+/// `examples/log-analysis-backend.js` running under node: the app's
+/// back-end stand-in, answering app commands at `url`.
+struct LogBackend {
+    url: String,
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl LogBackend {
+    /// Starts it on a free port, verifying with `secret`, and reads the
+    /// `listening: <url>` line it prints once ready.
+    async fn start(secret: &str) -> LogBackend {
+        let mut child = tokio::process::Command::new("node")
+            .arg(examples_dir().join("log-analysis-backend.js"))
+            .env("CONFAB_WEBHOOK_SECRET", secret)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect(
+                "node could not be started: the test command installs Node.js (scripts/test.sh)",
+            );
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+            .await
+            .expect("the back-end did not start")
+            .unwrap()
+            .unwrap_or_default();
+        let url = first
+            .strip_prefix("listening: ")
+            .unwrap_or_else(|| panic!("not a listening line: {first:?}"))
+            .to_owned();
+        LogBackend { url, child, stdout }
+    }
+
+    /// Stops it; returns every line it printed after `listening`, sorted
+    /// (calls made at once arrive in any order).
+    async fn stop(mut self) -> Vec<String> {
+        self.child.kill().await.unwrap();
+        let mut printed = Vec::new();
+        while let Some(line) = self.stdout.next_line().await.unwrap() {
+            printed.push(line);
+        }
+        printed.sort();
+        printed
+    }
+}
+
+/// POSTs a `/reload 7` call to `url` as confab would, signed with `secret`
+/// at `timestamp`; returns the status.
+async fn post_signed(url: &str, secret: &str, timestamp: u64) -> StatusCode {
+    let body = serde_json::to_vec(&json!({
+        "command": "reload", "args": "7", "text": "/reload 7",
+        "user": {"id": "mallory", "name": null, "role": "admin"},
+        "room_id": "logs", "req_id": null,
+    }))
+    .unwrap();
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json");
+    for (name, value) in
+        Signer::from_secret(secret)
+            .unwrap()
+            .headers("cmd_replayed", timestamp, &body)
+    {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.unwrap().status()
+}
+
+/// Asserts `stdout` has each of `lines` as a whole line, in any order.
+fn assert_lines(stdout: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            stdout.lines().any(|printed| printed == *line),
+            "{line:?} missing in:\n{stdout}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_log_analysis_example_runs_commands_by_role_against_its_signed_backend() {
+    let backend = LogBackend::start(WEBHOOK_SECRET).await;
+    let url = backend.url.clone();
+    let server = TestServer::start_with(move |c| {
+        common::unlimited(c);
+        c.webhook.secret = WEBHOOK_SECRET.into();
+        c.commands = vec![
+            CommandConfig {
+                name: "reload".into(),
+                description: "/reload [days] re-reads the logs".into(),
+                roles: vec!["admin".into(), "analyst".into()],
+                url: Some(url),
+                ..CommandConfig::default()
+            },
+            CommandConfig {
+                name: "stat".into(),
+                alias: Some("stats".into()),
+                ..CommandConfig::default()
+            },
+        ];
+    })
+    .await;
+    let room = server.room_with_id("lead", "logs", &["ana", "vic"]).await;
+    let token = |user: &str, name: &str, role: &str| {
+        server.token_from_claims(&json!({
+            "sub": user, "name": name, "role": role, "exp": common::now_s() + 600,
+        }))
+    };
+
+    // An analyst: the built-ins, the app's /reload (run, announced to the
+    // room; a bad argument refused by the app), and /stat, the alias of the
+    // admins' /stats.
+    let analyst = token("ana", "Ana", "analyst");
+    let ran = succeeded(
+        &run_example(
+            &server,
+            "log-analysis.js",
+            &in_room(&analyst, &room),
+            &["/help", "/status", "/reload 7", "/reload soon", "/stat"],
+        )
+        .await,
+    );
+    assert_lines(
+        &ran,
+        &[
+            "/reload — /reload [days] re-reads the logs",
+            "result /reload ok: Reloaded 7 days of logs",
+            "system: Ana reloaded the last 7 days of logs",
+            "result /reload failed: usage: /reload [days], days from 1 to 90",
+            "result /stat forbidden: stats are for admins",
+        ],
+    );
+    assert!(
+        ran.lines()
+            .any(|line| line.starts_with("result /status ok: you are ana (analyst)")),
+        "{ran}"
+    );
+    // /help lists only what the caller may run: not /stat for an analyst.
+    assert!(
+        ran.lines()
+            .any(|line| line.starts_with("result /help ok: /help — ")),
+        "{ran}"
+    );
+    assert!(
+        !ran.lines().any(|line| line.starts_with("/stat —")),
+        "{ran}"
+    );
+    assert_eq!(ran.matches("system: ").count(), 1, "{ran}");
+    // Commands are not stored; the app's post is, as a system message.
+    let stored = server.all_messages("lead", &room).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["content"], "Ana reloaded the last 7 days of logs");
+    assert_eq!(stored[0]["message_type"], "system");
+    assert_eq!(stored[0]["sender"]["id"], "system");
+
+    // A viewer may not reload (nor sees /reload in /help): confab refuses
+    // it without calling the app.
+    let viewer = token("vic", "Vic", "viewer");
+    let refused = succeeded(
+        &run_example(
+            &server,
+            "log-analysis.js",
+            &in_room(&viewer, &room),
+            &["/help", "/reload 7"],
+        )
+        .await,
+    );
+    assert_lines(
+        &refused,
+        &["result /reload forbidden: your role may not run /reload"],
+    );
+    assert!(!refused.contains("/reload —"), "{refused}");
+    assert!(!refused.contains("system: "), "{refused}");
+
+    // The back-end takes only fresh calls signed with the secret.
+    let now = common::now_s();
+    let stale = post_signed(&backend.url, WEBHOOK_SECRET, now - 10 * 60).await;
+    assert_eq!(stale, StatusCode::UNAUTHORIZED);
+    let forged = post_signed(&backend.url, "whsec_c29tZW9uZSBlbHNlJ3Mga2V5", now).await;
+    assert_eq!(forged, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        backend.stop().await,
+        [
+            "call: /reload 7 by ana (analyst)",
+            "call: /reload soon by ana (analyst)",
+            "refused: bad signature",
+            "refused: stale timestamp",
+        ]
+    );
 }

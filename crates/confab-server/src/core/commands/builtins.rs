@@ -132,7 +132,14 @@ impl Chat {
         }
         for command in &self.config.commands {
             if self.app_command_listed(command, caller, standing) {
-                listed.push((&command.name, &command.description, "app"));
+                // An alias without a description of its own says what its
+                // built-in does.
+                let alias = command.alias.as_deref().and_then(BuiltIn::named);
+                let description = match alias {
+                    Some(built_in) if command.description.is_empty() => built_in.description(),
+                    _ => command.description.as_str(),
+                };
+                listed.push((command.name.as_str(), description, "app"));
             }
         }
         let mut text = String::new();
