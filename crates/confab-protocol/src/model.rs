@@ -221,6 +221,9 @@ pub struct Member {
     pub name: Option<String>,
     /// The room role.
     pub role: String,
+    /// The user's global role (`admin`, `member`, `viewer`, or an app's
+    /// own name such as `analyst`).
+    pub global_role: String,
     /// Whether the user has a live connection.
     pub online: bool,
     /// The member's read marker.

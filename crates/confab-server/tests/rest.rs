@@ -377,7 +377,7 @@ async fn members_are_listed_added_and_removed_with_live_events() {
         .clone();
     assert_eq!(
         carol_entry,
-        json!({"user_id": "carol", "name": "Carol", "role": "member", "online": true,
+        json!({"user_id": "carol", "name": "Carol", "role": "member", "global_role": "member", "online": true,
                "last_read_seq": carol_entry["last_read_seq"]})
     );
 

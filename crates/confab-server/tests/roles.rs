@@ -72,6 +72,26 @@ async fn a_custom_role_is_stored_and_shown_until_another_token_changes_it() {
         .await;
     assert_eq!(reply["type"], "command_result", "{reply}");
     assert_eq!(reply["data"]["user"]["role"], "analyst", "{reply}");
+    let (_, listed) = server
+        .api("alice")
+        .get(&format!("/api/v1/rooms/{room}/members"))
+        .await;
+    let global_roles: Vec<(&str, &str)> = listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap(),
+                m["global_role"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        global_roles,
+        [("alice", "member"), ("ann", "analyst")],
+        "{listed}"
+    );
 
     let (_, body) = me(&server, &token(&server, "ann", "user")).await;
     assert_eq!(body["role"], "member", "{body}");

@@ -348,13 +348,7 @@ impl Chat {
             .list_members(room_id)
             .await?
             .into_iter()
-            .map(|m| Member {
-                online: self.cluster.is_online(&m.member.user_id),
-                user_id: m.member.user_id,
-                name: m.name,
-                role: m.member.role.as_str().to_owned(),
-                last_read_seq: m.member.last_read_seq,
-            })
+            .map(|m| self.member(m.member, m.name, &m.user_role))
             .collect())
     }
 
@@ -385,14 +379,7 @@ impl Chat {
     /// existing member keeps their role.
     pub(super) async fn invite(&self, room: &RoomRecord, user_id: &str) -> ChatResult<Member> {
         if let Some(member) = self.store.get_member(&room.id, user_id).await? {
-            let user = self.store.get_user(user_id).await?;
-            return Ok(Member {
-                user_id: member.user_id,
-                name: user.and_then(|u| u.name),
-                role: member.role.as_str().to_owned(),
-                online: self.cluster.is_online(user_id),
-                last_read_seq: member.last_read_seq,
-            });
+            return self.member_with_user(member).await;
         }
         self.enroll(room, user_id, RoomRole::Member).await
     }
@@ -416,14 +403,27 @@ impl Chat {
                 },
             );
         }
-        let user = self.store.get_user(user_id).await?;
-        Ok(Member {
+        self.member_with_user(member).await
+    }
+
+    /// A membership as the API shows it, the user read for its name and
+    /// global role.
+    async fn member_with_user(&self, member: MemberRecord) -> ChatResult<Member> {
+        let user = self.store.get_user(&member.user_id).await?;
+        let (name, role) = user.map_or((None, GlobalRole::default()), |u| (u.name, u.role));
+        Ok(self.member(member, name, &role))
+    }
+
+    /// A membership as the API shows it.
+    fn member(&self, member: MemberRecord, name: Option<String>, global: &GlobalRole) -> Member {
+        Member {
+            online: self.cluster.is_online(&member.user_id),
             user_id: member.user_id,
-            name: user.and_then(|u| u.name),
+            name,
             role: member.role.as_str().to_owned(),
-            online: self.cluster.is_online(user_id),
+            global_role: global.as_str().to_owned(),
             last_read_seq: member.last_read_seq,
-        })
+        }
     }
 
     /// Removes a member (room admins, or the member themselves leaving). Their

@@ -296,6 +296,8 @@ pub struct MemberWithUser {
     pub username: String,
     /// The user's display name.
     pub name: Option<String>,
+    /// The user's global role.
+    pub user_role: GlobalRole,
 }
 
 /// A stored message (the sender's display fields joined in).

@@ -48,7 +48,7 @@ const USER_ROOM_IDS: Statement =
 /// A room's members with their users' display fields: `(room)`.
 const LIST_MEMBERS: Statement = statement!(
     "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
-            COALESCE(u.username, mb.user_id) AS username, u.name \
+            COALESCE(u.username, mb.user_id) AS username, u.name, u.role AS user_role \
      FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
      WHERE mb.room_id = ?1 ORDER BY mb.joined_at, mb.user_id"
 );
@@ -320,6 +320,11 @@ where
                     member: member_from_row(row)?,
                     username: row.text("username")?,
                     name: row.text_opt("name")?,
+                    user_role: row
+                        .text_opt("user_role")?
+                        .as_deref()
+                        .and_then(GlobalRole::parse)
+                        .unwrap_or_default(),
                 })
             })
             .collect::<sqlx::Result<_>>()?;
