@@ -265,6 +265,18 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req_id: Option<ReqId>,
     },
+    /// Something the app's back-end tells this user, sent to every open
+    /// `/ws` connection of the user on every node and stored nowhere
+    /// (protocol.md §8.4): `POST /api/v1/users/{id}/notify`. The app names
+    /// the `event` and shapes `data`; confab only carries them.
+    Notification {
+        /// The app's name for what happened (`order.shipped`).
+        event: String,
+        /// Whatever the app sent with it (any JSON, `null` when it sent none).
+        data: serde_json::Value,
+        /// Server time.
+        timestamp: Timestamp,
+    },
     /// A request failed; the connection stays open.
     Error {
         /// What went wrong, for programs.
@@ -324,6 +336,7 @@ impl ServerFrame {
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Ack { .. } => "ack",
             ServerFrame::CommandResult { .. } => "command_result",
+            ServerFrame::Notification { .. } => "notification",
             ServerFrame::Error { .. } => "error",
         }
     }
@@ -351,5 +364,22 @@ mod tests {
         let back: ServerFrame = serde_json::from_str(&json).unwrap();
         assert_eq!(back, frame);
         assert_eq!(back.kind(), "error");
+    }
+
+    #[test]
+    fn notifications_carry_any_json_and_round_trip() {
+        let frame = ServerFrame::Notification {
+            event: "order.shipped".into(),
+            data: serde_json::json!({"items": [1, 2], "order": 7}),
+            timestamp: Timestamp(1_764_000_000_123),
+        };
+        let json = frame.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"notification","event":"order.shipped","data":{"items":[1,2],"order":7},"timestamp":"2025-11-24T16:00:00.123Z"}"#
+        );
+        let back: ServerFrame = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, frame);
+        assert_eq!(back.kind(), "notification");
     }
 }

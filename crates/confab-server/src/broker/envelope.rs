@@ -34,6 +34,10 @@ pub struct Envelope {
     /// there (`core::access`). Carries no frame.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub access_changed: bool,
+    /// With `users`: `frame` is the app's notification (protocol.md §8.4),
+    /// for those of their connections whose dialect shows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notification: bool,
     /// The frame exactly as clients receive it.
     pub frame: String,
 }
@@ -66,6 +70,7 @@ mod tests {
             close: None,
             online: None,
             access_changed: false,
+            notification: false,
             frame: r#"{"type":"x"}"#.into(),
         };
         assert_eq!(Envelope::from_bytes(&e.to_bytes()), Some(e));

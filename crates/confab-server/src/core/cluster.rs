@@ -83,6 +83,18 @@ pub struct Cluster {
     tasks: Background,
 }
 
+/// What one envelope on [`USERS_TOPIC`] tells the other nodes about users.
+enum UserNote<'a> {
+    /// A frame for every connection of theirs.
+    Frame(&'a str),
+    /// The app's notification, for their connections that show it.
+    Notification(&'a str),
+    /// Close their connections with this code.
+    Close(u16),
+    /// They are online on the origin node (`true`), or left it.
+    Presence(bool),
+}
+
 /// The one topic every node listens to for user-targeted events
 /// (`room_added`, `room_removed`, `room_updated`, a disabled user's 4002).
 /// They are rare next to room events, so every node reading them all costs
@@ -183,6 +195,13 @@ impl Cluster {
                 // Presence notes are bookkeeping, not events for clients:
                 // not counted in `confab_broker_events_total`.
                 Some(online) => self.receive_presence(&envelope.origin, users, online),
+                None if envelope.notification => {
+                    self.counters.received.inc();
+                    let bytes = Utf8Bytes::from(envelope.frame);
+                    for user in &users {
+                        self.hub.notify_user(user, &bytes);
+                    }
+                }
                 None => {
                     self.counters.received.inc();
                     self.receive_for_users(&users, envelope.close, envelope.frame);
@@ -217,7 +236,20 @@ impl Cluster {
         for user in &users {
             self.hub.send_to_user(user, &bytes);
         }
-        self.publish_to_users(users, None, None, bytes.as_str());
+        self.publish_to_users(users, UserNote::Frame(bytes.as_str()));
+    }
+
+    /// Sends the app's notification to every connection of a user that
+    /// shows it ([`Hub::notify_user`]), on every node; returns how many of
+    /// this node's took it. The broker reports no deliveries back, so the
+    /// other nodes' connections are reached but not counted.
+    pub fn notify_user(&self, user: &str, bytes: Utf8Bytes) -> usize {
+        let here = self.hub.notify_user(user, &bytes);
+        self.publish_to_users(
+            vec![user.to_owned()],
+            UserNote::Notification(bytes.as_str()),
+        );
+        here
     }
 
     /// Forgets, on every node, who may send in the room: call after changing
@@ -236,6 +268,7 @@ impl Cluster {
             close: None,
             online: None,
             access_changed: true,
+            notification: false,
             frame: String::new(),
         };
         broker.publish(USERS_TOPIC, envelope.to_bytes());
@@ -244,21 +277,21 @@ impl Cluster {
     /// Closes every connection of a user, on every node, with `code`.
     pub fn close_user(&self, user_id: &str, code: CloseCode) {
         self.hub.close_user(user_id, code);
-        self.publish_to_users(vec![user_id.to_owned()], Some(code.code()), None, "");
+        self.publish_to_users(vec![user_id.to_owned()], UserNote::Close(code.code()));
     }
 
     /// Puts one envelope about `users` on [`USERS_TOPIC`] (nothing without a
-    /// broker): a frame for them, a close, or a presence note. Presence
-    /// notes are bookkeeping and not counted as broker events.
-    fn publish_to_users(
-        &self,
-        users: Vec<String>,
-        close: Option<u16>,
-        online: Option<bool>,
-        frame: &str,
-    ) {
+    /// broker). Presence notes are bookkeeping and not counted as broker
+    /// events.
+    fn publish_to_users(&self, users: Vec<String>, note: UserNote<'_>) {
         let Some(broker) = &self.broker else {
             return;
+        };
+        let (close, online, notification, frame) = match note {
+            UserNote::Frame(frame) => (None, None, false, frame),
+            UserNote::Notification(frame) => (None, None, true, frame),
+            UserNote::Close(code) => (Some(code), None, false, ""),
+            UserNote::Presence(online) => (None, Some(online), false, ""),
         };
         let envelope = Envelope {
             origin: self.node_id.clone(),
@@ -269,6 +302,7 @@ impl Cluster {
             close,
             online,
             access_changed: false,
+            notification,
             frame: frame.to_owned(),
         };
         broker.publish(USERS_TOPIC, envelope.to_bytes());
@@ -293,7 +327,7 @@ impl Cluster {
     }
 
     fn publish_presence(&self, users: Vec<String>, online: bool) {
-        self.publish_to_users(users, None, Some(online), "");
+        self.publish_to_users(users, UserNote::Presence(online));
     }
 
     fn receive_presence(self: &Arc<Self>, origin: &str, users: Vec<String>, online: bool) {
@@ -418,6 +452,7 @@ impl Cluster {
             close: None,
             online: None,
             access_changed: false,
+            notification: false,
             frame: event.bytes.as_str().to_owned(),
         };
         broker.publish(&room_topic(room_id), envelope.to_bytes());

@@ -311,16 +311,22 @@ impl Chat {
     ///
     /// `rooms` are the user's rooms if the caller read them already
     /// ([`Chat::sign_in`]); `None` reads them here when needed.
+    /// `notifications` says whether the connection's dialect shows the app's
+    /// notifications ([`Chat::notify`]), which are sent and counted only to
+    /// connections that do.
     pub async fn connect(
         &self,
         caller: &Caller,
         rooms: Option<Vec<String>>,
         outbox: Outbox,
+        notifications: bool,
         greet: impl FnOnce(ConnId),
     ) -> ConnId {
         let conn = self.hub.reserve_id();
         greet(conn);
-        let first = self.hub.register_as(conn, caller.id(), outbox);
+        let first = self
+            .hub
+            .register_as(conn, caller.id(), outbox, notifications);
         if first && self.cluster.local_presence(caller.id(), true) {
             match rooms {
                 Some(rooms) => self.cluster.announce_presence_in(&rooms, caller.id(), true),

@@ -14,6 +14,7 @@
 //! - [`commands`]: slash commands, built in and the app's.
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
+//! - [`notifications`]: the app's notifications to a user's connections.
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
 //! - [`ratings`]: satisfaction ratings of assistant sessions.
 //! - [`receipts`]: who has read what (`is_read`).
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod error;
 pub mod live;
 pub mod messages;
+pub mod notifications;
 pub mod presence;
 pub mod ratings;
 pub mod receipts;

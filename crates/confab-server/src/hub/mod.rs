@@ -42,6 +42,9 @@ pub struct RoomEvent {
 struct Conn {
     user_id: Arc<str>,
     outbox: Outbox,
+    /// The connection's dialect shows `notification` frames (`/ws`); the
+    /// others would skip them, so they are neither sent one nor counted.
+    notifications: bool,
 }
 
 struct Sub {
@@ -102,11 +105,12 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a connection of `user_id`. Returns its id and whether it is the
-    /// user's first connection on this node (they just came online).
+    /// Adds a connection of `user_id` that shows notifications. Returns its
+    /// id and whether it is the user's first connection on this node (they
+    /// just came online).
     pub fn register(&self, user_id: &str, outbox: Outbox) -> (ConnId, bool) {
         let id = self.reserve_id();
-        (id, self.register_as(id, user_id, outbox))
+        (id, self.register_as(id, user_id, outbox, true))
     }
 
     /// A fresh connection id, not yet registered: a connection queues its
@@ -115,9 +119,17 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a connection under an id from [`Hub::reserve_id`]. Returns
-    /// whether it is the user's first connection on this node.
-    pub fn register_as(&self, id: ConnId, user_id: &str, outbox: Outbox) -> bool {
+    /// Adds a connection under an id from [`Hub::reserve_id`];
+    /// `notifications` says whether its dialect shows `notification` frames
+    /// ([`Hub::notify_user`]). Returns whether it is the user's first
+    /// connection on this node.
+    pub fn register_as(
+        &self,
+        id: ConnId,
+        user_id: &str,
+        outbox: Outbox,
+        notifications: bool,
+    ) -> bool {
         let mut state = self.lock();
         let user_id: Arc<str> = match state.users.get_key_value(user_id) {
             Some((key, _)) => key.clone(),
@@ -126,7 +138,14 @@ impl Hub {
         let conns = state.users.entry(user_id.clone()).or_default();
         conns.push(id);
         let first = conns.len() == 1;
-        state.conns.insert(id, Conn { user_id, outbox });
+        state.conns.insert(
+            id,
+            Conn {
+                user_id,
+                outbox,
+                notifications,
+            },
+        );
         first
     }
 
@@ -303,6 +322,24 @@ impl Hub {
         self.deliveries.inc_by(queued);
     }
 
+    /// Pushes a notification to every local connection of a user whose
+    /// dialect shows it; returns how many took it (a connection whose
+    /// queue is full is closed as a slow consumer and not counted).
+    pub fn notify_user(&self, user_id: &str, bytes: &Utf8Bytes) -> usize {
+        let state = self.lock();
+        let mut queued = 0;
+        for conn in state.users.get(user_id).into_iter().flatten() {
+            if let Some(c) = state.conns.get(conn)
+                && c.notifications
+                && c.outbox.push(bytes.clone())
+            {
+                queued += 1;
+            }
+        }
+        self.deliveries.inc_by(queued as u64);
+        queued
+    }
+
     /// Closes every local connection of a user at once with `code`.
     pub fn close_user(&self, user_id: &str, code: CloseCode) {
         let state = self.lock();
@@ -450,6 +487,22 @@ mod tests {
         hub.deliver("r", &event(Some(9), "m9"));
         hub.deliver("r", &event(Some(10), "m10"));
         assert_eq!(drain(&mut rx), ["m10"]);
+    }
+
+    #[test]
+    fn notifications_reach_and_count_only_connections_that_show_them() {
+        let hub = Hub::new(16, Counter::default());
+        let (shows, mut rs) = outbox(4, 1 << 20);
+        let (scoped, mut rc) = outbox(4, 1 << 20);
+        let (other, mut ro) = outbox(4, 1 << 20);
+        hub.register_as(hub.reserve_id(), "a", shows, true);
+        hub.register_as(hub.reserve_id(), "a", scoped, false);
+        hub.register_as(hub.reserve_id(), "b", other, true);
+        assert_eq!(hub.notify_user("a", &"n".into()), 1);
+        assert_eq!(drain(&mut rs), ["n"]);
+        assert!(drain(&mut rc).is_empty(), "its dialect has no such frame");
+        assert!(drain(&mut ro).is_empty(), "another user's");
+        assert_eq!(hub.notify_user("nobody", &"n".into()), 0);
     }
 
     #[test]

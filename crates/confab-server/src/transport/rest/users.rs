@@ -1,14 +1,16 @@
-//! Users: `GET /api/v1/me`, `PUT /api/v1/users/{id}`.
+//! Users: `GET /api/v1/me`, `PUT /api/v1/users/{id}`,
+//! `POST /api/v1/users/{id}/notify`.
 
 use crate::core::Caller;
-use crate::transport::error::ApiResult;
+use crate::transport::error::{ApiError, ApiResult};
 use crate::transport::extract::{Body, Ids};
-use crate::transport::openapi::{BadJsonBody, Refusals};
+use crate::transport::openapi::{BadJsonBody, NotFound, Refusals};
 use crate::transport::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use confab_protocol::User;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 /// `GET /api/v1/me`: the caller.
@@ -64,4 +66,66 @@ pub async fn put_user(
         )
         .await?;
     Ok(Json(user))
+}
+
+/// Body of `POST /api/v1/users/{id}/notify`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NotifyBody {
+    /// The app's name for what happened (`order.shipped`): 1–64 characters,
+    /// not blank, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
+    event: String,
+    /// Anything the front-end needs with it: any JSON value, at most
+    /// `limits.max_metadata_bytes` (8 KiB) as JSON; absent means `null`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    data: Value,
+}
+
+/// Answer of `POST /api/v1/users/{id}/notify`: what this node can tell of
+/// whom the notification reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotifyAnswer {
+    /// The user's `/ws` connections on the node that answered which were
+    /// handed the frame. Connections on other nodes get it too (through the
+    /// broker), but are not counted: the broker reports no deliveries.
+    pub connections: usize,
+    /// The user has an open WebSocket on any endpoint and any node, as far
+    /// as the answering node knows (presence). `false`: nobody saw it.
+    pub online: bool,
+}
+
+/// `POST /api/v1/users/{id}/notify` (server key): sends `{"type":
+/// "notification", "event", "data", "timestamp"}` to every open `/ws`
+/// connection of the user on every node; nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/notify",
+    tag = "users",
+    params(("id" = String, Path, description = "The user to notify")),
+    request_body = NotifyBody,
+    responses(
+        (status = 200, description = "Sent to the user's open `/ws` connections (none is no error)", body = NotifyAnswer),
+        Refusals, NotFound, BadJsonBody,
+    ),
+    security(("server_key" = []), ("server_key" = [], "acting_user" = [])),
+)]
+pub async fn notify_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Ids(user_id): Ids<String>,
+    body: Result<Body<NotifyBody>, ApiError>,
+) -> ApiResult<Json<NotifyAnswer>> {
+    // Who may ask comes before what was asked: a user's token is refused
+    // (403) whatever its body.
+    state.chat.may_notify(&caller)?;
+    let Body(body) = body?;
+    let notified = state
+        .chat
+        .notify(&caller, &user_id, body.event, body.data)
+        .await?;
+    Ok(Json(NotifyAnswer {
+        connections: notified.connections,
+        online: notified.online,
+    }))
 }

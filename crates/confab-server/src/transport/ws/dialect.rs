@@ -75,6 +75,14 @@ pub trait Dialect: Send + Sync + 'static {
     /// The endpoint's path, labelling the connection in `/metrics` and logs.
     fn endpoint(&self) -> &'static str;
 
+    /// Whether the dialect shows the app's `notification` frames
+    /// (protocol.md §8.4). Only the unified protocol has a frame for them;
+    /// connections of other dialects are neither sent them nor counted in
+    /// the `connections` a notify answers.
+    fn shows_notifications(&self) -> bool {
+        false
+    }
+
     /// What a connection whose handshake carried no token gets.
     fn without_token(&self, config: &Config) -> WithoutToken;
 

@@ -113,9 +113,10 @@ pub(super) async fn run<D: Dialect>(
         config.server.outbound_queue_frames,
         config.server.outbound_queue_bytes,
     );
+    let notifications = dialect.shows_notifications();
     let conn = state
         .chat
-        .connect(&caller, rooms, outbox.clone(), |conn| {
+        .connect(&caller, rooms, outbox.clone(), notifications, |conn| {
             if let Some(greeting) = dialect.greeting(config, &caller, conn) {
                 outbox.push(greeting);
             }
@@ -147,6 +148,7 @@ pub(super) async fn run<D: Dialect>(
         liveness,
         admission,
         in_flight: FuturesOrdered::new(),
+        notifications,
     };
     session.expires = session.expiry_deadline();
     match dialect.opened(&mut session).instrument(span.clone()).await {
@@ -274,6 +276,9 @@ pub struct Session<'a> {
     admission: Admission,
     /// Operations queued on core and not yet settled, oldest first.
     in_flight: FuturesOrdered<InFlight>,
+    /// The dialect shows notifications ([`Dialect::shows_notifications`]),
+    /// kept for a re-registration in [`Session::switch_to`].
+    notifications: bool,
 }
 
 impl Session<'_> {
@@ -474,7 +479,7 @@ impl Session<'_> {
         chat.disconnect(&self.caller, self.conn).await;
         let outbox = &self.outbox;
         let conn = chat
-            .connect(&caller, rooms, outbox.clone(), |conn| {
+            .connect(&caller, rooms, outbox.clone(), self.notifications, |conn| {
                 if let Some(greeting) = greeting(chat.config(), &caller, conn) {
                     outbox.push(greeting);
                 }

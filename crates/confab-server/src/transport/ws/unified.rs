@@ -64,6 +64,10 @@ impl Dialect for Unified {
         self.endpoint
     }
 
+    fn shows_notifications(&self) -> bool {
+        true
+    }
+
     fn without_token(&self, config: &Config) -> WithoutToken {
         if config.auth.allow_anonymous {
             WithoutToken::Anonymous
