@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 /// A JSON body; a bad one answers `invalid_json` (400) or `invalid_field`
 /// (422), as does text holding U+0000 anywhere (see
-/// [`confab_protocol::contains_nul`]).
+/// [`confab_protocol::contains_nul`]) and a body that is not a JSON object
+/// (serde would otherwise read `["x", 1]` as a struct's fields in order).
 pub struct Body<T>(pub T);
 
 impl<T, S> FromRequest<S> for Body<T>
@@ -25,6 +26,9 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let axum::Json(value) =
             axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ChatError::InvalidField("the body must be a JSON object".into()).into());
+        }
         if confab_protocol::contains_nul(&value) {
             return Err(ChatError::InvalidField("text may not contain U+0000".into()).into());
         }
