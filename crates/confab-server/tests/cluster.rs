@@ -267,6 +267,81 @@ async fn presence_spans_nodes_until_the_last_connection_anywhere_ends() {
     }
 }
 
+/// The app's notifications reach a user's `/ws` connections on every node
+/// (and nobody else's); the answer counts the answering node's connections
+/// and says whether the user is online anywhere (presence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_reach_a_users_connections_on_every_node() {
+    let quiet = std::time::Duration::from_millis(300);
+    for broker in BROKERS {
+        let (a, b) = cluster(broker).await;
+        let room = a.room("alice", &["bob", "carol"]).await;
+        let mut alice = a.ws("alice").await;
+        alice.subscribe(&room).await;
+        let mut bob_on_a = a.ws("bob").await;
+        let mut bob_on_b = b.ws("bob").await;
+        let mut bob_on_b2 = b.ws_at("/ws/chat/", "bob").await;
+        assert_eq!(alice.recv_type("user_online").await["user_id"], "bob");
+        let notify = |node: &TestServer, user: &str, event: &str| {
+            let api = node.server_api();
+            let (path, body) = (
+                format!("/api/v1/users/{user}/notify"),
+                json!({"event": event, "data": {"n": 1}}),
+            );
+            async move { api.post(&path, body).await }
+        };
+
+        let (status, answer) = notify(&a, "bob", "from-a").await;
+        assert!(status.is_success(), "{broker}: {status} {answer}");
+        assert_eq!(
+            answer,
+            json!({"connections": 1, "online": true}),
+            "{broker}"
+        );
+        for ws in [&mut bob_on_a, &mut bob_on_b, &mut bob_on_b2] {
+            let frame = ws.recv_type("notification").await;
+            assert_eq!(frame["event"], "from-a", "{broker}: {frame}");
+            assert_eq!(frame["data"], json!({"n": 1}), "{broker}: {frame}");
+        }
+        let (status, answer) = notify(&b, "bob", "from-b").await;
+        assert!(status.is_success(), "{broker}: {status} {answer}");
+        assert_eq!(answer["connections"], 2, "{broker}: B's two");
+        for ws in [&mut bob_on_a, &mut bob_on_b, &mut bob_on_b2] {
+            assert_eq!(ws.recv_type("notification").await["event"], "from-b");
+        }
+
+        // Carol is connected on B only: A reaches her, counts nothing of
+        // its own, and knows from presence that she is online.
+        let mut carol = b.ws("carol").await;
+        assert_eq!(alice.recv_type("user_online").await["user_id"], "carol");
+        let (status, answer) = notify(&a, "carol", "for-carol").await;
+        assert!(status.is_success(), "{broker}: {status} {answer}");
+        assert_eq!(
+            answer,
+            json!({"connections": 0, "online": true}),
+            "{broker}"
+        );
+        assert_eq!(carol.recv_type("notification").await["event"], "for-carol");
+        // Nobody else heard any of it.
+        alice.expect_silence_but_presence(quiet).await;
+        for ws in [&mut bob_on_a, &mut bob_on_b, &mut bob_on_b2] {
+            ws.expect_silence_but_presence(quiet).await;
+        }
+        // Dave exists and is connected nowhere.
+        let (status, _) = b.server_api().put("/api/v1/users/dave", json!({})).await;
+        assert!(status.is_success(), "{broker}");
+        let (status, answer) = notify(&a, "dave", "nobody-home").await;
+        assert!(status.is_success(), "{broker}: {status} {answer}");
+        assert_eq!(
+            answer,
+            json!({"connections": 0, "online": false}),
+            "{broker}"
+        );
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
 /// Direct-room creation is race-free across nodes: the two members asking
 /// for their direct room at the same moment on different nodes get one room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -26,6 +26,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/stats"),
     ("PUT", "/api/v1/users/{id}"),
+    ("POST", "/api/v1/users/{id}/notify"),
     ("GET", "/api/v1/rooms"),
     ("POST", "/api/v1/rooms"),
     ("GET", "/api/v1/rooms/{id}"),
@@ -490,6 +491,40 @@ async fn every_documented_json_answer_matches_its_schema() {
         Some(json!({})),
     )
     .await;
+    let notify = "/api/v1/users/{id}/notify";
+    let (status, _) = c
+        .call(
+            &admin,
+            "POST",
+            notify,
+            "/api/v1/users/bob/notify",
+            Some(json!({"event": "order.shipped", "data": {"order": 7}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for (api, url, body, expected) in [
+        (
+            &alice,
+            "/api/v1/users/bob/notify",
+            json!({"event": "x"}),
+            403,
+        ),
+        (
+            &admin,
+            "/api/v1/users/nobody/notify",
+            json!({"event": "x"}),
+            404,
+        ),
+        (
+            &admin,
+            "/api/v1/users/bob/notify",
+            json!({"event": ""}),
+            422,
+        ),
+    ] {
+        let (status, _) = c.call(api, "POST", notify, url, Some(body)).await;
+        assert_eq!(status.as_u16(), expected, "{url}");
+    }
 
     // A room with metadata, a reply, an upload, a location: the optional
     // parts of a message filled in, and left out.

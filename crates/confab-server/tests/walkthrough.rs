@@ -40,6 +40,7 @@ const SERVER_FRAME_TYPES: &[&str] = &[
     "pong",
     "ack",
     "command_result",
+    "notification",
     "error",
 ];
 
@@ -326,6 +327,25 @@ async fn walkthrough(server: &TestServer) -> Seen {
     ] {
         let renamed = device.expect(&mut seen, &["room_updated"]).await;
         assert_eq!(renamed[0]["updates"]["name"], "Deep clean, Friday");
+    }
+
+    // The app's back-end notifies Alice: both her devices, nobody else.
+    let (status, answer) = server
+        .server_api()
+        .post(
+            "/api/v1/users/alice/notify",
+            json!({"event": "job.booked", "data": {"job_id": 45, "when": "Friday 9:00"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["connections"], 2, "{answer}");
+    for device in [&mut alice_phone, &mut alice_laptop] {
+        let notified = device.expect(&mut seen, &["notification"]).await;
+        assert_eq!(notified[0]["event"], "job.booked");
+        assert_eq!(notified[0]["data"]["job_id"], 45);
+    }
+    for device in [&mut bob_phone, &mut bob_laptop] {
+        device.expect(&mut seen, &[]).await;
     }
 
     // Bob's laptop leaves: still online. His phone leaves: offline, once.

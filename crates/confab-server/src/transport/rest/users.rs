@@ -78,7 +78,6 @@ pub struct NotifyBody {
     /// Anything the front-end needs with it: any JSON value, at most
     /// `limits.max_metadata_bytes` (8 KiB) as JSON; absent means `null`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     data: Value,
 }
 
