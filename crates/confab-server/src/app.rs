@@ -13,6 +13,7 @@ use crate::store::postgres::{PgPoolSettings, PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DynStore, Store, StoreError};
 use crate::tasks::Background;
+use crate::transport::client_addr::TrustedProxies;
 use crate::transport::origin::OriginPolicy;
 use crate::transport::state::AppState;
 use axum::serve::ListenerExt;
@@ -128,9 +129,11 @@ impl App {
             chat.clone(),
             background.clone(),
         ));
+        let proxies = Arc::new(TrustedProxies::new(chat.config())?);
         Ok(App {
             background,
             state: AppState {
+                proxies,
                 origins: OriginPolicy::new(&chat.config().server.allowed_origins),
                 chat,
                 shutdown,
@@ -192,7 +195,8 @@ impl App {
             }
             set_user_timeout(tcp, user_timeout);
         });
-        // The peer address feeds the per-address limits.
+        // The peer address feeds the per-address limits (through
+        // `transport::client_addr`, which may read a trusted proxy's header).
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

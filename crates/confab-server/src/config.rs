@@ -181,6 +181,28 @@ pub struct ServerConfig {
     /// Extra WebSocket paths, each served by one dialect: an app's old
     /// URLs kept working during a migration (`[[server.routes]]`).
     pub routes: Vec<RouteConfig>,
+    /// Reverse proxies (addresses or CIDR ranges, IPv4 and IPv6) whose
+    /// forwarding header names the client: behind one, every client would
+    /// otherwise share the proxy's address in limits and logs. Empty:
+    /// trust nobody, use the TCP peer's address.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Which header the trusted proxies set: the one read, the other
+    /// ignored (a proxy passes on whatever a client put in the header it
+    /// does not set, so reading both would let clients name themselves).
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header that carries the client's address through trusted proxies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy, most load
+    /// balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
 }
 
 /// `[assistant]`: the bot that answers in rooms of type `assistant` through
@@ -341,6 +363,8 @@ impl Default for ServerConfig {
             write_timeout_ms: 10_000,
             allowed_origins: Vec::new(),
             routes: Vec::new(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -476,6 +500,7 @@ impl Config {
         for route in &self.server.routes {
             route.validate()?;
         }
+        self.trusted_proxy_nets()?;
         commands::validate_commands(&self.commands, &self.webhook)?;
         if self.limits.max_app_commands_in_flight == 0 {
             return Err(ConfigError::Value(
@@ -634,6 +659,35 @@ fn scalar_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<St
     })
 }
 
+impl Config {
+    /// `server.trusted_proxies` as address ranges: `10.0.0.0/8`,
+    /// `2001:db8::/32`, or one address (`127.0.0.1`, `::1`, `[::1]`) for
+    /// itself alone. An entry that is neither is refused at start-up,
+    /// named: a typo must not silently trust nobody, or the wrong hosts.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                let text = entry.trim();
+                let bare = text
+                    .strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .unwrap_or(text);
+                bare.parse::<ipnet::IpNet>()
+                    .map(|net| net.trunc())
+                    .or_else(|_| bare.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Value(format!(
+                            "server.trusted_proxies: {entry:?} is neither an IP address nor a \
+                             CIDR range (10.0.0.0/8, 2001:db8::/32)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
 /// Reads a list of strings from a TOML array or from one comma-separated
 /// string (`CONFAB_SERVER__ALLOWED_ORIGINS=https://a.example,https://b.example`).
 fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -727,6 +781,58 @@ mod tests {
             assert_eq!(config.server.allowed_origins, ["https://c.example"]);
             Ok(())
         });
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_as_a_list_or_a_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "CONFAB_SERVER__TRUSTED_PROXIES",
+                "127.0.0.1, 10.0.0.0/8,::1, 2001:db8::/32,[fd00::1]",
+            );
+            jail.set_env("CONFAB_SERVER__FORWARDED_HEADER", "forwarded");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let nets: Vec<String> = config
+                .trusted_proxy_nets()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(
+                nets,
+                [
+                    "127.0.0.1/32",
+                    "10.0.0.0/8",
+                    "::1/128",
+                    "2001:db8::/32",
+                    "fd00::1/128"
+                ]
+            );
+            assert_eq!(config.server.forwarded_header, ForwardedHeader::Forwarded);
+            jail.set_env("CONFAB_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,nginx");
+            let refused = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(refused.to_string().contains("\"nginx\""), "{refused}");
+            jail.clear_env();
+            jail.create_file(
+                "confab.toml",
+                "[server]\ntrusted_proxies = [\"10.1.2.3/16\"]\nforwarded_header = \"x-forwarded-for\"\n",
+            )?;
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let nets = config.trusted_proxy_nets().map_err(|e| e.to_string())?;
+            assert_eq!(nets[0].to_string(), "10.1.0.0/16", "host bits dropped");
+            jail.create_file(
+                "confab.toml",
+                "[server]\nforwarded_header = \"x-real-ip\"\n",
+            )?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.create_file(
+                "confab.toml",
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            )?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+        assert!(Config::default().trusted_proxy_nets().unwrap().is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`openapi`]: the OpenAPI document generated from the handlers, served
 //!   at `/api/v1/openapi.json`.
 //! - [`extract`]: extractors whose rejections use our error body.
+//! - [`client_addr`]: the client's address, through trusted proxies.
 //! - [`drain`]: reads what a refused request left of its body, so that
 //!   the refusal reaches a client still sending it.
 //! - [`error`]: [`error::ApiError`], the one mapping to HTTP statuses.
@@ -14,6 +15,7 @@
 //! - [`state`]: [`state::AppState`], what every handler shares.
 //! - [`heartbeat`]: ping/pong bookkeeping that closes dead peers.
 
+pub mod client_addr;
 pub mod drain;
 pub mod error;
 pub mod extract;
@@ -100,5 +102,9 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .layer(axum::middleware::from_fn(move |request, next| {
             drain::drain_unread_body(request, next, drain_bytes)
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_addr::in_span,
+        ))
         .with_state(state))
 }

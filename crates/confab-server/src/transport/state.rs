@@ -3,6 +3,7 @@
 //! other.
 
 use crate::core::Chat;
+use crate::transport::client_addr::TrustedProxies;
 use crate::transport::origin::OriginPolicy;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -20,4 +21,6 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Which browser origins may open a WebSocket.
     pub origins: OriginPolicy,
+    /// Which peers may name the client's address (`server.trusted_proxies`).
+    pub proxies: Arc<TrustedProxies>,
 }

@@ -25,11 +25,11 @@ use crate::config::{DialectName, RouteConfig};
 use crate::core::live::Replay;
 use crate::transport::state::AppState;
 use assistant::AssistantSession;
+use axum::extract::FromRequestParts;
 use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::extract::{Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -40,10 +40,11 @@ use dialect::Dialect;
 use scoped::{ChatShape, RoomScoped, SessionsShape, Shape};
 use serde::Deserialize;
 use session::Handshake;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use unified::Unified;
 use writer::close_message;
 
+use super::client_addr::ClientAddr;
 use super::error::{ApiError, ErrorBody};
 use super::extract::acting_user;
 
@@ -69,12 +70,13 @@ pub struct WsQuery {
 }
 
 /// What every WebSocket upgrade takes from its request, whatever its
-/// path: the shared state, the peer's address, the headers (origin,
-/// credentials) and the upgrade itself (a request that is not one is
-/// answered 400 by [`Upgrade::run`]).
+/// path: the shared state, the client's address ([`ClientAddr`]: the peer's,
+/// or a trusted proxy's word for it), the headers (origin, credentials) and
+/// the upgrade itself (a request that is not one is answered 400 by
+/// [`Upgrade::run`]).
 pub struct Upgrade {
     state: AppState,
-    peer: SocketAddr,
+    client: IpAddr,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 }
@@ -85,13 +87,11 @@ impl FromRequestParts<AppState> for Upgrade {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         let ws = WebSocketUpgrade::from_request_parts(parts, state).await;
         Ok(Upgrade {
             state: state.clone(),
-            peer,
+            client,
             headers: parts.headers.clone(),
             ws,
         })
@@ -139,7 +139,7 @@ impl Upgrade {
     async fn run<D: Dialect>(self, dialect: D, query_token: Option<String>) -> Response {
         let Upgrade {
             state,
-            peer,
+            client,
             headers,
             ws,
         } = self;
@@ -202,7 +202,7 @@ impl Upgrade {
         // Refused after the upgrade, with a close code, because browsers see
         // close codes but not HTTP statuses (protocol.md §7). Checked before any token
         // work, so a flood costs no signature checks and no storage reads.
-        let addr_slot = state.chat.admit_address(peer.ip());
+        let addr_slot = state.chat.admit_address(client);
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         ws.on_upgrade(move |mut socket| {
@@ -222,7 +222,7 @@ impl Upgrade {
                 let handshake = Handshake {
                     token,
                     act_as,
-                    peer: peer.ip(),
+                    client,
                     addr_slot,
                 };
                 session::run(state, socket, dialect, handshake).await;

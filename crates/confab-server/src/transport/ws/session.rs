@@ -47,8 +47,9 @@ pub(super) struct Handshake {
     pub token: Option<String>,
     /// `X-Confab-User`, honoured with the server key.
     pub act_as: Option<String>,
-    /// The client's address (limits, anonymous visitors).
-    pub peer: IpAddr,
+    /// The client's address (limits, anonymous visitors, the connection's
+    /// log span): the peer's, or what a trusted proxy says it is.
+    pub client: IpAddr,
     /// The address's slot under its connection cap, held for the connection's life.
     pub addr_slot: ConnSlot<IpAddr>,
 }
@@ -64,20 +65,20 @@ pub(super) async fn run<D: Dialect>(
     let Handshake {
         token,
         act_as,
-        peer,
+        client,
         addr_slot,
     } = handshake;
     let signed_in = match token {
         Some(token) => {
             dialect
-                .sign_in(&state.chat, &token, act_as.as_deref(), peer)
+                .sign_in(&state.chat, &token, act_as.as_deref(), client)
                 .await
         }
         None => match dialect.without_token(state.chat.config()) {
             // In at once as `anon-…` (a fresh id, in no room yet); a dialect
             // may still identify the connection later (the unified
             // protocol's `auth` first frame: Session::identify).
-            WithoutToken::Anonymous => Ok((Caller::anonymous(peer), Some(Vec::new()))),
+            WithoutToken::Anonymous => Ok((Caller::anonymous(client), Some(Vec::new()))),
             WithoutToken::Refuse => Err(AuthError::Missing.into()),
             // A shutdown does not wait for the auth timeout: this socket gets
             // its 1012 like every other (protocol.md §0).
@@ -103,7 +104,7 @@ pub(super) async fn run<D: Dialect>(
     let (caller, rooms, admission) = match admitted {
         Ok(admitted) => admitted,
         Err(error) => {
-            tracing::debug!(%error, endpoint = dialect.endpoint(), "websocket refused");
+            tracing::debug!(%error, endpoint = dialect.endpoint(), %client, "websocket refused");
             refuse(&mut sink, error.close_code()).await;
             return;
         }
@@ -124,7 +125,7 @@ pub(super) async fn run<D: Dialect>(
         .await;
     let endpoint = dialect.endpoint();
     let _open = OpenSession::new(state.chat.metrics().connections(endpoint));
-    let span = tracing::info_span!("conn", conn, user = %caller.id());
+    let span = tracing::info_span!("conn", conn, user = %caller.id(), %client);
     span.in_scope(|| tracing::debug!(endpoint, "session opened"));
     let liveness = Liveness::default();
     let context = WriterContext {
