@@ -206,6 +206,15 @@ async fn send_ok(ws: &mut WsClient, room: &str, content: &str) {
     assert_eq!(ack["type"], "message_ack", "{ack}");
 }
 
+/// A case of forging: its name, the trust configured, the header forged
+/// and three different addresses claimed in it.
+type Forgery = (
+    &'static str,
+    fn(&mut Config),
+    &'static str,
+    [&'static str; 3],
+);
+
 #[tokio::test]
 async fn a_forged_address_escapes_no_limit() {
     let limited = |c: &mut Config| {
@@ -214,7 +223,7 @@ async fn a_forged_address_escapes_no_limit() {
     };
     // Nobody trusted (the default); a proxy trusted that is not this peer;
     // the trusted proxy's own header set, the forged one in the other.
-    let cases: [(&str, fn(&mut Config), &str, [&str; 3]); 3] = [
+    let cases: [Forgery; 3] = [
         (
             "trust nobody",
             |_| {},
