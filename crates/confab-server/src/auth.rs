@@ -260,7 +260,9 @@ pub fn unix_now() -> u64 {
 
 /// A user id claim as a string: strings as they are, integers in decimal
 /// (the id rule is checked after).
-fn claim_id(value: &serde_json::Value) -> Option<String> {
+/// A user id claim as a string: a string, or an integer's decimal form
+/// (also what an app's connect proxy may answer).
+pub(crate) fn claim_id(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),

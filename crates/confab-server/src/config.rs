@@ -95,6 +95,17 @@ pub struct AuthConfig {
     /// Let WebSocket connections without a token in as anonymous visitors
     /// (`anon-…` ids) who may use only `assistant` rooms they own (protocol.md §1).
     pub allow_anonymous: bool,
+    /// The app's connect proxy (protocol.md §8.3): a WebSocket handshake
+    /// with no token but a cookie is signed in by the app's answer to the
+    /// forwarded cookie. Empty: off.
+    pub proxy_url: String,
+    /// How long the connect proxy has to answer (later: close 1011).
+    #[serde(deserialize_with = "duration::secs")]
+    pub proxy_timeout_s: u64,
+    /// How long the proxy's answer for one cookie is reused (0: asked on
+    /// every handshake).
+    #[serde(deserialize_with = "duration::secs")]
+    pub proxy_cache_s: u64,
 }
 
 /// `[rate_limit]`: how fast one user (or one address) may act. Every limit
@@ -315,6 +326,9 @@ impl Default for AuthConfig {
             leeway_s: 30,
             auth_timeout_s: 5,
             allow_anonymous: false,
+            proxy_url: String::new(),
+            proxy_timeout_s: 5,
+            proxy_cache_s: 0,
         }
     }
 }
@@ -502,6 +516,25 @@ impl Config {
         }
         self.trusted_proxy_nets()?;
         commands::validate_commands(&self.commands, &self.webhook)?;
+        let proxy = &self.auth.proxy_url;
+        if !proxy.is_empty() {
+            if !(proxy.starts_with("http://") || proxy.starts_with("https://")) {
+                return Err(ConfigError::Value(format!(
+                    "auth.proxy_url {proxy:?} must be http:// or https://"
+                )));
+            }
+            if self.webhook.secret.is_empty() {
+                return Err(ConfigError::Value(
+                    "auth.proxy_url needs webhook.secret: calls to the app are signed with it"
+                        .into(),
+                ));
+            }
+            if self.auth.proxy_timeout_s == 0 {
+                return Err(ConfigError::Value(
+                    "auth.proxy_timeout_s must be > 0".into(),
+                ));
+            }
+        }
         if self.limits.max_app_commands_in_flight == 0 {
             return Err(ConfigError::Value(
                 "limits.max_app_commands_in_flight must be > 0".into(),

@@ -1249,15 +1249,23 @@ async fn a_role_not_listed_is_refused_without_calling_the_app() {
     assert_eq!(requests[0].body["user"]["role"], "admin");
 }
 
-/// An error status, bad JSON, an answer past `timeout_s` and an app that
-/// cannot be reached all answer `ok: false`, `upstream_error`; an app's own
-/// `ok: false` is relayed with its text.
+/// An error status, bad JSON, an answer past `timeout_s` or over 256 KiB,
+/// a `post` too long to store and an app that cannot be reached all answer
+/// `ok: false`, `upstream_error`, storing nothing; an app's own `ok: false`
+/// is relayed with its text and no code; a `post` that is not a string is
+/// ignored.
 #[tokio::test]
 async fn app_failures_answer_upstream_error() {
     let failing = Receiver::start(Reply::Status(500)).await;
     let garbled = Receiver::start(Reply::NotJson).await;
     let sluggish = Receiver::start(Reply::Slow(Duration::from_secs(5))).await;
     let declining = Receiver::start(Reply::Ok(json!({"ok": false, "text": "No such log"}))).await;
+    // Over the 256 KiB confab reads of an answer.
+    let huge = Receiver::start(Reply::Ok(json!({"text": "x".repeat(300 * 1024)}))).await;
+    // A post longer than a message may be is not stored: upstream_error.
+    let wordy = Receiver::start(Reply::Ok(json!({"text": "done", "post": "y".repeat(5000)}))).await;
+    // A post that is not a string is ignored; the answer stands.
+    let odd = Receiver::start(Reply::Ok(json!({"text": "done", "post": {"not": "text"}}))).await;
     let gone = receiver::unreachable_url().await;
     let mut slow = app_command("sluggish", "Too slow", &[], &sluggish.url());
     slow.timeout_s = 1;
@@ -1268,13 +1276,16 @@ async fn app_failures_answer_upstream_error() {
             slow,
             app_command("gone", "Nobody there", &[], &gone),
             app_command("declining", "Says no", &[], &declining.url()),
+            app_command("huge", "Too much", &[], &huge.url()),
+            app_command("wordy", "Posts too much", &[], &wordy.url()),
+            app_command("odd", "Posts an object", &[], &odd.url()),
         ],
         |_| {},
     )
     .await;
     let room = server.room("alice", &[]).await;
     let mut alice = server.ws("alice").await;
-    for name in ["failing", "garbled", "sluggish", "gone"] {
+    for name in ["failing", "garbled", "sluggish", "gone", "huge", "wordy"] {
         let result = command(&mut alice, &room, &format!("/{name} now")).await;
         assert_refused(&result, name, "upstream_error");
     }
@@ -1284,7 +1295,13 @@ async fn app_failures_answer_upstream_error() {
     let declined = command(&mut alice, &room, "/declining").await;
     assert_eq!(declined["ok"], false, "{declined}");
     assert_eq!(declined["text"], "No such log", "{declined}");
-    assert_eq!(server.last_seq("alice", &room).await, 0);
+    assert!(
+        declined.get("code").is_none(),
+        "the app's own no: {declined}"
+    );
+    let odd = command(&mut alice, &room, "/odd").await;
+    assert_ok(&odd, "odd");
+    assert_eq!(server.last_seq("alice", &room).await, 0, "nothing stored");
 }
 
 /// An alias runs the built-in it names, under the built-in's rules, and

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
+use common::receiver::{self, Receiver, Reply};
 use common::{TestServer, WsClient};
 use confab_server::Config;
 use confab_server::config::ForwardedHeader;
@@ -302,5 +303,33 @@ async fn unreadable_forwarding_headers_count_as_the_proxy_and_break_nothing() {
     assert!(admitted(&mut proxy_itself).await.is_none());
     let mut client = dial(&server, Some("alice"), &[(XFF, "203.0.113.9")]).await;
     assert!(admitted(&mut client).await.is_some());
+    server.stop().await;
+}
+
+/// The app's connect proxy (protocol.md §8.3) is told the client's address
+/// as the trusted proxy forwards it, not the proxy's.
+#[tokio::test]
+async fn the_connect_proxy_is_told_the_forwarded_client() {
+    let app = Receiver::start(Reply::Computed(|_| (200, json!({"user_id": "ann"})))).await;
+    let url = app.url();
+    let server = TestServer::start_with(move |c| {
+        behind_proxy(c);
+        c.webhook.secret = receiver::secret();
+        c.auth.proxy_url = url;
+    })
+    .await;
+    let mut ws = server
+        .ws_raw(
+            "/ws",
+            &[
+                ("cookie", "sessionid=s".to_owned()),
+                (XFF, "198.51.100.7, 127.0.0.1".to_owned()),
+            ],
+        )
+        .await;
+    assert_eq!(admitted(&mut ws).await.unwrap()["user_id"], "ann");
+    let calls = app.requests();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].body["remote_addr"], "198.51.100.7");
     server.stop().await;
 }

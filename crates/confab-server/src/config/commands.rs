@@ -155,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_commands_stop_the_start() {
+    fn bad_commands_and_proxy_settings_stop_the_start() {
         let with = |commands: Vec<CommandConfig>, secret: &str| {
             let config = Config {
                 commands,
@@ -215,6 +215,21 @@ mod tests {
                 "not a built-in",
             ),
         ];
+        let proxied = |url: &str, secret: &str| {
+            let mut config = Config {
+                webhook: WebhookConfig {
+                    secret: secret.into(),
+                },
+                ..Config::default()
+            };
+            config.auth.proxy_url = url.into();
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(proxied("http://127.0.0.1:9/who", "s").is_ok());
+        let error = proxied("http://127.0.0.1:9/who", "").expect_err("no secret");
+        assert!(error.contains("webhook.secret"), "{error}");
+        let error = proxied("ws://127.0.0.1:9/who", "s").expect_err("not http");
+        assert!(error.contains("http"), "{error}");
         for (commands, secret, why) in refused {
             let error = with(commands.clone(), secret).expect_err(why);
             assert!(error.contains(why), "{error:?} should say {why:?}");

@@ -174,7 +174,7 @@ impl Chat {
     /// and a write only for a new or changed user. With `with_rooms` the
     /// read also brings the ids of the user's rooms (a new user is a member
     /// of nothing yet: memberships need the user's row).
-    async fn user_from_identity(
+    pub(super) async fn user_from_identity(
         &self,
         identity: Identity,
         with_rooms: bool,

@@ -62,6 +62,11 @@ pub enum ChatError {
     /// Storage failed; nothing was stored.
     #[error("internal error")]
     Store(#[from] StoreError),
+    /// The app's back-end, asked to sign a connection in (the connect
+    /// proxy), failed or answered nonsense: the server's problem (1011),
+    /// not the client's.
+    #[error("the sign-in could not be checked; try again")]
+    Upstream(String),
 }
 
 impl ChatError {
@@ -78,7 +83,7 @@ impl ChatError {
             ChatError::NotSubscribed => ErrorCode::NotSubscribed,
             ChatError::Auth(_) => ErrorCode::Unauthorized,
             ChatError::RateLimited { .. } | ChatError::TooManyConnections => ErrorCode::RateLimited,
-            ChatError::Store(_) | ChatError::Io(_) => ErrorCode::Internal,
+            ChatError::Store(_) | ChatError::Io(_) | ChatError::Upstream(_) => ErrorCode::Internal,
         }
     }
 
@@ -103,7 +108,7 @@ impl ChatError {
             ChatError::TooManyConnections | ChatError::RateLimited { .. } => {
                 CloseCode::TooManyConnections
             }
-            ChatError::Store(_) | ChatError::Io(_) => CloseCode::Internal,
+            ChatError::Store(_) | ChatError::Io(_) | ChatError::Upstream(_) => CloseCode::Internal,
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`error`]: [`ChatError`] and its mapping to contract codes.
 //! - [`caller`]: who is asking, from a token or the server key.
 //! - [`commands`]: slash commands, built in and the app's.
+//! - [`connect_proxy`]: signing connections in with the app's session cookie.
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`notifications`]: the app's notifications to a user's connections.
@@ -30,6 +31,7 @@ pub mod attachments;
 pub mod caller;
 pub mod cluster;
 pub mod commands;
+pub mod connect_proxy;
 pub mod error;
 pub mod live;
 pub mod messages;
@@ -78,6 +80,8 @@ pub struct Chat {
     assistant: assistant::Asker,
     /// App commands' calls to the app's back-end.
     app_calls: commands::app::AppCalls,
+    /// The app's connect proxy, when `auth.proxy_url` is set.
+    proxy: Option<connect_proxy::ConnectProxy>,
 }
 
 impl Chat {
@@ -94,6 +98,7 @@ impl Chat {
         Chat {
             limits: Limits::new(&config, &metrics.refusals),
             app_calls: commands::app::AppCalls::new(&config, metrics.app_commands.clone()),
+            proxy: connect_proxy::ConnectProxy::new(&config),
             hub: cluster.hub.clone(),
             store,
             cluster,

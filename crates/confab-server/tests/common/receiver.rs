@@ -3,7 +3,8 @@
 //! Standard Webhooks signature itself (HMAC-SHA256 over
 //! `{webhook-id}.{webhook-timestamp}.{body}`, keyed as `webhook.secret`
 //! says), records every request with that verdict, and answers the way the
-//! test asks: a JSON answer, an error status, too late, or not JSON.
+//! test asks: a JSON answer, an error status, too late, not JSON, or an
+//! answer made from the request (the connect proxy's).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,6 +38,10 @@ pub enum Reply {
     Slow(Duration),
     /// 200 with a body that is not JSON.
     NotJson,
+    /// The status and JSON body this function makes of the request's body
+    /// (an app whose answer depends on what it is asked: the connect
+    /// proxy's cookies).
+    Computed(fn(&Value) -> (u16, Value)),
 }
 
 /// One request as the receiver got it.
@@ -99,15 +104,16 @@ impl Receiver {
                 async move {
                     let signature_valid = verify(&key, &headers, &body);
                     let raw = String::from_utf8_lossy(&body).into_owned();
+                    let json: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
                     recorded.lock().unwrap().push(Received {
                         method: method.to_string(),
                         path: uri.path().to_owned(),
-                        body: serde_json::from_str(&raw).unwrap_or(Value::Null),
+                        body: json.clone(),
                         raw,
                         headers,
                         signature_valid,
                     });
-                    respond(reply).await
+                    respond(reply, &json).await
                 }
             },
         );
@@ -189,8 +195,12 @@ pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     })
 }
 
-async fn respond(reply: Reply) -> Response {
+async fn respond(reply: Reply, request: &Value) -> Response {
     match reply {
+        Reply::Computed(answer) => {
+            let (status, body) = answer(request);
+            (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+        }
         Reply::Ok(body) => axum::Json(body).into_response(),
         Reply::Status(status) => (
             StatusCode::from_u16(status).unwrap(),

@@ -77,6 +77,7 @@ pub struct WsQuery {
 pub struct Upgrade {
     state: AppState,
     client: IpAddr,
+    path: String,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 }
@@ -92,8 +93,51 @@ impl FromRequestParts<AppState> for Upgrade {
         Ok(Upgrade {
             state: state.clone(),
             client,
+            path: parts.uri.path().to_owned(),
             headers: parts.headers.clone(),
             ws,
+        })
+    }
+}
+
+/// A handshake's cookie and what goes with it to the connect proxy
+/// (protocol.md §8.3).
+#[derive(Debug, Clone)]
+pub(super) struct Cookie {
+    /// Every `Cookie` header, joined as one.
+    pub cookie: String,
+    /// `Origin`, if any.
+    pub origin: Option<String>,
+    /// `User-Agent`, if any.
+    pub user_agent: Option<String>,
+    /// The path the socket was opened on.
+    pub path: String,
+}
+
+impl Cookie {
+    /// The handshake's cookie, if it has one (a handshake without a cookie
+    /// has nothing for the app to recognise).
+    fn of(headers: &HeaderMap, path: String) -> Option<Cookie> {
+        let cookies: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        if cookies.is_empty() {
+            return None;
+        }
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Some(Cookie {
+            cookie: cookies.join("; "),
+            origin: text(header::ORIGIN),
+            user_agent: text(header::USER_AGENT),
+            path,
         })
     }
 }
@@ -140,6 +184,7 @@ impl Upgrade {
         let Upgrade {
             state,
             client,
+            path,
             headers,
             ws,
         } = self;
@@ -190,6 +235,10 @@ impl Upgrade {
             })
             .or_else(|| query_token.filter(|t| !t.is_empty()));
         let act_as = acting_user(&headers).map(str::to_owned);
+        // What the app's connect proxy is shown of a handshake with no token.
+        let cookie = (token.is_none() && state.chat.has_connect_proxy())
+            .then(|| Cookie::of(&headers, path))
+            .flatten();
         let max = state.chat.config().limits.max_frame_bytes;
         let mut ws = ws
             .max_message_size(max)
@@ -222,6 +271,7 @@ impl Upgrade {
                 let handshake = Handshake {
                     token,
                     act_as,
+                    cookie,
                     client,
                     addr_slot,
                 };

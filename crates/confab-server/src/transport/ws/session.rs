@@ -11,8 +11,9 @@ use super::dialect::{Dialect, WithoutToken, error_frame};
 use super::writer::{self, Sink, WriterContext, WriterTimes, close_message};
 use crate::auth::AuthError;
 use crate::core::commands::{CommandCall, Place};
+use crate::core::connect_proxy::Knock;
 use crate::core::live::Admission;
-use crate::core::{Caller, Chat, ChatResult};
+use crate::core::{Caller, Chat, ChatError, ChatResult};
 use crate::hub::{ConnId, Outbox, outbox};
 use crate::limits::ConnSlot;
 use crate::transport::heartbeat::Liveness;
@@ -47,8 +48,11 @@ pub(super) struct Handshake {
     pub token: Option<String>,
     /// `X-Confab-User`, honoured with the server key.
     pub act_as: Option<String>,
-    /// The client's address (limits, anonymous visitors, the connection's
-    /// log span): the peer's, or what a trusted proxy says it is.
+    /// With no token and a connect proxy configured: the cookie to show it.
+    pub cookie: Option<super::Cookie>,
+    /// The client's address (limits, anonymous visitors, the connect
+    /// proxy's `remote_addr`, the connection's log span): the peer's, or
+    /// what a trusted proxy says it is.
     pub client: IpAddr,
     /// The address's slot under its connection cap, held for the connection's life.
     pub addr_slot: ConnSlot<IpAddr>,
@@ -65,16 +69,37 @@ pub(super) async fn run<D: Dialect>(
     let Handshake {
         token,
         act_as,
+        cookie,
         client,
         addr_slot,
     } = handshake;
-    let signed_in = match token {
-        Some(token) => {
+    let without_token = dialect.without_token(state.chat.config());
+    let signed_in = match (token, cookie) {
+        (Some(token), _) => {
             dialect
                 .sign_in(&state.chat, &token, act_as.as_deref(), client)
                 .await
         }
-        None => match dialect.without_token(state.chat.config()) {
+        // The app knows the cookie's user; a cookie it does not know is no
+        // credential at all, which an endpoint open to visitors takes as one.
+        (None, Some(cookie)) => {
+            let knock = Knock {
+                cookie: &cookie.cookie,
+                origin: cookie.origin.as_deref(),
+                user_agent: cookie.user_agent.as_deref(),
+                path: &cookie.path,
+                remote_addr: client,
+            };
+            match state.chat.proxy_sign_in(knock).await {
+                Err(ChatError::Auth(AuthError::Missing))
+                    if without_token == WithoutToken::Anonymous =>
+                {
+                    Ok((Caller::anonymous(client), Some(Vec::new())))
+                }
+                signed_in => signed_in,
+            }
+        }
+        (None, None) => match without_token {
             // In at once as `anon-…` (a fresh id, in no room yet); a dialect
             // may still identify the connection later (the unified
             // protocol's `auth` first frame: Session::identify).
