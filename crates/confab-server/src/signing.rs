@@ -1,7 +1,8 @@
 //! Signing what confab sends to the app's back-end, as the Standard Webhooks
 //! convention does (protocol.md §8), so the app verifies it with any of
 //! that convention's libraries: `webhook-id`, `webhook-timestamp` and
-//! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+//! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`;
+//! and the one way a call to the app is made and its answer read.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -45,6 +46,29 @@ impl Signer {
         ]
     }
 
+    /// A JSON POST of `body` to `url`, signed now as the call `kind_…` (a
+    /// fresh id with the kind's prefix: `cmd`, `conn`): every call confab
+    /// makes to the app goes out this way.
+    pub fn post(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        kind: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let id = format!("{kind}_{}", uuid::Uuid::now_v7().simple());
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in self.headers(&id, timestamp, &body) {
+            request = request.header(name, value);
+        }
+        request.body(body)
+    }
+
     /// `v1,` + base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}`.
     pub fn signature(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
         // HMAC takes a key of any length: this cannot fail.
@@ -58,6 +82,23 @@ impl Signer {
         mac.update(body);
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
+}
+
+/// The app's answer to a call, read whole unless it is longer than `max`
+/// bytes (`Ok(None)`): an answer goes to one connection, and a runaway one
+/// must not fill the server's memory.
+pub async fn read_answer(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut read = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if read.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Some(read))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{Caller, Chat, ChatError, ChatResult};
 use crate::auth::{AuthError, Identity, claim_id};
 use crate::config::Config;
 use crate::identity;
-use crate::signing::Signer;
+use crate::signing::{Signer, read_answer};
 use crate::store::{GlobalRole, ROLE_NAME_RULE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -154,19 +154,9 @@ impl ConnectProxy {
             remote_addr: knock.remote_addr.to_string(),
         })
         .map_err(|e| e.to_string())?;
-        let id = format!("conn_{}", uuid::Uuid::now_v7().simple());
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut request = client
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in signer.headers(&id, timestamp, &body) {
-            request = request.header(name, value);
-        }
+        let request = signer.post(client, &self.url, "conn", body);
         let exchange = async {
             let mut response = request
-                .body(body)
                 .send()
                 .await
                 .map_err(|e| format!("unreachable: {e}"))?;
@@ -176,13 +166,10 @@ impl ConnectProxy {
                 403 => return Ok(Verdict::Refused),
                 status => return Err(format!("answered {status}")),
             }
-            let mut read = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-                if read.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err("answer too long".into());
-                }
-                read.extend_from_slice(&chunk);
-            }
+            let read = read_answer(&mut response, MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("answer too long")?;
             serde_json::from_slice::<Answer>(&read)
                 .map(Verdict::User)
                 .map_err(|e| format!("bad answer: {e}"))

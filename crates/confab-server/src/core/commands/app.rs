@@ -5,7 +5,7 @@
 
 use crate::config::{CommandConfig, Config};
 use crate::metrics::AppCommandCounters;
-use crate::signing::Signer;
+use crate::signing::{Signer, read_answer};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,32 +150,16 @@ impl AppCalls {
         let _slot = self.slots.try_acquire().map_err(|_| Upstream::Busy)?;
         // Serializing borrowed strings and a JSON id cannot fail.
         let body = serde_json::to_vec(call).map_err(|_| Upstream::BadAnswer)?;
-        let id = format!("cmd_{}", uuid::Uuid::now_v7().simple());
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut request = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in signer.headers(&id, timestamp, &body) {
-            request = request.header(name, value);
-        }
+        let request = signer.post(client, url, "cmd", body);
         let exchange = async {
-            let mut response = request
-                .body(body)
-                .send()
-                .await
-                .map_err(Upstream::Unreachable)?;
+            let mut response = request.send().await.map_err(Upstream::Unreachable)?;
             if !response.status().is_success() {
                 return Err(Upstream::Status(response.status()));
             }
-            let mut read = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(Upstream::Unreachable)? {
-                if read.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(Upstream::TooLong);
-                }
-                read.extend_from_slice(&chunk);
-            }
+            let read = read_answer(&mut response, MAX_ANSWER_BYTES)
+                .await
+                .map_err(Upstream::Unreachable)?
+                .ok_or(Upstream::TooLong)?;
             serde_json::from_slice::<Answer>(&read).map_err(|_| Upstream::BadAnswer)
         };
         tokio::time::timeout(Duration::from_secs(command.timeout_s), exchange)
