@@ -150,7 +150,9 @@ impl Cookie {
 /// frame within 5 s) and runs the session. The frames spoken after the `101` are
 /// described in docs/protocol.md, not here. A token may come as
 /// `Authorization: Bearer T`, as the subprotocol `bearer.T` next to
-/// `confab.v1`, in the first frame, or as `?token=T`; a refused credential
+/// `confab.v1`, in the first frame, or as `?token=T`; with
+/// `auth.proxy_url`, a handshake with no token but the app's session cookie
+/// is signed in by the app (docs/protocol.md §8.3). A refused credential
 /// closes the socket with 4001/4002/4003 after the upgrade.
 #[utoipa::path(
     get,
