@@ -28,6 +28,7 @@ pub mod postgres;
 mod queries;
 mod rows;
 pub mod sqlite;
+mod statements;
 mod writer;
 
 #[cfg(test)]

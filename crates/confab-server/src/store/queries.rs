@@ -2,7 +2,7 @@
 //! the write jobs (what a writing [`Store`](crate::store::Store) method does
 //! inside its savepoint on the writer's connection). They are generic over
 //! the backend's database and take their SQL from here when only the
-//! placeholders differ ([`Statement`]), else from the backend's [`Dialect`]
+//! placeholders differ ([`super::statements`]), else from the backend's [`Dialect`]
 //! and [`JobSql`]; each is monomorphized per backend, so it costs what the
 //! backend's own copy did. Jobs start from their inputs and keep no state
 //! between runs, so PostgreSQL may run one again when its batch is retried.
@@ -10,9 +10,14 @@
 //! SQLite's batched appends) stays with it.
 
 use crate::store::rows::{
-    Dialect, Statement, StoreRow, attachment_record, member_columns, member_from_row,
-    message_from_row, on_constraint, rating_columns, rating_from_row, room_columns, room_from_row,
-    room_list_entry_from_row, statement, unanswered_question_from_row, user_columns, user_from_row,
+    Dialect, StoreRow, attachment_record, member_from_row, message_from_row, on_constraint,
+    rating_from_row, room_from_row, room_list_entry_from_row, unanswered_question_from_row,
+    user_from_row,
+};
+use crate::store::statements::{
+    ATTACHMENT_BY_ID, DELETE_REACTION, DELETE_REACTIONS, INSERT_ATTACHMENT, INSERT_REACTION,
+    LIST_MEMBERS, MEMBER_BY_IDS, RATING_BY_ROOM, RATING_SUMMARY, REMOVE_MEMBER, ROOM_BY_DIRECT_KEY,
+    ROOM_BY_ID, TAKE_LEASE, UPSERT_RATING, USER_BY_ID, USER_ROOM_IDS,
 };
 use crate::store::{
     AttachmentRecord, GlobalRole, HistoryPage, MemberRecord, MemberWithUser, MessageRecord,
@@ -23,94 +28,6 @@ use confab_protocol::Timestamp;
 use sqlx::{ColumnIndex, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-
-/// A user's [`user_columns`] by `(id)`.
-const USER_BY_ID: Statement = statement!(concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users WHERE id = ?1"
-));
-/// A room's [`room_columns`] by `(id)`.
-const ROOM_BY_ID: Statement = statement!(concat!(
-    "SELECT ",
-    room_columns!(),
-    " FROM rooms WHERE id = ?1"
-));
-/// A membership's [`member_columns`] by `(room, user)`.
-const MEMBER_BY_IDS: Statement = statement!(concat!(
-    "SELECT ",
-    member_columns!(),
-    " FROM members WHERE room_id = ?1 AND user_id = ?2"
-));
-/// The ids of a user's rooms in id order: `(user)`.
-const USER_ROOM_IDS: Statement =
-    statement!("SELECT room_id FROM members WHERE user_id = ?1 ORDER BY room_id");
-/// A room's members with their users' display fields: `(room)`.
-const LIST_MEMBERS: Statement = statement!(
-    "SELECT mb.room_id, mb.user_id, mb.role, mb.last_read_seq, mb.joined_at, \
-            COALESCE(u.username, mb.user_id) AS username, u.name, u.role AS user_role \
-     FROM members mb LEFT JOIN users u ON u.id = mb.user_id \
-     WHERE mb.room_id = ?1 ORDER BY mb.joined_at, mb.user_id"
-);
-/// An upload's record by `(id)`.
-const ATTACHMENT_BY_ID: Statement = statement!("SELECT * FROM attachments WHERE id = ?1");
-/// The room with the direct key `(key)`.
-const ROOM_BY_DIRECT_KEY: Statement = statement!(concat!(
-    "SELECT ",
-    room_columns!(),
-    " FROM rooms WHERE direct_key = ?1"
-));
-/// Removes a member: `(room, user)`.
-const REMOVE_MEMBER: Statement =
-    statement!("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2");
-/// Drops every reaction to a message: `(message)`.
-const DELETE_REACTIONS: Statement = statement!("DELETE FROM reactions WHERE message_id = ?1");
-/// Adds a reaction unless present: `(message, user, emoji, at)`.
-const INSERT_REACTION: Statement = statement!(
-    "INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?1, ?2, ?3, ?4) \
-     ON CONFLICT DO NOTHING"
-);
-/// Removes a reaction: `(message, user, emoji)`.
-const DELETE_REACTION: Statement =
-    statement!("DELETE FROM reactions WHERE message_id = ?1 AND user_id = ?2 AND emoji = ?3");
-/// Takes a lease for a holder until a time, or renews it, unless another
-/// holder's has not run out: `(name, holder, expires_at, now)`; a row when
-/// the holder has it.
-const TAKE_LEASE: Statement = statement!(
-    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-     WHERE leases.expires_at < ?4 OR leases.holder = ?2 \
-     RETURNING holder"
-);
-/// Stores an upload's record: its seven columns.
-const INSERT_ATTACHMENT: Statement = statement!(
-    "INSERT INTO attachments (id, uploader_id, sha256, content_type, size, name, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-);
-/// Stores a session's rating, replacing the room's earlier one, returning
-/// its [`rating_columns`]: `(room, user, rating, feedback, rated_at)`.
-/// `excluded` and `RETURNING` are spelled alike by both backends.
-const UPSERT_RATING: Statement = statement!(concat!(
-    "INSERT INTO session_ratings (room_id, user_id, rating, feedback, rated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) \
-     ON CONFLICT (room_id) DO UPDATE SET user_id = excluded.user_id, \
-         rating = excluded.rating, feedback = excluded.feedback, rated_at = excluded.rated_at \
-     RETURNING ",
-    rating_columns!()
-));
-/// A room's rating by `(room)`.
-const RATING_BY_ROOM: Statement = statement!(concat!(
-    "SELECT ",
-    rating_columns!(),
-    " FROM session_ratings WHERE room_id = ?1"
-));
-/// Rated sessions (`count`, a `BIGINT`) and their mean (`average`, a
-/// double, `NULL` when none): the cast turns PostgreSQL's `NUMERIC` mean
-/// into a double and is a no-op on SQLite's `REAL`.
-const RATING_SUMMARY: Statement = statement!(
-    "SELECT COUNT(*) AS count, CAST(AVG(rating) AS DOUBLE PRECISION) AS average \
-     FROM session_ratings"
-);
 
 /// The SQL of the shared write jobs, as each backend spells it (booleans,
 /// casts, `excluded`, placeholders), and how it binds JSON.
