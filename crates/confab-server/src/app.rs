@@ -89,6 +89,7 @@ impl App {
     pub async fn build(config: Config) -> Result<App, StartError> {
         let secret = config.resolve_jwt_secret()?;
         let store = open_store(&config).await?;
+        store.record_events(config.webhook.event_set());
         let auth = Authenticator::new(&secret, &config.api_key, config.auth.leeway_s);
         let metrics = Arc::new(Metrics::new(store.commit_histograms()));
         let hub = Arc::new(Hub::new(
@@ -129,6 +130,7 @@ impl App {
             chat.clone(),
             background.clone(),
         ));
+        background.spawn(crate::core::webhooks::run(chat.clone(), background.clone()));
         let proxies = Arc::new(TrustedProxies::new(chat.config())?);
         Ok(App {
             background,

@@ -102,6 +102,63 @@ pub struct AppCommandCounters {
     pub busy: Counter,
 }
 
+/// Webhook deliveries and the outbox they come from (protocol.md §8.1).
+#[derive(Clone, Debug, Default)]
+pub struct WebhookMetrics {
+    /// Attempts the receiver answered 2xx.
+    pub delivered: Counter,
+    /// Attempts that failed and will be tried again.
+    pub retried: Counter,
+    /// Attempts that failed for the last time (`webhook.max_attempts`).
+    pub failed: Counter,
+    /// Events dropped for being older than `webhook.max_age_s`.
+    pub dropped_age: Counter,
+    /// Events dropped beyond `webhook.max_pending`.
+    pub dropped_cap: Counter,
+    /// Events waiting to be delivered, as last counted.
+    pub pending: Gauge,
+    /// Age of the oldest of them, in seconds, as last counted.
+    pub oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// Creates and registers the webhook series.
+fn register_webhooks(registry: &mut Registry) -> WebhookMetrics {
+    let deliveries = Family::<Labels, Counter>::default();
+    let outcome = |o: &'static str| deliveries.get_or_create_owned(&vec![("outcome", o)]);
+    let dropped = Family::<Labels, Counter>::default();
+    let reason = |r: &'static str| dropped.get_or_create_owned(&vec![("reason", r)]);
+    let metrics = WebhookMetrics {
+        delivered: outcome("delivered"),
+        retried: outcome("retried"),
+        failed: outcome("failed"),
+        dropped_age: reason("age"),
+        dropped_cap: reason("cap"),
+        ..WebhookMetrics::default()
+    };
+    registry.register(
+        "webhook_deliveries",
+        "Attempts to deliver webhook events, by outcome (delivered, retried, failed)",
+        deliveries,
+    );
+    registry.register(
+        "webhook_dropped",
+        "Webhook events dropped from the outbox, by reason (age, cap)",
+        dropped,
+    );
+    registry.register(
+        "webhook_outbox_pending",
+        "Webhook events waiting to be delivered",
+        metrics.pending.clone(),
+    );
+    registry.register_with_unit(
+        "webhook_outbox_oldest",
+        "Age of the oldest webhook event waiting to be delivered",
+        Unit::Seconds,
+        metrics.oldest_seconds.clone(),
+    );
+    metrics
+}
+
 /// The store's writer: one observation per committed batch.
 #[derive(Clone, Debug)]
 pub struct StoreHistograms {
@@ -156,6 +213,8 @@ pub struct Metrics {
     pub assistant: AssistantCounters,
     /// App commands' calls to the app, by outcome.
     pub app_commands: AppCommandCounters,
+    /// Webhook deliveries and the outbox.
+    pub webhooks: WebhookMetrics,
 }
 
 impl Metrics {
@@ -295,6 +354,8 @@ impl Metrics {
             calls,
         );
 
+        let webhooks = register_webhooks(&mut registry);
+
         Metrics {
             registry,
             connections,
@@ -308,6 +369,7 @@ impl Metrics {
             store,
             assistant,
             app_commands,
+            webhooks,
         }
     }
 

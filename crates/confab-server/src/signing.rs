@@ -57,13 +57,26 @@ impl Signer {
         body: Vec<u8>,
     ) -> reqwest::RequestBuilder {
         let id = format!("{kind}_{}", uuid::Uuid::now_v7().simple());
+        self.post_as(client, url, &id, body)
+    }
+
+    /// A JSON POST of `body` to `url`, signed now as the call `id`: a
+    /// webhook event keeps its id on every attempt (receivers de-duplicate
+    /// by it), with a fresh timestamp and signature each time.
+    pub fn post_as(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        id: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut request = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in self.headers(&id, timestamp, &body) {
+        for (name, value) in self.headers(id, timestamp, &body) {
             request = request.header(name, value);
         }
         request.body(body)

@@ -4,17 +4,110 @@
 
 use super::{ConfigError, duration};
 use crate::core::commands::BuiltIn;
-use crate::store::{ROLE_NAME_RULE, is_role_name};
+use crate::store::{EventKind, EventSet, ROLE_NAME_RULE, is_role_name};
 use serde::{Deserialize, Serialize};
 
-/// `[webhook]`: how confab signs what it sends to the app.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `[webhook]`: how confab signs what it sends to the app, and where its
+/// events go (protocol.md §8.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The signing key: `whsec_` + base64 of the key bytes (the Standard
     /// Webhooks form), or any other string, whose UTF-8 bytes are the key.
-    /// Required as soon as an app command has a `url`.
+    /// Required as soon as an app command has a `url`, `url` is set or
+    /// `auth.proxy_url` is.
     pub secret: String,
+    /// Where events are POSTed; empty: no events are written or sent.
+    pub url: String,
+    /// The event types to send (`message.created`, …); empty: all.
+    #[serde(deserialize_with = "super::string_list")]
+    pub events: Vec<String>,
+    /// How long the receiver has to answer one attempt.
+    #[serde(deserialize_with = "duration::secs")]
+    pub timeout_s: u64,
+    /// Attempts per event before it is recorded as failed.
+    pub max_attempts: u32,
+    /// Attempts under way at once, on this node: a slow receiver holds
+    /// this many requests and no more.
+    pub max_in_flight: usize,
+    /// Events kept in the outbox (pending and failed); beyond it the
+    /// oldest are dropped, counted and logged.
+    pub max_pending: u64,
+    /// Events older than this are dropped, counted and logged.
+    #[serde(deserialize_with = "duration::secs")]
+    pub max_age_s: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            secret: String::new(),
+            url: String::new(),
+            events: Vec::new(),
+            timeout_s: 10,
+            max_attempts: 12,
+            max_in_flight: 16,
+            max_pending: 100_000,
+            max_age_s: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The events to write: none without a `url`, else those of `events`
+    /// (all when empty). Names are checked by [`WebhookConfig::validate`].
+    pub fn event_set(&self) -> EventSet {
+        if self.url.is_empty() {
+            return EventSet::NONE;
+        }
+        if self.events.is_empty() {
+            return EventSet::all();
+        }
+        EventSet::of(self.events.iter().filter_map(|name| EventKind::parse(name)))
+    }
+
+    /// Checks the secret's form and, with a `url`, the delivery settings.
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::signing::Signer::from_secret(&self.secret)
+            .map_err(|why| ConfigError::Value(format!("webhook.secret: {why}")))?;
+        if self.url.is_empty() {
+            return Ok(());
+        }
+        let fail = |why: String| Err(ConfigError::Value(format!("webhook.{why}")));
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return fail(format!("url {:?} must be http:// or https://", self.url));
+        }
+        if self.secret.is_empty() {
+            return fail("secret must be set with webhook.url: events are signed with it".into());
+        }
+        if let Some(name) = self
+            .events
+            .iter()
+            .find(|name| EventKind::parse(name).is_none())
+        {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+            return fail(format!(
+                "events: {name:?} is not an event type (one of {})",
+                known.join(", ")
+            ));
+        }
+        if self.timeout_s == 0 {
+            return fail("timeout_s must be > 0".into());
+        }
+        if self.max_attempts == 0 {
+            return fail("max_attempts must be > 0".into());
+        }
+        if self.max_in_flight == 0 {
+            return fail("max_in_flight must be > 0".into());
+        }
+        if self.max_pending == 0 {
+            return fail("max_pending must be > 0".into());
+        }
+        if self.max_age_s == 0 {
+            return fail("max_age_s must be > 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// One app command (`[[commands]]`): `/name args` runs it, answered by the
@@ -100,14 +193,12 @@ impl CommandConfig {
     }
 }
 
-/// Checks every `[[commands]]` entry, their names unique, and the
-/// webhook secret's form.
+/// Checks `[webhook]` and every `[[commands]]` entry, their names unique.
 pub fn validate_commands(
     commands: &[CommandConfig],
     webhook: &WebhookConfig,
 ) -> Result<(), ConfigError> {
-    crate::signing::Signer::from_secret(&webhook.secret)
-        .map_err(|why| ConfigError::Value(format!("webhook.secret: {why}")))?;
+    webhook.validate()?;
     for (i, command) in commands.iter().enumerate() {
         command.validate(webhook)?;
         if commands[..i].iter().any(|c| c.name == command.name) {
@@ -161,6 +252,7 @@ mod tests {
                 commands,
                 webhook: WebhookConfig {
                     secret: secret.into(),
+                    ..WebhookConfig::default()
                 },
                 ..Config::default()
             };
@@ -219,6 +311,7 @@ mod tests {
             let mut config = Config {
                 webhook: WebhookConfig {
                     secret: secret.into(),
+                    ..WebhookConfig::default()
                 },
                 ..Config::default()
             };

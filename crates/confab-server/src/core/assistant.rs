@@ -456,6 +456,7 @@ async fn store_reply(
         location: None,
         client_msg_id: Some(reply_key(&question.message_id)),
         created_at: Timestamp::now(),
+        missed_by: Vec::new(),
     };
     let sent = chat
         .queue_checked(message, bot.clone(), |_| {}, None)

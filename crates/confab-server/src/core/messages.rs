@@ -151,7 +151,7 @@ impl Chat {
     /// `asker` if given. For the assistant bot's own replies too.
     pub(super) async fn queue_checked(
         &self,
-        new: NewMessage,
+        mut new: NewMessage,
         typist: Caller,
         on_stored: impl FnOnce(&Sent) + Send + 'static,
         asker: Option<Asker>,
@@ -198,6 +198,7 @@ impl Chat {
                 }
             }
         });
+        new.missed_by = self.missed_by(&new.room_id, &new.sender_id).await?;
         let pending = self.store.queue_append(new, on_commit).await?;
         Ok(PendingSend(pending))
     }
@@ -294,6 +295,7 @@ impl Chat {
             location,
             client_msg_id: request.client_msg_id,
             created_at: Timestamp::now(),
+            missed_by: Vec::new(),
         })
     }
 

@@ -23,6 +23,7 @@
 //! - [`sessions`]: assistant sessions: choosing, starting, ending, expiring.
 //! - [`live`]: subscriptions with gap-free replay, typing, presence.
 //! - [`stats`]: counters for `GET /api/v1/stats`.
+//! - [`webhooks`]: delivering the outbox's events to the app.
 //! - [`wire`]: stored records → wire objects.
 
 pub mod access;
@@ -42,6 +43,7 @@ pub mod receipts;
 pub mod rooms;
 pub mod sessions;
 pub mod stats;
+pub mod webhooks;
 pub mod wire;
 
 pub use caller::Caller;

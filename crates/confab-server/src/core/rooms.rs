@@ -178,7 +178,11 @@ impl Chat {
     }
 
     /// The room as `user_id` sees it (their unread count and role).
-    async fn summary_for(&self, room: &RoomRecord, user_id: &str) -> ChatResult<RoomSummary> {
+    pub(crate) async fn summary_for(
+        &self,
+        room: &RoomRecord,
+        user_id: &str,
+    ) -> ChatResult<RoomSummary> {
         let member = self.store.get_member(&room.id, user_id).await?;
         let unread_count = match member {
             Some(_) => self.store.unread_count(&room.id, user_id).await?,

@@ -227,6 +227,7 @@ impl Chat {
             location: None,
             client_msg_id: None,
             created_at: welcome.at,
+            missed_by: Vec::new(),
         };
         let sent = self
             .queue_checked(message, super::assistant::bot(), |_| {}, None)

@@ -8,13 +8,14 @@
 //! queues an append, and how it shuts down.
 
 use crate::metrics::StoreHistograms;
+use crate::store::outbox::{NewEvent, RecordedEvents};
 use crate::store::queries::{JobSql, Sql};
 use crate::store::rows::{Dialect, StoreRow};
 use crate::store::{
-    AttachmentRecord, CommitHook, CreateOutcome, HistoryPage, MemberRecord, MemberWithUser,
-    MessageRecord, NewMessage, NewRoom, PendingAppend, RatingRecord, ReactionChange, RoomListEntry,
-    RoomRecord, RoomRole, Store, StoreError, StoreResult, UnansweredQuestion, UserRecord,
-    UserUpsert,
+    AttachmentRecord, Attempt, CommitHook, CreateOutcome, EventKind, EventSet, HistoryPage,
+    MemberRecord, MemberWithUser, MessageRecord, NewMessage, NewRoom, OutboxEvent, OutboxState,
+    PendingAppend, RatingRecord, ReactionChange, RoomListEntry, RoomRecord, RoomRole, Store,
+    StoreError, StoreResult, Trimmed, UnansweredQuestion, UserRecord, UserUpsert,
 };
 use async_trait::async_trait;
 use confab_protocol::Timestamp;
@@ -69,6 +70,10 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         message: NewMessage,
         on_commit: CommitHook,
     ) -> impl Future<Output = StoreResult<PendingAppend>> + Send;
+
+    /// The webhook events its jobs write (see [`Store::record_events`]);
+    /// its appends read it as they are queued.
+    fn recorded_events(&self) -> &RecordedEvents;
 
     /// Whether the writer still takes jobs (a closed one fails `ping`).
     fn writer_open(&self) -> bool;
@@ -127,9 +132,32 @@ where
     // ---- rooms ----
 
     async fn create_room(&self, room: NewRoom) -> StoreResult<CreateOutcome> {
+        let events = self.recorded_events().get();
         self.write(
             Vec::new(),
-            Box::new(move |conn| B::create_room_job(conn, room.clone())),
+            Box::new(move |conn| {
+                let room = room.clone();
+                Box::pin(async move {
+                    let members = room.members.clone();
+                    let outcome = B::create_room_job(&mut *conn, room).await?;
+                    if let CreateOutcome::Created(record) = &outcome {
+                        let id = &record.id;
+                        // A user listed twice is one member, with the last role given.
+                        let mut added: Vec<(String, RoomRole)> = Vec::new();
+                        for (user, role) in members.into_iter().rev() {
+                            if !added.iter().any(|(seen, _)| *seen == user) {
+                                added.push((user, role));
+                            }
+                        }
+                        let new = std::iter::once(NewEvent::room(EventKind::RoomCreated, id))
+                            .chain(added.iter().rev().map(|(user, role)| {
+                                NewEvent::member(EventKind::MemberAdded, id, user, role.as_str())
+                            }));
+                        write_events::<B>(conn, events, new).await?;
+                    }
+                    Ok(outcome)
+                })
+            }),
         )
         .await
     }
@@ -147,15 +175,17 @@ where
         metadata: Option<serde_json::Value>,
     ) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
+        let events = self.recorded_events().get();
         self.write(
             vec![id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::update_room(
-                    conn,
-                    id.clone(),
-                    name.clone(),
-                    metadata.clone(),
-                ))
+                let (id, name, metadata) = (id.clone(), name.clone(), metadata.clone());
+                Box::pin(async move {
+                    let room = Sql::<B::Db>::update_room(&mut *conn, id, name, metadata).await?;
+                    let event = NewEvent::room(EventKind::RoomUpdated, &room.id);
+                    write_events::<B>(conn, events, [event]).await?;
+                    Ok(room)
+                })
             }),
         )
         .await
@@ -163,9 +193,26 @@ where
 
     async fn close_room(&self, id: &str) -> StoreResult<RoomRecord> {
         let id = id.to_owned();
+        let events = self.recorded_events().get();
         self.write(
             vec![id.clone()],
-            Box::new(move |conn| Box::pin(Sql::<B::Db>::close_room(conn, id.clone()))),
+            Box::new(move |conn| {
+                let id = id.clone();
+                Box::pin(async move {
+                    // Closing a closed room is no event: look first, when it matters.
+                    let was_open = match events.is_empty() {
+                        true => false,
+                        false => Sql::<B::Db>::fetch_room(&mut *conn, &id)
+                            .await?
+                            .is_some_and(|room| !room.closed),
+                    };
+                    let room = Sql::<B::Db>::close_room(&mut *conn, id).await?;
+                    if was_open {
+                        write_events::<B>(conn, events, closed_events(&room)).await?;
+                    }
+                    Ok(room)
+                })
+            }),
         )
         .await
     }
@@ -202,15 +249,32 @@ where
         role: RoomRole,
     ) -> StoreResult<MemberRecord> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        let events = self.recorded_events().get();
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::add_member(
-                    conn,
-                    room_id.clone(),
-                    user_id.clone(),
-                    role,
-                ))
+                let (room_id, user_id) = (room_id.clone(), user_id.clone());
+                Box::pin(async move {
+                    // A member given the role they have is no event.
+                    let before = match events.contains(EventKind::MemberAdded) {
+                        true => Sql::<B::Db>::fetch_member(&mut *conn, &room_id, &user_id)
+                            .await?
+                            .map(|m| m.role),
+                        false => None,
+                    };
+                    let member =
+                        Sql::<B::Db>::add_member(&mut *conn, room_id, user_id, role).await?;
+                    if before != Some(member.role) {
+                        let event = NewEvent::member(
+                            EventKind::MemberAdded,
+                            &member.room_id,
+                            &member.user_id,
+                            member.role.as_str(),
+                        );
+                        write_events::<B>(conn, events, [event]).await?;
+                    }
+                    Ok(member)
+                })
             }),
         )
         .await
@@ -218,14 +282,31 @@ where
 
     async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        let events = self.recorded_events().get();
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::remove_member(
-                    conn,
-                    room_id.clone(),
-                    user_id.clone(),
-                ))
+                let (room_id, user_id) = (room_id.clone(), user_id.clone());
+                Box::pin(async move {
+                    // The event says what role the member had: read it before it goes.
+                    let before = match events.contains(EventKind::MemberRemoved) {
+                        true => Sql::<B::Db>::fetch_member(&mut *conn, &room_id, &user_id).await?,
+                        false => None,
+                    };
+                    let removed =
+                        Sql::<B::Db>::remove_member(&mut *conn, room_id.clone(), user_id.clone())
+                            .await?;
+                    if let Some(member) = before.filter(|_| removed) {
+                        let event = NewEvent::member(
+                            EventKind::MemberRemoved,
+                            &room_id,
+                            &user_id,
+                            member.role.as_str(),
+                        );
+                        write_events::<B>(conn, events, [event]).await?;
+                    }
+                    Ok(removed)
+                })
             }),
         )
         .await
@@ -249,16 +330,22 @@ where
         edited_at: Timestamp,
     ) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
+        let events = self.recorded_events().get();
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::edit_message(
-                    conn,
-                    room_id.clone(),
-                    message_id.clone(),
-                    content.clone(),
-                    edited_at,
-                ))
+                let (room_id, message_id) = (room_id.clone(), message_id.clone());
+                let content = content.clone();
+                Box::pin(async move {
+                    let message = Sql::<B::Db>::edit_message(
+                        &mut *conn, room_id, message_id, content, edited_at,
+                    )
+                    .await?;
+                    let event =
+                        NewEvent::message(EventKind::MessageUpdated, &message.room_id, &message.id);
+                    write_events::<B>(conn, events, [event]).await?;
+                    Ok(message)
+                })
             }),
         )
         .await
@@ -266,14 +353,32 @@ where
 
     async fn delete_message(&self, room_id: &str, message_id: &str) -> StoreResult<MessageRecord> {
         let (room_id, message_id) = (room_id.to_owned(), message_id.to_owned());
+        let events = self.recorded_events().get();
         self.write(
             vec![room_id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::delete_message(
-                    conn,
-                    room_id.clone(),
-                    message_id.clone(),
-                ))
+                let (room_id, message_id) = (room_id.clone(), message_id.clone());
+                Box::pin(async move {
+                    // Deleting a deleted message again is no event.
+                    let was_live = match events.contains(EventKind::MessageDeleted) {
+                        true => Sql::<B::Db>::fetch_message(&mut *conn, &room_id, &message_id)
+                            .await?
+                            .is_some_and(|m| !m.deleted),
+                        false => false,
+                    };
+                    let message =
+                        Sql::<B::Db>::delete_message(&mut *conn, room_id, message_id).await?;
+                    if was_live {
+                        let mut event = NewEvent::message(
+                            EventKind::MessageDeleted,
+                            &message.room_id,
+                            &message.id,
+                        );
+                        event.seq = Some(message.seq);
+                        write_events::<B>(conn, events, [event]).await?;
+                    }
+                    Ok(message)
+                })
             }),
         )
         .await
@@ -368,10 +473,18 @@ where
         idle_before: Timestamp,
     ) -> StoreResult<Option<RoomRecord>> {
         let id = id.to_owned();
+        let events = self.recorded_events().get();
         self.write(
             vec![id.clone()],
             Box::new(move |conn| {
-                Box::pin(Sql::<B::Db>::expire_session(conn, id.clone(), idle_before))
+                let id = id.clone();
+                Box::pin(async move {
+                    let closed = Sql::<B::Db>::expire_session(&mut *conn, id, idle_before).await?;
+                    if let Some(room) = &closed {
+                        write_events::<B>(conn, events, closed_events(room)).await?;
+                    }
+                    Ok(closed)
+                })
             }),
         )
         .await
@@ -442,4 +555,104 @@ where
     ) -> StoreResult<Vec<UnansweredQuestion>> {
         Sql::<B::Db>::unanswered_questions(self.readers(), asked_from, asked_before, limit).await
     }
+
+    // ---- webhook outbox ----
+
+    fn record_events(&self, events: EventSet) {
+        self.recorded_events().set(events);
+    }
+
+    async fn claim_events(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::claim_events(conn, now, until, limit))),
+        )
+        .await
+    }
+
+    async fn finish_event(&self, id: &str, attempt: Attempt) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::finish_event(
+                    conn,
+                    id.clone(),
+                    attempt.clone(),
+                ))
+            }),
+        )
+        .await
+    }
+
+    async fn outbox_state(&self) -> StoreResult<OutboxState> {
+        Sql::<B::Db>::outbox_state(self.readers()).await
+    }
+
+    async fn trim_outbox(&self, before: Timestamp, keep: i64) -> StoreResult<Trimmed> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| Box::pin(Sql::<B::Db>::trim_outbox(conn, before, keep))),
+        )
+        .await
+    }
+
+    async fn failed_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        Sql::<B::Db>::failed_events(self.readers(), limit).await
+    }
+
+    async fn retry_failed_events(
+        &self,
+        ids: Option<Vec<String>>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| {
+                Box::pin(Sql::<B::Db>::retry_failed_events(conn, ids.clone(), now))
+            }),
+        )
+        .await
+    }
+}
+
+/// Writes those of `new` that `events` has, in the job's transaction.
+async fn write_events<B>(
+    conn: &mut Connection<B>,
+    events: EventSet,
+    new: impl IntoIterator<Item = NewEvent>,
+) -> StoreResult<()>
+where
+    B: StoreBackend,
+    <B::Db as Database>::Row: StoreRow,
+    for<'c> &'c mut Connection<B>: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<String>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+{
+    if events.is_empty() {
+        return Ok(());
+    }
+    Sql::<B::Db>::record_events(conn, &events.keep(new)).await
+}
+
+/// What closing `room` reports: `room.closed`, and `session.closed` for an
+/// assistant session.
+fn closed_events(room: &RoomRecord) -> Vec<NewEvent> {
+    let mut events = vec![NewEvent::room(EventKind::RoomClosed, &room.id)];
+    // The type of assistant sessions, as the SQL of the session jobs spells it.
+    if room.room_type == "assistant" {
+        events.push(NewEvent::room(EventKind::SessionClosed, &room.id));
+    }
+    events
 }

@@ -19,11 +19,16 @@
 //! - unread counts come from per-member read markers, never from per-message
 //!   per-user rows.
 //!
+//! - a write that changes what a webhook event reports writes the event
+//!   (those of [`Store::record_events`]) to the outbox in its own
+//!   transaction (protocol.md §8.1).
+//!
 //! Methods are listed in this order: users, rooms, members, messages,
 //! attachments, read state, health, assistant sessions, session ratings,
-//! assistant.
+//! assistant, webhook outbox.
 
 mod backend;
+mod outbox;
 pub mod postgres;
 mod queries;
 mod rows;
@@ -33,6 +38,8 @@ mod writer;
 
 #[cfg(test)]
 mod conformance;
+
+pub use outbox::{Attempt, EventKind, EventSet, OutboxEvent, OutboxState, Trimmed};
 
 use async_trait::async_trait;
 use confab_protocol::{Location, MessageType, Timestamp};
@@ -402,6 +409,10 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// Storage time, chosen by core.
     pub created_at: Timestamp,
+    /// Members with no open connection on any node as the message is sent:
+    /// each gets a `message.missed` event when the store writes those
+    /// (protocol.md §8.1). Core fills it only then.
+    pub missed_by: Vec<String>,
 }
 
 /// What happened on `append_message`.
@@ -719,4 +730,42 @@ pub trait Store: Send + Sync + 'static {
         asked_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<UnansweredQuestion>>;
+
+    // ---- webhook outbox ----
+
+    /// From now on, write these events with the changes they report (none
+    /// by default): set once at start-up from `webhook.events`.
+    fn record_events(&self, events: EventSet);
+
+    /// Claims up to `limit` events due at `now` for one attempt each,
+    /// oldest first: each is not due again before `until` (the attempt's
+    /// deadline, after which a node that died mid-attempt lets it go), and
+    /// no other claim, on any node, gets it meanwhile.
+    async fn claim_events(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>>;
+
+    /// Records how an attempt at the event `id` ended.
+    async fn finish_event(&self, id: &str, attempt: Attempt) -> StoreResult<()>;
+
+    /// How many events wait, since when, and when the next falls due.
+    async fn outbox_state(&self) -> StoreResult<OutboxState>;
+
+    /// Deletes the events stored before `before`, then the oldest beyond
+    /// `keep` (failed or not): what keeps the outbox bounded.
+    async fn trim_outbox(&self, before: Timestamp, keep: i64) -> StoreResult<Trimmed>;
+
+    /// The newest `limit` events that ran out of attempts.
+    async fn failed_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+
+    /// Puts failed events (those of `ids`, or all) back in line with fresh
+    /// attempts, due at `now`; returns how many.
+    async fn retry_failed_events(
+        &self,
+        ids: Option<Vec<String>>,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 }

@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .routes(routes!(rest::stats))
         .routes(routes!(rest::put_user))
         .routes(routes!(rest::notify_user))
+        .routes(routes!(rest::failed_webhooks))
+        .routes(routes!(rest::retry_webhooks))
         .routes(routes!(rest::list_rooms, rest::create_room))
         .routes(routes!(rest::get_room, rest::patch_room, rest::close_room))
         .routes(routes!(rest::list_members, rest::add_member))

@@ -47,6 +47,7 @@ pub const ACTING_USER: &str = "acting_user";
         (name = "rooms", description = "Rooms and membership"),
         (name = "messages", description = "History, sending, edits, read state"),
         (name = "attachments", description = "Uploads for image and file messages"),
+        (name = "webhooks", description = "Webhook events that failed, and retrying them (server key)"),
         (name = "server", description = "Health, statistics and this document"),
         (name = "websocket", description = "WebSocket upgrades (see docs/protocol.md)"),
     )

@@ -38,6 +38,8 @@ pub enum Reply {
     Slow(Duration),
     /// 200 with a body that is not JSON.
     NotJson,
+    /// 503 to the first this many requests, then 200 `{}`.
+    FailFirst(usize),
     /// The status and JSON body this function makes of the request's body
     /// (an app whose answer depends on what it is asked: the connect
     /// proxy's cookies).
@@ -93,6 +95,13 @@ impl Receiver {
     /// Starts answering with `reply`, verifying signatures under `secret`
     /// (written as `webhook.secret` is).
     pub async fn start_with_secret(secret: &str, reply: Reply) -> Receiver {
+        Self::start_at("127.0.0.1:0", secret, reply).await
+    }
+
+    /// [`Receiver::start_with_secret`] on the address `at` (`127.0.0.1:0`
+    /// for any port; a receiver that comes back on the port of one that
+    /// was down).
+    pub async fn start_at(at: &str, secret: &str, reply: Reply) -> Receiver {
         let requests: Arc<Mutex<Vec<Received>>> = Arc::default();
         let recorded = requests.clone();
         let key = key_of(secret);
@@ -105,19 +114,23 @@ impl Receiver {
                     let signature_valid = verify(&key, &headers, &body);
                     let raw = String::from_utf8_lossy(&body).into_owned();
                     let json: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                    recorded.lock().unwrap().push(Received {
-                        method: method.to_string(),
-                        path: uri.path().to_owned(),
-                        body: json.clone(),
-                        raw,
-                        headers,
-                        signature_valid,
-                    });
-                    respond(reply, &json).await
+                    let count = {
+                        let mut recorded = recorded.lock().unwrap();
+                        recorded.push(Received {
+                            method: method.to_string(),
+                            path: uri.path().to_owned(),
+                            body: json.clone(),
+                            raw,
+                            headers,
+                            signature_valid,
+                        });
+                        recorded.len()
+                    };
+                    respond(reply, &json, count).await
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(at).await.unwrap();
         let address = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -132,6 +145,11 @@ impl Receiver {
     /// The URL to configure as a command's `url`: `{base}/commands`.
     pub fn url(&self) -> String {
         format!("{}/commands", self.base)
+    }
+
+    /// The URL to configure as `webhook.url`: `{base}/webhooks`.
+    pub fn webhook_url(&self) -> String {
+        format!("{}/webhooks", self.base)
     }
 
     /// Every request so far, in arrival order.
@@ -195,8 +213,15 @@ pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     })
 }
 
-async fn respond(reply: Reply, request: &Value) -> Response {
+/// The answer to the `count`th request.
+async fn respond(reply: Reply, request: &Value, count: usize) -> Response {
     match reply {
+        Reply::FailFirst(n) if count <= n => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "not now"})),
+        )
+            .into_response(),
+        Reply::FailFirst(_) => axum::Json(json!({})).into_response(),
         Reply::Computed(answer) => {
             let (status, body) = answer(request);
             (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()

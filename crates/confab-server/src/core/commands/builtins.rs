@@ -261,6 +261,7 @@ impl Chat {
             location: None,
             client_msg_id: None,
             created_at: Timestamp::now(),
+            missed_by: Vec::new(),
         };
         self.queue_checked(new, caller.clone(), |_| {}, None)
             .await?

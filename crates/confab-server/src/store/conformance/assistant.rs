@@ -24,6 +24,7 @@ async fn say(
     let message = NewMessage {
         message_type: kind,
         created_at: when,
+        missed_by: Vec::new(),
         ..msg(room_id, sender_id, "words")
     };
     match store.append_message(message, no_hook()).await.unwrap() {

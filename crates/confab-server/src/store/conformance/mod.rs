@@ -152,6 +152,7 @@ pub(crate) fn msg(room_id: &str, sender_id: &str, content: &str) -> NewMessage {
         location: None,
         client_msg_id: None,
         created_at: Timestamp::now(),
+        missed_by: Vec::new(),
     }
 }
 

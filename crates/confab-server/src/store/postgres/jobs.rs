@@ -5,11 +5,14 @@
 //! again), so each starts from its inputs and keeps no state between runs.
 
 use super::rows::{json_object, message_select};
+use crate::store::outbox::append_events;
 use crate::store::queries::{JobSql, Sql};
 use crate::store::rows::{
     member_columns, message_from_row, on_constraint, room_columns, stored_record, user_columns,
 };
-use crate::store::{AppendOutcome, CreateOutcome, NewMessage, NewRoom, StoreError, StoreResult};
+use crate::store::{
+    AppendOutcome, CreateOutcome, EventSet, NewMessage, NewRoom, StoreError, StoreResult,
+};
 use confab_protocol::Timestamp;
 use sqlx::postgres::{PgConnection, PgQueryResult, Postgres};
 
@@ -116,6 +119,7 @@ pub(super) async fn create_room(
 pub(super) async fn append_message(
     conn: &mut PgConnection,
     message: NewMessage,
+    events: EventSet,
 ) -> StoreResult<AppendOutcome> {
     // The batch holds the room's row lock (see the writer), on every node:
     // nothing can slip in between this look-up and the insert.
@@ -172,6 +176,9 @@ pub(super) async fn append_message(
     .execute(&mut *conn)
     .await
     .map_err(on_constraint)?;
+    if !events.is_empty() {
+        Sql::<Postgres>::record_events(conn, &events.keep(append_events(&message))).await?;
+    }
 
     Ok(AppendOutcome::Stored(stored_record(
         message,

@@ -57,6 +57,7 @@ use super::backend::StoreBackend;
 use super::{
     CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
 };
+use crate::store::outbox::RecordedEvents;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use std::str::FromStr;
@@ -94,6 +95,8 @@ pub struct PgStore {
     writer: Writer,
     /// Every connection, the writer's included.
     pool: PgPool,
+    /// The webhook events it writes.
+    events: RecordedEvents,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -128,6 +131,7 @@ impl PgStore {
         Ok(PgStore {
             writer: Writer::start(pool.clone()),
             pool,
+            events: RecordedEvents::default(),
         })
     }
 
@@ -173,15 +177,20 @@ impl StoreBackend for PgStore {
         message: NewMessage,
         on_commit: CommitHook,
     ) -> StoreResult<PendingAppend> {
+        let events = self.events.get();
         let answer = self
             .writer
             .queue(
                 vec![message.room_id.clone()],
-                Box::new(move |conn| Box::pin(jobs::append_message(conn, message.clone()))),
+                Box::new(move |conn| Box::pin(jobs::append_message(conn, message.clone(), events))),
                 Some(on_commit),
             )
             .await?;
         Ok(Box::pin(answer))
+    }
+
+    fn recorded_events(&self) -> &RecordedEvents {
+        &self.events
     }
 
     fn writer_open(&self) -> bool {

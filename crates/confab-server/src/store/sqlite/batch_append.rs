@@ -23,9 +23,12 @@
 
 use super::rows::{json_text, message_select};
 use super::writer::{Finished, Settle};
+use crate::store::outbox::{NewEvent, append_events, event_id};
 use crate::store::rows::{message_from_row, on_constraint, stored_record};
 use crate::store::writer::Hook;
-use crate::store::{AppendOutcome, CommitHook, MessageRecord, NewMessage, StoreError, StoreResult};
+use crate::store::{
+    AppendOutcome, CommitHook, EventSet, MessageRecord, NewMessage, StoreError, StoreResult,
+};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Executor, QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -40,6 +43,8 @@ pub(super) struct AppendJob {
     pub(super) reply: oneshot::Sender<StoreResult<AppendOutcome>>,
     /// Runs on the settler right after the commit (see `Store::append_message`).
     pub(super) hook: CommitHook,
+    /// The webhook events the store wrote when this was queued.
+    pub(super) events: EventSet,
 }
 
 impl AppendJob {
@@ -83,7 +88,8 @@ pub(super) async fn append_transaction(
     run: Vec<AppendJob>,
 ) -> Result<Vec<Box<dyn Settle>>, Vec<AppendJob>> {
     let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
-    let planned = plan_and_write(conn, &messages, Framing::OwnTransaction).await;
+    let events: Vec<EventSet> = run.iter().map(|job| job.events).collect();
+    let planned = plan_and_write(conn, &messages, &events, Framing::OwnTransaction).await;
     drop(messages);
     match planned {
         Ok(slots) => Ok(finish(run, slots)),
@@ -158,7 +164,8 @@ async fn try_run(conn: &mut SqliteConnection, run: &[AppendJob]) -> Result<Vec<S
     // The messages alone: the hooks are `Send` but not `Sync`, so the jobs
     // cannot be borrowed across the awaits.
     let messages: Vec<&NewMessage> = run.iter().map(|job| &job.message).collect();
-    let planned = plan_and_write(conn, &messages, Framing::InTransaction).await;
+    let events: Vec<EventSet> = run.iter().map(|job| job.events).collect();
+    let planned = plan_and_write(conn, &messages, &events, Framing::InTransaction).await;
     drop(messages);
     match planned {
         Ok(slots) => Ok(slots),
@@ -188,6 +195,7 @@ fn refused(job: AppendJob, error: StoreError) -> Box<dyn Settle> {
 async fn plan_and_write(
     conn: &mut SqliteConnection,
     run: &[&NewMessage],
+    events: &[EventSet],
     framing: Framing,
 ) -> sqlx::Result<Vec<Slot>> {
     let LookedUp {
@@ -237,7 +245,14 @@ async fn plan_and_write(
             _ => None,
         })
         .collect();
-    write(conn, &stored, framing).await?;
+    let new_events: Vec<NewEvent> = run
+        .iter()
+        .zip(events)
+        .zip(&slots)
+        .filter(|(_, slot)| matches!(slot, Slot::Stored(..)))
+        .flat_map(|((m, set), _)| set.keep(append_events(m)))
+        .collect();
+    write(conn, &stored, &new_events, framing).await?;
     Ok(slots)
 }
 
@@ -395,6 +410,7 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 async fn write(
     conn: &mut SqliteConnection,
     stored: &[(&NewMessage, i64)],
+    events: &[NewEvent],
     framing: Framing,
 ) -> sqlx::Result<()> {
     if stored.is_empty() {
@@ -441,6 +457,26 @@ async fn write(
         row.push_bind(*id).push_bind(*seq).push_bind(*at);
     });
     query.push(") AS v WHERE rooms.id = v.column1; ");
+    if !events.is_empty() {
+        let now = confab_protocol::Timestamp::now().millis();
+        query.push(
+            "INSERT INTO webhook_events (id, kind, room_id, message_id, user_id, role, seq, \
+                 created_at, attempts, next_attempt_at) ",
+        );
+        query.push_values(events, |mut row, event| {
+            row.push_bind(event_id())
+                .push_bind(event.kind.as_str())
+                .push_bind(&event.room_id)
+                .push_bind(&event.message_id)
+                .push_bind(&event.user_id)
+                .push_bind(&event.role)
+                .push_bind(event.seq)
+                .push_bind(now)
+                .push("0")
+                .push_bind(now);
+        });
+        query.push("; ");
+    }
     query.push(framing.closing());
     query
         .build()
@@ -467,6 +503,7 @@ fn finish(run: Vec<AppendJob>, slots: Vec<Slot>) -> Vec<Box<dyn Settle>> {
             message,
             reply,
             hook,
+            events: _,
         } = job;
         let (result, record) = match slot {
             Slot::Stored(seq, username, name) => {

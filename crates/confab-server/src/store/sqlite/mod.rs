@@ -45,6 +45,7 @@ use super::backend::{StoreBackend, Work};
 use super::{
     CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
 };
+use crate::store::outbox::RecordedEvents;
 use crate::store::writer::{Counters, Hook, JobQueue};
 use batch_append::AppendJob;
 use futures_util::future::BoxFuture;
@@ -95,6 +96,8 @@ pub struct SqliteStore {
     checkpointer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Counters the writer keeps, for tests and diagnostics.
     stats: Arc<Counters>,
+    /// The webhook events it writes.
+    events: RecordedEvents,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -209,6 +212,7 @@ impl SqliteStore {
             readers,
             checkpointer: tokio::sync::Mutex::new(Some(checkpointer)),
             stats,
+            events: RecordedEvents::default(),
         })
     }
 
@@ -320,11 +324,16 @@ impl StoreBackend for SqliteStore {
             message,
             reply,
             hook: on_commit,
+            events: self.events.get(),
         }))))
         .await?;
         Ok(Box::pin(async move {
             answer.await.map_err(|_| StoreError::Closed)?
         }))
+    }
+
+    fn recorded_events(&self) -> &RecordedEvents {
+        &self.events
     }
 
     fn writer_open(&self) -> bool {

@@ -14,6 +14,7 @@
 //! - [`commands`]: slash commands run over REST.
 //! - [`attachments`]: uploads and downloads.
 //! - [`server`]: stats, health, readiness, metrics, unknown routes.
+//! - [`webhooks`]: failed webhook events, and retrying them.
 
 mod attachments;
 mod commands;
@@ -22,6 +23,7 @@ mod ratings;
 mod rooms;
 mod server;
 mod users;
+mod webhooks;
 
 // Re-exported whole (the `#[utoipa::path]` types with them), so routes and
 // the OpenAPI document name every handler as `rest::NAME`.
@@ -32,3 +34,4 @@ pub use ratings::*;
 pub use rooms::*;
 pub use server::*;
 pub use users::*;
+pub use webhooks::*;
