@@ -27,6 +27,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/stats"),
     ("PUT", "/api/v1/users/{id}"),
     ("POST", "/api/v1/users/{id}/notify"),
+    ("GET", "/api/v1/webhooks/failed"),
+    ("POST", "/api/v1/webhooks/failed/retry"),
     ("GET", "/api/v1/rooms"),
     ("POST", "/api/v1/rooms"),
     ("GET", "/api/v1/rooms/{id}"),
@@ -525,6 +527,19 @@ async fn every_documented_json_answer_matches_its_schema() {
         let (status, _) = c.call(api, "POST", notify, url, Some(body)).await;
         assert_eq!(status.as_u16(), expected, "{url}");
     }
+    // Failed webhook events (none here): the server key's alone.
+    let failed = "/api/v1/webhooks/failed";
+    let (status, _) = c.call(&admin, "GET", failed, failed, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c.call(&alice, "GET", failed, failed, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let retry = "/api/v1/webhooks/failed/retry";
+    let (status, _) = c.call(&admin, "POST", retry, retry, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c
+        .call(&admin, "POST", retry, retry, Some(json!({"ids": 7})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A room with metadata, a reply, an upload, a location: the optional
     // parts of a message filled in, and left out.

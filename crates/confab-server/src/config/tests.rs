@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
+use crate::store::{EventKind, EventSet};
 
 #[test]
 fn layers_apply_weakest_first() {
@@ -244,4 +245,47 @@ fn generated_secret_is_kept() {
     let first = config.resolve_jwt_secret().unwrap();
     assert_eq!(first.len(), 64);
     assert_eq!(config.resolve_jwt_secret().unwrap(), first);
+}
+
+#[test]
+fn webhook_events_take_a_list_or_a_string_and_unknown_ones_are_refused() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("CONFAB_WEBHOOK__URL", "https://app.example/hooks");
+        jail.set_env("CONFAB_WEBHOOK__SECRET", "s3cret");
+        jail.set_env("CONFAB_WEBHOOK__EVENTS", "message.missed,room.closed");
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(config.webhook.events, ["message.missed", "room.closed"]);
+        assert_eq!(
+            config.webhook.event_set(),
+            EventSet::of([EventKind::MessageMissed, EventKind::RoomClosed])
+        );
+        jail.set_env("CONFAB_WEBHOOK__EVENTS", "message.created,message.sent");
+        let error = Config::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"message.sent\" is not an event type"),
+            "{error}"
+        );
+        Ok(())
+    });
+    // No url: nothing is written, whatever `events` says.
+    let mut config = Config::default();
+    config.webhook.events = vec!["message.created".into()];
+    assert_eq!(config.webhook.event_set(), EventSet::NONE);
+    config.webhook.url = "https://app.example/hooks".into();
+    config.webhook.secret = "s".into();
+    config.webhook.events.clear();
+    assert_eq!(config.webhook.event_set(), EventSet::all(), "empty: all");
+    assert!(config.validate().is_ok());
+    let refused = |tweak: fn(&mut Config)| {
+        let mut bad = config.clone();
+        tweak(&mut bad);
+        bad.validate().unwrap_err().to_string()
+    };
+    assert!(refused(|c| c.webhook.secret.clear()).contains("webhook.secret"));
+    assert!(refused(|c| c.webhook.url = "ftp://app".into()).contains("webhook.url"));
+    assert!(refused(|c| c.webhook.max_attempts = 0).contains("max_attempts"));
+    assert!(refused(|c| c.webhook.max_pending = 0).contains("max_pending"));
+    assert!(refused(|c| c.webhook.max_in_flight = 0).contains("max_in_flight"));
 }

@@ -50,6 +50,8 @@ macro_rules! conformance_tests {
             a_lease_has_one_holder_until_it_runs_out,
             session_ratings_are_replaced_read_and_summarised,
             unanswered_questions_are_the_newest_user_text_of_open_assistant_rooms,
+            changes_write_their_events_and_failures_write_none,
+            claimed_events_are_retried_failed_trimmed_and_put_back,
         );
     };
     (@each $backend:ty: $($name:ident),* $(,)?) => {
@@ -65,12 +67,14 @@ pub(crate) use conformance_tests;
 
 mod assistant;
 mod messages;
+mod outbox;
 mod ratings;
 mod rooms;
 mod sessions;
 
 pub(crate) use assistant::*;
 pub(crate) use messages::*;
+pub(crate) use outbox::*;
 pub(crate) use ratings::*;
 pub(crate) use rooms::*;
 pub(crate) use sessions::*;
