@@ -106,6 +106,24 @@ pub struct AuthConfig {
     /// every handshake).
     #[serde(deserialize_with = "duration::secs")]
     pub proxy_cache_s: u64,
+    /// The browser client's "pick a name" sign-in (`POST /api/v1/dev/login`),
+    /// which hands anyone a token: for trying confab out, never for
+    /// production. `auto` turns it on only while confab generated its own
+    /// JWT secret and listens on a loopback address.
+    pub dev_login: DevLogin,
+}
+
+/// Whether `POST /api/v1/dev/login` exists (see [`AuthConfig::dev_login`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DevLogin {
+    /// On while the JWT secret is generated and the listen address is loopback.
+    #[default]
+    Auto,
+    /// On, whatever the secret and address.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `[rate_limit]`: how fast one user (or one address) may act. Every limit
@@ -329,6 +347,7 @@ impl Default for AuthConfig {
             proxy_url: String::new(),
             proxy_timeout_s: 5,
             proxy_cache_s: 0,
+            dev_login: DevLogin::Auto,
         }
     }
 }
@@ -645,6 +664,17 @@ impl Config {
         }
     }
 
+    /// Whether the dev sign-in is served: `on`, or `auto` with a generated
+    /// JWT secret and a loopback listen address (`127.0.0.1:8080`,
+    /// `[::1]:8080`, `localhost:8080`).
+    pub fn dev_login_enabled(&self) -> bool {
+        match self.auth.dev_login {
+            DevLogin::On => true,
+            DevLogin::Off => false,
+            DevLogin::Auto => self.jwt_secret.is_empty() && listens_on_loopback(&self.listen),
+        }
+    }
+
     /// The JWT secret: the configured one, else the one kept in the data dir,
     /// generated (random, 256 bits) and written there on first use so that
     /// `confab token` and `confab serve` on the same data dir agree.
@@ -669,6 +699,16 @@ impl Config {
         write_private(&path, &secret).map_err(io(&path))?;
         Ok(secret)
     }
+}
+
+/// Whether `listen` (`host:port`) names a loopback address.
+fn listens_on_loopback(listen: &str) -> bool {
+    if let Ok(address) = listen.parse::<std::net::SocketAddr>() {
+        return address.ip().is_loopback();
+    }
+    listen
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// Reads a string key whatever scalar the environment layer made of it:

@@ -28,6 +28,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PUT", "/api/v1/users/{id}"),
     ("POST", "/api/v1/users/{id}/notify"),
     ("GET", "/api/v1/webhooks/failed"),
+    ("GET", "/api/v1/dev/login"),
+    ("POST", "/api/v1/dev/login"),
     ("POST", "/api/v1/webhooks/failed/retry"),
     ("GET", "/api/v1/rooms"),
     ("POST", "/api/v1/rooms"),
@@ -527,6 +529,19 @@ async fn every_documented_json_answer_matches_its_schema() {
         let (status, _) = c.call(api, "POST", notify, url, Some(body)).await;
         assert_eq!(status.as_u16(), expected, "{url}");
     }
+    // The dev sign-in (on: the test server generated its secret and
+    // listens on loopback).
+    let dev = "/api/v1/dev/login";
+    let (status, _) = c.call(&alice, "GET", dev, dev, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c
+        .call(&alice, "POST", dev, dev, Some(json!({"name": "Dev User"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c
+        .call(&alice, "POST", dev, dev, Some(json!({"name": ""})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // Failed webhook events (none here): the server key's alone.
     let failed = "/api/v1/webhooks/failed";
     let (status, _) = c.call(&admin, "GET", failed, failed, None).await;

@@ -14,6 +14,7 @@
 //! - [`commands`]: slash commands, built in and the app's.
 //! - [`connect_proxy`]: signing connections in with the app's session cookie.
 //! - [`cluster`]: fan-out across nodes through the broker, in seq order.
+//! - [`dev_login`]: the browser client's "pick a name" sign-in.
 //! - [`messages`]: sending (validation, storage, fan-out) and history.
 //! - [`notifications`]: the app's notifications to a user's connections.
 //! - [`presence`]: who is online on the other nodes (TTL bookkeeping).
@@ -33,6 +34,7 @@ pub mod caller;
 pub mod cluster;
 pub mod commands;
 pub mod connect_proxy;
+pub mod dev_login;
 pub mod error;
 pub mod live;
 pub mod messages;

@@ -14,6 +14,7 @@
 //! - [`origin`]: which browser origins may open a WebSocket.
 //! - [`state`]: [`state::AppState`], what every handler shares.
 //! - [`heartbeat`]: ping/pong bookkeeping that closes dead peers.
+//! - [`web`]: the browser client at `/`, embedded in the binary.
 
 pub mod client_addr;
 pub mod drain;
@@ -24,6 +25,7 @@ pub mod openapi;
 pub mod origin;
 pub mod rest;
 pub mod state;
+pub mod web;
 pub mod ws;
 
 use crate::transport::state::AppState;
@@ -56,7 +58,7 @@ pub enum RouterError {
 pub fn router(state: AppState) -> Result<Router, RouterError> {
     // Room for the multipart framing around the largest accepted file.
     let upload_limit = state.chat.config().limits.max_upload_bytes + 64 * 1024;
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rest::upload).layer(DefaultBodyLimit::max(upload_limit)))
         .routes(routes!(rest::download))
         .routes(routes!(rest::me))
@@ -84,8 +86,16 @@ pub fn router(state: AppState) -> Result<Router, RouterError> {
         .routes(routes!(ws::upgrade_assistant))
         .routes(routes!(rest::healthz))
         .routes(routes!(rest::readyz))
-        .routes(routes!(rest::metrics))
-        .split_for_parts();
+        .routes(routes!(rest::metrics));
+    // The dev sign-in exists only while it is on, in the document too.
+    let api = match state.chat.config().dev_login_enabled() {
+        true => api.routes(routes!(rest::dev_login_info, rest::dev_login)),
+        false => api,
+    };
+    let (router, doc) = api.split_for_parts();
+    let router = router
+        .route("/", axum::routing::get(web::index))
+        .route("/app/{*path}", axum::routing::get(web::asset));
     let doc = OpenApiJson::new(&doc)?;
     // Routes from the configuration: aliases of the endpoints above, kept
     // out of the document. Checked for clashes first: axum would panic.

@@ -49,6 +49,7 @@ pub const ACTING_USER: &str = "acting_user";
         (name = "attachments", description = "Uploads for image and file messages"),
         (name = "webhooks", description = "Webhook events that failed, and retrying them (server key)"),
         (name = "server", description = "Health, statistics and this document"),
+        (name = "dev", description = "The browser client's dev sign-in: only while `auth.dev_login` is on"),
         (name = "websocket", description = "WebSocket upgrades (see docs/protocol.md)"),
     )
 )]

@@ -12,12 +12,14 @@
 //! - [`ratings`]: ratings of assistant sessions.
 //! - [`messages`]: history, sends, edits, deletes, context, read markers.
 //! - [`commands`]: slash commands run over REST.
+//! - [`dev`]: the browser client's dev sign-in (only while it is on).
 //! - [`attachments`]: uploads and downloads.
 //! - [`server`]: stats, health, readiness, metrics, unknown routes.
 //! - [`webhooks`]: failed webhook events, and retrying them.
 
 mod attachments;
 mod commands;
+mod dev;
 mod messages;
 mod ratings;
 mod rooms;
@@ -29,6 +31,7 @@ mod webhooks;
 // the OpenAPI document name every handler as `rest::NAME`.
 pub use attachments::*;
 pub use commands::*;
+pub use dev::*;
 pub use messages::*;
 pub use ratings::*;
 pub use rooms::*;

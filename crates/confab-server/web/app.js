@@ -1,0 +1,2 @@
+// The browser client: replaced by the full page.
+document.getElementById("app").textContent = "confab";
