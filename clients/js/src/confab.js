@@ -34,6 +34,8 @@ export { jwtExpiry } from "./token.js";
  * @property {number} [sendTimeoutMs] reject a send not acknowledged in this
  *   long (default 0: never; it is re-sent after each reconnect until acknowledged)
  * @property {number} [requestTimeoutMs] the same for other requests (default 30000)
+ * @property {number} [connectTimeoutMs] give up an attempt that is not
+ *   established in this long, and try again (default 15000)
  * @property {number} [pingIntervalMs] ping this often; a connection silent
  *   for two intervals is dead and replaced (default 20000; 0: never)
  * @property {number} [refreshMarginMs] refresh the token at least this long
@@ -89,6 +91,7 @@ export class ConfabClient {
       reconnect: true,
       sendTimeoutMs: 0,
       requestTimeoutMs: 30_000,
+      connectTimeoutMs: 15_000,
       pingIntervalMs: 20_000,
       refreshMarginMs: 60_000,
       typingIntervalMs: 2500,

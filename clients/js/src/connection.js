@@ -15,6 +15,7 @@ import { TokenSource, jwtExpiry, refreshDelay } from "./token.js";
  * @property {any} WebSocket
  * @property {boolean | import("./policy.js").BackoffOptions} reconnect
  * @property {number} requestTimeoutMs
+ * @property {number} connectTimeoutMs
  * @property {number} pingIntervalMs
  * @property {number} refreshMarginMs
  */
@@ -142,7 +143,19 @@ export class Connection {
     socket.onclose = (/** @type {CloseEvent} */ event) => {
       if (this.#socket === socket) this.#closed(event.code, event.reason);
     };
-    socket.onerror = () => {}; // a close event follows
+    // A failed handshake fires `error`; Node.js 20's WebSocket then never
+    // fires `close` (it stays CONNECTING), so a socket that is not open
+    // after an error is given up here.
+    socket.onerror = () => {
+      setTimeout(() => {
+        if (this.#socket === socket && socket.readyState !== 1) this.#abandon("could not connect");
+      }, 0);
+    };
+    // Neither established nor refused in time (a server that accepts and
+    // says nothing): try again.
+    this.#timers.connect = setTimeout(() => {
+      if (this.#socket === socket && this.state === "connecting") this.#abandon("no answer to the handshake");
+    }, this.#o.connectTimeoutMs);
   }
 
   /** Stops listening to the current socket and returns it. */
@@ -176,6 +189,7 @@ export class Connection {
   #closed(code, reason) {
     this.#detach();
     const wasOpen = this.state === "open";
+    clearTimeout(this.#timers.connect);
     clearTimeout(this.#timers.refresh);
     clearInterval(this.#timers.ping);
     for (const p of [...this.#pending.values()]) {
@@ -204,6 +218,7 @@ export class Connection {
   #finish(code, reason) {
     this.#closing = true;
     clearTimeout(this.#timers.reconnect);
+    clearTimeout(this.#timers.connect);
     clearTimeout(this.#timers.refresh);
     clearInterval(this.#timers.ping);
     const error = new ConfabError("closed", `connection closed: ${code} ${reason}`.trim(), { closeCode: code });
@@ -244,6 +259,7 @@ export class Connection {
 
   /** @param {any} hello */
   #established(hello) {
+    clearTimeout(this.#timers.connect);
     this.hello = hello;
     this.#attempt = 0;
     this.#renewedAfterExpiry = false;

@@ -284,3 +284,59 @@ export function next(client, type, filter = () => true, ms = WAIT_MS) {
     });
   });
 }
+
+/**
+ * The platform's own WebSocket, watched: every frame a client sends is
+ * recorded, and the test can cut the connection (as a network blip would)
+ * now with `drop()`, or right after a frame it picks with `dropAfter`.
+ * Nothing is simulated: the frames go to the real server.
+ */
+export function tapped() {
+  /** @type {any[]} */
+  const sent = [];
+  /** @type {WebSocket[]} */
+  const sockets = [];
+  const tap = {
+    sent,
+    sockets,
+    /** @type {((frame: any) => boolean) | null} cut the connection right after a frame this accepts (once) */
+    dropAfter: null,
+    /** Cuts the current connection. */
+    drop() {
+      sockets[sockets.length - 1]?.close(4000, "test: dropped");
+    },
+    WebSocket: class extends WebSocket {
+      /** @param {ConstructorParameters<typeof WebSocket>} args */
+      constructor(...args) {
+        super(...args);
+        sockets.push(this);
+      }
+
+      /** @param {string} data */
+      send(data) {
+        const frame = JSON.parse(data);
+        sent.push(frame);
+        super.send(data);
+        if (tap.dropAfter?.(frame)) {
+          tap.dropAfter = null;
+          this.close(4000, "test: dropped after a frame");
+        }
+      }
+    },
+  };
+  return tap;
+}
+
+/**
+ * A promise and its resolve function, to hold something back until the
+ * test lets it go (a token function, say).
+ */
+export function gate() {
+  /** @type {() => void} */
+  let open = () => {};
+  /** @type {Promise<void>} */
+  const closed = new Promise((resolve) => {
+    open = resolve;
+  });
+  return { closed, open };
+}
