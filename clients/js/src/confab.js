@@ -315,6 +315,16 @@ export class ConfabClient {
   }
 
   /**
+   * Downloads an attachment (`message.attachment`) with the client's token,
+   * as a `Blob`: in a page, `URL.createObjectURL(blob)` shows an image.
+   * @param {import("./rest.js").Attachment | string} attachment or its `url`
+   * @returns {Promise<Blob>}
+   */
+  download(attachment) {
+    return this.rest.download(attachment);
+  }
+
+  /**
    * Replaces a message's text (its sender or a room admin). Resolves on the
    * server's `ack`; the room gets `message_updated`.
    * @param {string} roomId

@@ -10,7 +10,7 @@ import { TokenSource, jwtExpiry, refreshDelay } from "./token.js";
 /**
  * @typedef {object} ConnectionOptions
  * @property {string} wsUrl the socket's full URL
- * @property {import("./token.js").TokenInput} token
+ * @property {import("./token.js").TokenInput} [token]
  * @property {"protocol" | "header" | "auth" | "query"} tokenPlacement
  * @property {any} WebSocket
  * @property {boolean | import("./policy.js").BackoffOptions} reconnect

@@ -112,7 +112,7 @@ export class Emitter {
    * Hands `event` to the callbacks of its type, the `"*"` callbacks and the
    * iterators. A callback that throws does not stop the others (its error
    * is reported on the console, as a browser reports an event listener's).
-   * @param {{ type: string }} event
+   * @param {{ type: string, [key: string]: any }} event
    */
   emit(event) {
     for (const type of [event.type, "*"]) {

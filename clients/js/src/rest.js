@@ -72,6 +72,26 @@ export class Rest {
   }
 
   /**
+   * Downloads an attachment with the token (its URL needs one, so an
+   * `<img src>` cannot load it directly: show `URL.createObjectURL(blob)`).
+   * @param {Attachment | string} attachment the attachment or its `url`
+   * @returns {Promise<Blob>}
+   */
+  async download(attachment) {
+    const url = typeof attachment === "string" ? attachment : attachment.url;
+    /** @type {Record<string, string>} */
+    const headers = {};
+    const token = await this.#token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    const response = await this.#fetch(new URL(url, this.#base + "/").href, { headers });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new ConfabError(body?.error?.code ?? "http_error", body?.error?.message ?? `HTTP ${response.status}`, { status: response.status });
+    }
+    return response.blob();
+  }
+
+  /**
    * Uploads a file (`POST /api/v1/attachments`, multipart field `file`).
    * @param {UploadBody} file
    * @param {{ name?: string, contentType?: string }} [options] the name and

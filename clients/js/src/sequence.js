@@ -41,12 +41,13 @@ export class RoomStream {
       return [];
     }
     const out = [message];
-    this.highest = seq;
-    for (let next = this.#held.get(seq + 1); next; next = this.#held.get(this.highest + 1)) {
+    let highest = seq;
+    for (let next = this.#held.get(highest + 1); next; next = this.#held.get(highest + 1)) {
       this.#held.delete(next.seq);
       out.push(next);
-      this.highest = next.seq;
+      highest = next.seq;
     }
+    this.highest = highest;
     return out;
   }
 

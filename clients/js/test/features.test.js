@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ConfabError } from "../src/confab.js";
-import { TestServer, collect, next, sleep, tapped, token, until } from "./helpers.js";
+import { TestServer, collect, next, sleep, tapped, until } from "./helpers.js";
 
 /** A 1×1 PNG: the server sniffs image uploads. */
 const PNG = Buffer.from(
@@ -107,11 +107,11 @@ test("uploads go over REST and arrive as image and file messages", async () => {
   assert.equal(message.attachment.name, "dot.png");
   assert.equal(message.attachment.size, PNG.length);
   // Bob, a member of the room, downloads the same bytes.
-  const download = await fetch(new URL(message.attachment.url, server.url), {
-    headers: { authorization: `Bearer ${token("bob")}` },
-  });
-  assert.equal(download.status, 200);
-  assert.deepEqual(Buffer.from(await download.arrayBuffer()), PNG);
+  const downloaded = await bob.download(message.attachment);
+  assert.equal(downloaded.type, "image/png");
+  assert.deepEqual(Buffer.from(await downloaded.arrayBuffer()), PNG);
+  const outsider = server.client("eve");
+  await assert.rejects(outsider.download(message.attachment.url), (e) => e instanceof ConfabError && e.status === 403);
 
   const file = next(bob, "message", (e) => e.message.message_type === "file");
   const blob = new Blob(["col\n1\n"], { type: "text/csv" });
