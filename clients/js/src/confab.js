@@ -140,7 +140,8 @@ export class ConfabClient {
     });
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
     const httpBase = `${secure ? "https" : "http"}://${u.host}${prefix}`;
-    this.rest = new Rest(httpBase, fetchImpl, () => this.#conn.tokens.forRequest(o.refreshMarginMs));
+    // A REST call takes seconds at most: a token good for 5 more will do.
+    this.rest = new Rest(httpBase, fetchImpl, () => this.#conn.tokens.forRequest(5000));
   }
 
   // ---- connection -------------------------------------------------------

@@ -61,11 +61,17 @@ export class Subscriptions {
   }
 
   /**
-   * Forgets a room (unsubscribed, or removed from it).
+   * Forgets a room (unsubscribed, or removed from it); a `subscribe()` still
+   * waiting rejects with `unsubscribed`.
    * @param {string} roomId
    */
   delete(roomId) {
-    return this.#subs.delete(roomId);
+    const sub = this.#subs.get(roomId);
+    if (!sub) return false;
+    this.#subs.delete(roomId);
+    const error = new ConfabError("unsubscribed", `no longer subscribed to ${roomId}`);
+    for (const w of sub.waiters.splice(0)) w.reject(error);
+    return true;
   }
 
   /** @param {string} roomId */
@@ -107,8 +113,11 @@ export class Subscriptions {
       if (reply.type === "error") {
         this.#subs.delete(roomId);
         const error = new ConfabError(reply.code, reply.message, { frame: reply });
-        for (const w of sub.waiters.splice(0)) w.reject(error);
-        return this.#hooks.emit({ type: "error", error, room_id: roomId });
+        const waiters = sub.waiters.splice(0);
+        for (const w of waiters) w.reject(error);
+        // A resume nobody waits for (removed from the room while away, say).
+        if (!waiters.length) this.#hooks.emit({ type: "error", error, room_id: roomId });
+        return;
       }
       sub.last = reply;
       if (sub.stream.highest === null) sub.stream.highest = reply.last_seq;
@@ -131,7 +140,8 @@ export class Subscriptions {
    */
   message(frame) {
     const sub = this.#subs.get(frame.room_id);
-    if (!sub) return this.#hooks.deliver(frame.room_id, frame.message);
+    if (!sub) return; // in flight when the room was unsubscribed
+
     this.#accept(frame.room_id, sub, frame.message);
     if (sub.stream.gap && sub.last) this.#fill(frame.room_id, sub);
   }

@@ -51,8 +51,10 @@ export function refreshDelay(expiresAt, marginMs, now = Date.now()) {
 export class TokenSource {
   /** @type {TokenInput} */
   #input;
-  /** @type {string | null} */
+  /** @type {string | null} the token the connection holds */
   #current = null;
+  /** @type {string | null} a token fetched for REST calls alone */
+  #spare = null;
 
   /** @param {TokenInput} input */
   constructor(input) {
@@ -103,11 +105,13 @@ export class TokenSource {
    * @returns {Promise<string | null>}
    */
   async forRequest(marginMs) {
-    const exp = this.expiresAt;
-    if (this.#current === null || (this.renewable && exp !== null && exp - Date.now() < marginMs)) {
-      return this.forConnect();
+    if (!this.renewable) return this.#current;
+    for (const token of [this.#current, this.#spare]) {
+      if (token && (jwtExpiry(token) ?? Infinity) - Date.now() > marginMs) return token;
     }
-    return this.#current;
+    // Kept apart: the connection's token changes only when the server took one.
+    this.#spare = await this.fetch();
+    return this.#spare;
   }
 
   /** @param {string} token the token the server now holds the connection to */

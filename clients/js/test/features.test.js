@@ -150,3 +150,28 @@ test("commands resolve with command_result, and are not re-sent after a reconnec
   await sleep(100);
   assert.equal(annTap.sent.filter((f) => f.content === "/topic Lost").length, 1, "sent once, never again");
 });
+
+test("notifications from the app's back-end arrive as events", async () => {
+  const ann = server.client("ann");
+  await ann.connect();
+  const notified = next(ann, "notification");
+  const { status, body } = await server.api(null, "POST", "/users/ann/notify", { event: "order.shipped", data: { order: 7 } });
+  assert.equal(status, 200);
+  assert.ok(body.connections >= 1);
+  const event = await notified;
+  assert.equal(event.event, "order.shipped");
+  assert.deepEqual(event.data, { order: 7 });
+});
+
+test("a subscribe overtaken by unsubscribe rejects instead of hanging", async () => {
+  const room = await server.room("ann", []);
+  const ann = server.client("ann");
+  const subscribing = ann.subscribe(room); // queued: not connected yet
+  await ann.unsubscribe(room);
+  await assert.rejects(subscribing, (e) => e instanceof ConfabError && e.code === "unsubscribed");
+  await ann.connect();
+  const messages = collect(ann, "message");
+  await ann.send(room, "not followed");
+  await sleep(100);
+  assert.equal(messages.length, 0, "no events of a room not followed");
+});

@@ -37,8 +37,10 @@ test("after a kill -9 and a restart on the same data dir and port, pending sends
   server.proc?.kill("SIGSTOP");
   const sentBeforeKill = ann.send(room, "sent to a frozen server");
   await until(() => annTap.sent.some((f) => f.client_msg_id === sentBeforeKill.clientMsgId), "the send on the wire");
+  const annStates = collect(ann, "state");
   await server.kill();
-  await until(() => ann.state === "reconnecting" && bob.state === "reconnecting", "both clients reconnecting");
+  const dropped = (/** @type {any[]} */ states) => states.some((e) => e.state === "reconnecting");
+  await until(() => dropped(annStates) && dropped(bobStates), "both clients reconnecting");
   // This one is queued while the server is down.
   const sentWhileDown = ann.send(room, "sent while down");
   await server.restart();

@@ -5,7 +5,8 @@
  * time), `closed` (the client closed for good: a refusal or `close()`),
  * `connection_lost` (a command was sent but the connection dropped before
  * its answer: commands are not idempotent, so they are not re-sent),
- * `frame_too_large` (over the server's announced frame limit) and
+ * `frame_too_large` (over the server's announced frame limit),
+ * `unsubscribed` (a `subscribe()` overtaken by `unsubscribe()`) and
  * `http_error` (a REST answer without an error body).
  */
 export class ConfabError extends Error {

@@ -34,7 +34,8 @@ export class Subscriptions {
      */
     add(roomId: string, sinceSeq: number | undefined): Promise<any>;
     /**
-     * Forgets a room (unsubscribed, or removed from it).
+     * Forgets a room (unsubscribed, or removed from it); a `subscribe()` still
+     * waiting rejects with `unsubscribed`.
      * @param {string} roomId
      */
     delete(roomId: string): boolean;
