@@ -17,5 +17,6 @@ const answer = await client.send(CONFAB_ROOM, "Or 12:30", { replyTo: question.me
 await client.react(CONFAB_ROOM, question.message_id, "👍");
 await client.edit(CONFAB_ROOM, answer.message_id, "Or 12:30?");
 await client.deleteMessage(CONFAB_ROOM, answer.message_id);
+await client.send(CONFAB_ROOM, "I'm here", { messageType: "location", location: { lat: 52.52, lng: 13.405 } });
 console.log(`typing now: ${client.typingIn(CONFAB_ROOM).map((t) => t.user_id).join(", ") || "nobody"}`);
 client.close();

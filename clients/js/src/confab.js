@@ -96,7 +96,8 @@ export class ConfabClient {
       refreshMarginMs: 60_000,
       typingIntervalMs: 2500,
       typingTimeoutMs: 5000,
-      ...options,
+      // An option given as `undefined` keeps its default.
+      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
     };
     this.#o = o;
     const WebSocket = options.WebSocket ?? globalThis.WebSocket;

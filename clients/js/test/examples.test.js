@@ -112,11 +112,13 @@ test("conversation.js replies, reacts, edits and deletes", async () => {
   assert.match(out, /^deleted #\d+$/m);
   assert.match(out, /^typing now: nobody$/m);
   const messages = await server.allMessages("ann", room);
-  const [question, answer] = messages.slice(-2);
+  const [question, answer, location] = messages.slice(-3);
   assert.equal(question.content, "Lunch at 12?");
   assert.deepEqual(question.reactions, { "👍": ["ann"] });
   assert.equal(answer.reply_to, question.id);
   assert.equal(answer.deleted, true);
+  assert.equal(location.message_type, "location");
+  assert.deepEqual(location.location, { lat: 52.52, lng: 13.405 });
 });
 
 test("files.js uploads and sends a file", async () => {
