@@ -55,19 +55,24 @@ test("a string token cannot be renewed: at its expiry the connection ends with 4
 
 test("a connection that expired anyway comes back with a fresh token from the function", async () => {
   const room = await server.room("ann", []);
-  // The source gives the same short token until it has run out, so no
-  // refresh can move the expiry and the server closes with 4003.
-  const staleExp = now() + 2;
-  const stale = token("ann", { exp: staleExp });
-  const ann = server.client(
-    () => (Date.now() < staleExp * 1000 ? stale : token("ann", { ttlS: 600 })),
-    { refreshMarginMs: 0, reconnect: { initialMs: 1, maxMs: 1 } },
-  );
+  // The source gives the same short token for the whole first connection,
+  // so no refresh can move its expiry and the server closes it with 4003;
+  // the next connection gets a fresh one.
+  const stale = token("ann", { exp: now() + 2 });
+  let attempts = 0;
+  const ann = server.client(() => (attempts <= 1 ? stale : token("ann", { ttlS: 600 })), {
+    refreshMarginMs: 0,
+    reconnect: { initialMs: 1, maxMs: 1 },
+  });
   const states = collect(ann, "state");
+  ann.on("state", ({ state }) => {
+    if (state === "connecting") attempts += 1;
+  });
   await ann.connect();
   await until(() => states.some((e) => e.state === "reconnecting"), "the expiry", 8000);
   assert.equal(states.find((e) => e.state === "reconnecting").code, 4003);
   await until(() => ann.state === "open", "open again");
+  assert.equal(attempts, 2, "one reconnect");
   assert.equal((await ann.send(room, "back")).seq, 1);
   await sleep(50);
   assert.equal(ann.state, "open");
