@@ -5,7 +5,9 @@
 #      tests in each crate's tests/), which includes the store's conformance
 #      tests on PostgreSQL and the CLI's PostgreSQL smoke test;
 #   2. the end-to-end suites again with the server's tests on PostgreSQL
-#      (CONFAB_TEST_DATABASE=postgres: a fresh database per test server).
+#      (CONFAB_TEST_DATABASE=postgres: a fresh database per test server);
+#   3. the JavaScript client's tests (clients/js/test/, Node.js's own test
+#      runner) against the binary step 1 built (CONFAB_BIN overrides it).
 #
 # PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and NATS with JetStream
 # (127.0.0.1:4222) are normally running on this project's machines, and
@@ -106,10 +108,20 @@ ensure_redis
 ensure_nats
 ensure_node
 
-say "1/2: the workspace on SQLite (and the store's PostgreSQL tests)"
+say "1/3: the workspace on SQLite (and the store's PostgreSQL tests)"
 cargo test --workspace --locked "$@"
 
-say "2/2: the end-to-end suite on PostgreSQL"
+say "2/3: the end-to-end suite on PostgreSQL"
 # --workspace keeps the feature set of step 1, so nothing is rebuilt; the
 # CLI's process tests come along (they do not read CONFAB_TEST_DATABASE).
 CONFAB_TEST_DATABASE=postgres cargo test --workspace --locked --test '*' "$@"
+
+say "3/3: the JavaScript client (clients/js) against the binary"
+export CONFAB_BIN="${CONFAB_BIN:-$PWD/target/debug/confab}"
+[ -x "$CONFAB_BIN" ] || die "no confab binary at $CONFAB_BIN (cargo test builds it)"
+# Node.js 20 has the browser's WebSocket behind a flag; 22 and later by default.
+NODE_WEBSOCKET=""
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
+    NODE_WEBSOCKET="--experimental-websocket"
+fi
+node $NODE_WEBSOCKET --test clients/js/test/
