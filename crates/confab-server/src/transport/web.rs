@@ -37,9 +37,53 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file served under `/app/`; `GET /` is `index.html`.
 static ASSETS: &[Asset] = &[
-    asset!("index.html", "../../web/index.html", "text/html; charset=utf-8"),
+    asset!(
+        "index.html",
+        "../../web/index.html",
+        "text/html; charset=utf-8"
+    ),
     asset!("app.js", "../../web/app.js", JS),
     asset!("app.css", "../../web/app.css", "text/css; charset=utf-8"),
+    // confab-js, as its package ships it: the page imports `confab/confab.js`.
+    asset!(
+        "confab/confab.js",
+        "../../../../clients/js/src/confab.js",
+        JS
+    ),
+    asset!(
+        "confab/connection.js",
+        "../../../../clients/js/src/connection.js",
+        JS
+    ),
+    asset!(
+        "confab/emitter.js",
+        "../../../../clients/js/src/emitter.js",
+        JS
+    ),
+    asset!(
+        "confab/errors.js",
+        "../../../../clients/js/src/errors.js",
+        JS
+    ),
+    asset!("confab/live.js", "../../../../clients/js/src/live.js", JS),
+    asset!(
+        "confab/policy.js",
+        "../../../../clients/js/src/policy.js",
+        JS
+    ),
+    asset!("confab/rest.js", "../../../../clients/js/src/rest.js", JS),
+    asset!("confab/rooms.js", "../../../../clients/js/src/rooms.js", JS),
+    asset!(
+        "confab/sequence.js",
+        "../../../../clients/js/src/sequence.js",
+        JS
+    ),
+    asset!(
+        "confab/subscriptions.js",
+        "../../../../clients/js/src/subscriptions.js",
+        JS
+    ),
+    asset!("confab/token.js", "../../../../clients/js/src/token.js", JS),
 ];
 
 /// `GET /`: the page.

@@ -61,5 +61,7 @@ pub async fn dev_login(
     body: Result<Body<DevLoginBody>, ApiError>,
 ) -> ApiResult<Json<DevToken>> {
     let Body(body) = body?;
-    Ok(Json(state.chat.dev_login(&body.name, body.user_id.as_deref())?))
+    Ok(Json(
+        state.chat.dev_login(&body.name, body.user_id.as_deref())?,
+    ))
 }
