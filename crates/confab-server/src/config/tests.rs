@@ -289,3 +289,45 @@ fn webhook_events_take_a_list_or_a_string_and_unknown_ones_are_refused() {
     assert!(refused(|c| c.webhook.max_pending = 0).contains("max_pending"));
     assert!(refused(|c| c.webhook.max_in_flight = 0).contains("max_in_flight"));
 }
+
+#[test]
+fn dev_login_is_on_by_default_only_with_a_generated_secret_on_loopback() {
+    let with = |listen: &str, secret: &str, dev_login: DevLogin| {
+        let mut config = Config {
+            listen: listen.into(),
+            jwt_secret: secret.into(),
+            ..Config::default()
+        };
+        config.auth.dev_login = dev_login;
+        config.dev_login_enabled()
+    };
+    for listen in [
+        "127.0.0.1:8080",
+        "127.9.9.9:1",
+        "[::1]:8080",
+        "localhost:8080",
+        "LocalHost:0",
+    ] {
+        assert!(with(listen, "", DevLogin::Auto), "{listen}");
+        assert!(!with(listen, "configured", DevLogin::Auto), "{listen}");
+        assert!(!with(listen, "", DevLogin::Off), "{listen}");
+    }
+    for listen in [
+        "0.0.0.0:8080",
+        "[::]:8080",
+        "10.0.0.5:80",
+        "chat.example:443",
+        "localhost.evil:1",
+    ] {
+        assert!(!with(listen, "", DevLogin::Auto), "{listen}");
+        assert!(with(listen, "configured", DevLogin::On), "{listen}");
+    }
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("CONFAB_AUTH__DEV_LOGIN", "off");
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(config.auth.dev_login, DevLogin::Off);
+        jail.set_env("CONFAB_AUTH__DEV_LOGIN", "maybe");
+        assert!(Config::load(None, &Overrides::default()).is_err());
+        Ok(())
+    });
+}
