@@ -242,7 +242,6 @@ async fn every_event_type_arrives_signed_with_the_data_of_the_table() {
         assert_timestamp(&request.body["timestamp"]);
     }
     // Closing a closed room again, or deleting a deleted message, is no event.
-    let before = received.len();
     server
         .api("alice")
         .delete(&format!("/api/v1/rooms/{room}"))
@@ -253,10 +252,19 @@ async fn every_event_type_arrives_signed_with_the_data_of_the_table() {
         .get(&format!("/api/v1/rooms/{room}"))
         .await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let received = events(&receiver);
+    let closed = of_type(&received, "room.closed")
+        .iter()
+        .filter(|b| b["data"]["room"]["id"] == room)
+        .count();
+    let deleted = of_type(&received, "message.deleted")
+        .iter()
+        .filter(|b| b["data"]["message_id"] == id)
+        .count();
     assert_eq!(
-        events(&receiver).len(),
-        before,
+        (closed, deleted),
+        (1, 1),
         "no event for a change that changed nothing"
     );
 }
@@ -678,4 +686,41 @@ async fn the_outbox_is_capped_and_aged_and_what_it_drops_is_counted() {
         3.0,
         "room.created and two member.added"
     );
+}
+
+#[tokio::test]
+async fn a_slow_receiver_holds_at_most_max_in_flight_requests_and_chat_goes_on() {
+    // Each answer takes 1.5 s: while the first two wait, no third may start.
+    let receiver = Receiver::start(Reply::Slow(Duration::from_millis(1500))).await;
+    let server = TestServer::start_with(|config| {
+        webhooks_to(receiver.webhook_url())(config);
+        config.webhook.events = vec!["message.created".into()];
+        config.webhook.max_in_flight = 2;
+    })
+    .await;
+    let room = server.room("alice", &[]).await;
+    for i in 0..6 {
+        send(&server, "alice", &room, &format!("m{i}")).await;
+    }
+    // Chat was not slowed: all six are stored while the receiver dawdles.
+    assert_eq!(server.last_seq("alice", &room).await, 6);
+    let received = wait_until(&receiver, |r| r.len() >= 6).await;
+    // Every request is answered 1.5 s after it arrived: those that arrived
+    // within 1.5 s before one were all still under way when it came.
+    let window = Duration::from_millis(1450);
+    for request in &received {
+        let under_way = received
+            .iter()
+            .filter(|other| other.at <= request.at && request.at - other.at < window)
+            .count();
+        assert!(
+            under_way <= 2,
+            "{under_way} requests under way at once, max_in_flight is 2"
+        );
+    }
+    let ids: HashSet<&str> = received
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6);
 }

@@ -63,6 +63,8 @@ pub struct Received {
     /// base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` under
     /// the receiver's key.
     pub signature_valid: bool,
+    /// When it arrived.
+    pub at: tokio::time::Instant,
 }
 
 impl Received {
@@ -123,6 +125,7 @@ impl Receiver {
                             raw,
                             headers,
                             signature_valid,
+                            at: tokio::time::Instant::now(),
                         });
                         recorded.len()
                     };
