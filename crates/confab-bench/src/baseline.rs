@@ -134,6 +134,12 @@ struct Incoming {
     content: String,
     #[serde(default)]
     req_id: Option<serde_json::Value>,
+    /// Echoed in the ack, as a real server does (it keeps none).
+    #[serde(default)]
+    client_msg_id: Option<String>,
+    /// Passed on in the message, as a real server does.
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
 }
 
 fn text(value: &serde_json::Value) -> Utf8Bytes {
@@ -172,7 +178,7 @@ async fn connection(state: AppState, id: u64, socket: WebSocket) {
         let Message::Text(raw) = message else {
             continue;
         };
-        let Ok(frame) = serde_json::from_str::<Incoming>(raw.as_str()) else {
+        let Ok(mut frame) = serde_json::from_str::<Incoming>(raw.as_str()) else {
             continue;
         };
         let req_id = frame.req_id.unwrap_or(serde_json::Value::Null);
@@ -204,7 +210,7 @@ async fn connection(state: AppState, id: u64, socket: WebSocket) {
                 let message_id = format!("{}-{seq}", frame.room_id);
                 let ack = serde_json::json!({"type": "message_ack", "req_id": req_id,
                     "room_id": frame.room_id, "message_id": message_id, "seq": seq,
-                    "client_msg_id": null, "duplicate": false, "timestamp": now});
+                    "client_msg_id": frame.client_msg_id, "duplicate": false, "timestamp": now});
                 if tx.try_send(text(&ack)).is_err() {
                     break;
                 }
@@ -213,7 +219,8 @@ async fn connection(state: AppState, id: u64, socket: WebSocket) {
                     "type": "new_message", "room_id": frame.room_id,
                     "message": {"id": message_id, "room_id": frame.room_id, "seq": seq,
                         "sender": {"id": user, "username": user, "name": null},
-                        "content": frame.content, "message_type": "text", "metadata": {},
+                        "content": frame.content, "message_type": "text",
+                        "metadata": frame.metadata.take().unwrap_or_else(|| serde_json::json!({})),
                         "reply_to": null, "attachment": null, "location": null,
                         "reactions": {}, "edited_at": null, "deleted": false, "timestamp": now},
                     "timestamp": now,

@@ -222,12 +222,39 @@ pub fn sent_at(content: &str) -> Option<u64> {
     content.strip_prefix("bench:")?.parse().ok()
 }
 
+/// What each bench send carries besides its content. By default what real
+/// clients send: a `client_msg_id` with every message (the contract's way
+/// to retry without doubles) and a small metadata object; a figure without
+/// them flatters the server (it skips the idempotency look-up and the JSON).
+#[derive(clap::Args, Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SendShape {
+    /// Send without `client_msg_id` (a plain send).
+    #[arg(long)]
+    pub no_client_msg_id: bool,
+    /// Send without the metadata object.
+    #[arg(long)]
+    pub no_metadata: bool,
+}
+
+/// The metadata object of a bench send: one key, as many apps send.
+pub const BENCH_METADATA: &str = r#"{"source":"bench"}"#;
+
 /// A `send_message` frame whose content carries the send instant and whose
-/// `req_id` is the same instant (so an ack's latency needs no lookup table).
-pub fn send_frame(room: &str, micros: u64) -> String {
+/// `req_id` is the same instant (so an ack's latency needs no lookup table);
+/// `n` (the sender's count of sends, unique per sender and room) makes its
+/// `client_msg_id` unless `shape` leaves it out.
+pub fn send_frame(room: &str, micros: u64, shape: SendShape, n: u64) -> String {
+    let room = serde_json::Value::String(room.to_owned());
+    let key = match shape.no_client_msg_id {
+        true => String::new(),
+        false => format!(r#","client_msg_id":"k{n}""#),
+    };
+    let metadata = match shape.no_metadata {
+        true => String::new(),
+        false => format!(r#","metadata":{BENCH_METADATA}"#),
+    };
     format!(
-        r#"{{"type":"send_message","room_id":{},"content":"bench:{micros}","req_id":{micros}}}"#,
-        serde_json::Value::String(room.to_owned())
+        r#"{{"type":"send_message","room_id":{room},"content":"bench:{micros}"{key}{metadata},"req_id":{micros}}}"#
     )
 }
 

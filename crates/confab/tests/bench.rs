@@ -7,6 +7,10 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// Fresh PostgreSQL databases: the same helper the server's tests use.
+#[path = "../../confab-server/tests/common/postgres.rs"]
+mod postgres;
+
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret-for-the-smoke-test";
 
@@ -51,10 +55,16 @@ impl Server {
     /// `confab serve` with every rate limit and connection cap lifted, as
     /// docs/performance.md runs it.
     fn confab() -> Server {
+        Self::confab_on("")
+    }
+
+    /// [`Server::confab`] on this database (empty: SQLite in its temp dir).
+    fn confab_on(database_url: &str) -> Server {
         let big = "100000000";
         Server::start(
             &["serve"],
             &[
+                ("CONFAB_DATABASE_URL", database_url),
                 ("CONFAB_LISTEN", "127.0.0.1:0"),
                 ("CONFAB_API_KEY", KEY),
                 ("CONFAB_JWT_SECRET", SECRET),
@@ -191,6 +201,63 @@ fn fanout_at_a_given_rate_delivers_everything() {
     assert_fanout_complete(&report);
 }
 
+/// Every send of a run was stored once: acks for all, no repeated or
+/// missing seq (a send stored twice, or a `client_msg_id` taken for a
+/// repeat, would show as a gap).
+fn assert_ingest_complete(report: &Value) {
+    assert!(int(report, "stored") > 0, "{report}");
+    assert_eq!(int(report, "stored"), int(report, "sent"), "{report}");
+    assert_eq!(int(report, "errors"), 0, "{report}");
+    assert_eq!(int(report, "gaps"), 0, "{report}");
+}
+
+#[test]
+fn sends_carry_a_client_msg_id_and_metadata_unless_told_not_to() {
+    let confab = Server::confab();
+    let args = ["--senders", "2", "--duration", "0.3"];
+    let keyed = confab.bench("ingest", &args);
+    assert_eq!(
+        keyed["shape"],
+        serde_json::json!({"no_client_msg_id": false, "no_metadata": false})
+    );
+    assert_ingest_complete(&keyed);
+    let plain = confab.bench(
+        "ingest",
+        &[&args[..], &["--no-client-msg-id", "--no-metadata"]].concat(),
+    );
+    assert_eq!(
+        plain["shape"],
+        serde_json::json!({"no_client_msg_id": true, "no_metadata": true})
+    );
+    assert_ingest_complete(&plain);
+}
+
+#[test]
+fn keyed_sends_on_postgres_are_stored_once_and_fanned_out_to_all() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(postgres::TestDatabase::create());
+    let confab = Server::confab_on(database.url());
+    assert_ingest_complete(&confab.bench(
+        "ingest",
+        &["--senders", "4", "--rooms", "2", "--duration", "0.5"],
+    ));
+    assert_fanout_complete(&confab.bench(
+        "fanout",
+        &[
+            "--rooms",
+            "3",
+            "--members",
+            "3",
+            "--senders",
+            "2",
+            "--duration",
+            "0.5",
+        ],
+    ));
+    drop(confab);
+    drop(database);
+}
+
 #[test]
 fn ingest_stores_every_send_with_gap_free_seqs() {
     let confab = Server::confab();
@@ -198,10 +265,7 @@ fn ingest_stores_every_send_with_gap_free_seqs() {
         "ingest",
         &["--senders", "4", "--rooms", "2", "--duration", "0.5"],
     );
-    assert!(int(&report, "stored") > 0, "{report}");
-    assert_eq!(int(&report, "stored"), int(&report, "sent"), "{report}");
-    assert_eq!(int(&report, "errors"), 0, "{report}");
-    assert_eq!(int(&report, "gaps"), 0, "{report}");
+    assert_ingest_complete(&report);
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub struct FanoutArgs {
     /// need acks to keep their window).
     #[arg(long, value_enum, default_value_t = ReadersOn::Unified)]
     pub readers_on: ReadersOn,
+    /// What each send carries (by default a `client_msg_id` and metadata).
+    #[command(flatten)]
+    pub shape: crate::conn::SendShape,
 }
 
 /// Where the reading members of `fanout` connect.
@@ -53,6 +56,8 @@ pub enum ReadersOn {
 pub struct FanoutReport {
     /// Always `fanout`.
     pub scenario: &'static str,
+    /// Whether sends carried a `client_msg_id` and metadata.
+    pub shape: crate::conn::SendShape,
     /// Rooms.
     pub rooms: usize,
     /// Reading members per room.
@@ -165,6 +170,7 @@ pub async fn fanout(
             Some(slots) => senders.push(tokio::spawn(send_loop(
                 sink,
                 room_ids[i / per_room].clone(),
+                args.shape,
                 clock,
                 counters.clone(),
                 slots,
@@ -201,6 +207,7 @@ pub async fn fanout(
     let delivered = counters.delivered.load(Relaxed);
     Ok(FanoutReport {
         scenario: "fanout",
+        shape: args.shape,
         rooms: args.rooms,
         members: args.members,
         senders: args.senders,

@@ -17,6 +17,9 @@ pub struct IngestArgs {
     /// Seconds of sending.
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
+    /// What each send carries (by default a `client_msg_id` and metadata).
+    #[command(flatten)]
+    pub shape: crate::conn::SendShape,
 }
 
 /// `ingest` results.
@@ -24,6 +27,8 @@ pub struct IngestArgs {
 pub struct IngestReport {
     /// Always `ingest`.
     pub scenario: &'static str,
+    /// Whether sends carried a `client_msg_id` and metadata.
+    pub shape: crate::conn::SendShape,
     /// Senders.
     pub senders: usize,
     /// Rooms.
@@ -95,6 +100,7 @@ pub async fn ingest(
         senders.push(tokio::spawn(send_loop(
             sink,
             room_ids[s % rooms].clone(),
+            args.shape,
             clock,
             counters.clone(),
             slots,
@@ -138,6 +144,7 @@ pub async fn ingest(
     let stored = counters.acked.load(Relaxed);
     Ok(IngestReport {
         scenario: "ingest",
+        shape: args.shape,
         senders: args.senders,
         rooms,
         window: args.window,

@@ -3,7 +3,7 @@
 //! Every loop is bounded twice, by a count and by a deadline, so a server that
 //! stops answering ends the run with a report rather than a hang.
 
-use crate::conn::{Lite, Target, Ws, send_frame, sent_at, subscribe_frame};
+use crate::conn::{Lite, SendShape, Target, Ws, send_frame, sent_at, subscribe_frame};
 use crate::stats::{Percentiles, Samples};
 use crate::{BenchError, Progress};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -189,6 +189,7 @@ async fn read_loop(
 async fn send_loop(
     mut sink: Sink,
     room: String,
+    shape: SendShape,
     clock: Clock,
     counters: Arc<Counters>,
     slots: Arc<Semaphore>,
@@ -196,6 +197,7 @@ async fn send_loop(
     until: Instant,
 ) -> Sink {
     let mut next_at = Instant::now();
+    let mut n: u64 = 0;
     while Instant::now() < until {
         if let Some(interval) = interval {
             tokio::time::sleep_until(next_at.into()).await;
@@ -208,7 +210,7 @@ async fn send_loop(
         };
         permit.forget();
         if sink
-            .send(Message::text(send_frame(&room, clock.micros())))
+            .send(Message::text(send_frame(&room, clock.micros(), shape, n)))
             .await
             .is_err()
         {
@@ -216,6 +218,7 @@ async fn send_loop(
             break;
         }
         counters.sent.fetch_add(1, Relaxed);
+        n += 1;
     }
     sink
 }

@@ -23,6 +23,9 @@ pub struct ResumeArgs {
     /// Seconds of sending.
     #[arg(long, default_value_t = 4.0)]
     pub duration: f64,
+    /// What each send carries (by default a `client_msg_id` and metadata).
+    #[command(flatten)]
+    pub shape: crate::conn::SendShape,
 }
 
 /// `resume` results.
@@ -30,6 +33,8 @@ pub struct ResumeArgs {
 pub struct ResumeReport {
     /// Always `resume`.
     pub scenario: &'static str,
+    /// Whether sends carried a `client_msg_id` and metadata.
+    pub shape: crate::conn::SendShape,
     /// Rooms.
     pub rooms: usize,
     /// Resumers per room.
@@ -209,6 +214,7 @@ pub async fn resume(
         senders.push(tokio::spawn(send_loop(
             sink,
             room_ids[r].clone(),
+            args.shape,
             clock,
             counters.clone(),
             slots,
@@ -233,6 +239,7 @@ pub async fn resume(
     senders_done.store(1, Relaxed);
     let mut report = ResumeReport {
         scenario: "resume",
+        shape: args.shape,
         rooms: args.rooms,
         resumers: args.resumers,
         acked: counters.acked.load(Relaxed),
