@@ -169,8 +169,10 @@ pub async fn fanout(
         match slots {
             Some(slots) => senders.push(tokio::spawn(send_loop(
                 sink,
-                room_ids[i / per_room].clone(),
-                args.shape,
+                Sending {
+                    room: room_ids[i / per_room].clone(),
+                    shape: args.shape,
+                },
                 clock,
                 counters.clone(),
                 slots,

@@ -99,8 +99,10 @@ pub async fn ingest(
         )));
         senders.push(tokio::spawn(send_loop(
             sink,
-            room_ids[s % rooms].clone(),
-            args.shape,
+            Sending {
+                room: room_ids[s % rooms].clone(),
+                shape: args.shape,
+            },
             clock,
             counters.clone(),
             slots,

@@ -184,12 +184,19 @@ async fn read_loop(
     out
 }
 
-/// Sends into `room` until `until`: paced at `interval` when given, else as
-/// fast as the `slots` (sends awaiting their ack) allow.
+/// Where a sender sends, and what each of its sends carries.
+struct Sending {
+    /// The room.
+    room: String,
+    /// `client_msg_id` and metadata, or not.
+    shape: SendShape,
+}
+
+/// Sends into `to.room` until `until`: paced at `interval` when given, else
+/// as fast as the `slots` (sends awaiting their ack) allow.
 async fn send_loop(
     mut sink: Sink,
-    room: String,
-    shape: SendShape,
+    to: Sending,
     clock: Clock,
     counters: Arc<Counters>,
     slots: Arc<Semaphore>,
@@ -210,7 +217,12 @@ async fn send_loop(
         };
         permit.forget();
         if sink
-            .send(Message::text(send_frame(&room, clock.micros(), shape, n)))
+            .send(Message::text(send_frame(
+                &to.room,
+                clock.micros(),
+                to.shape,
+                n,
+            )))
             .await
             .is_err()
         {

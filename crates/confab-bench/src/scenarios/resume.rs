@@ -213,8 +213,10 @@ pub async fn resume(
         )));
         senders.push(tokio::spawn(send_loop(
             sink,
-            room_ids[r].clone(),
-            args.shape,
+            Sending {
+                room: room_ids[r].clone(),
+                shape: args.shape,
+            },
             clock,
             counters.clone(),
             slots,
