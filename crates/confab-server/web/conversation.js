@@ -158,6 +158,7 @@ export class Conversation {
     this.#showTyping();
     const log = this.store.log(roomId);
     this.render();
+    this.composer.focus();
     try {
       if (!log.loaded) await this.#loadLatest(roomId);
     } catch (error) {
