@@ -7,6 +7,7 @@
  */
 export function personName(who) {
   if (!who) return "someone";
+  if (who.id === "assistant" && !who.name) return "Assistant"; // the server's bot
   return who.name || who.username || who.id || "someone";
 }
 

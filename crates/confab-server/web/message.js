@@ -85,7 +85,7 @@ function quote(replyTo, ctx) {
  * @param {RenderContext} ctx
  */
 function body(m, ctx) {
-  if (m.deleted) return el("p", { class: "text deleted-text", text: "This message was deleted." });
+  if (m.deleted) return [el("p", { class: "deleted-text", text: "This message was deleted." })];
   const parts = [];
   if (m.message_type === "image" && m.attachment) {
     const { url, error } = ctx.blob(m.attachment);
