@@ -156,7 +156,7 @@ describe("safety", () => {
 
     await page.getByLabel("Your name").fill("Tess");
     await page.getByLabel("Your name").press("Enter");
-    await page.locator("#banner[data-state=live]").waitFor();
+    await page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
     const stored = await page.evaluate(() => ({ session: sessionStorage.getItem("confab.session"), local: localStorage.length }));
     const token = JSON.parse(stored.session ?? "{}").token;
     assert.ok(token, "the token is in sessionStorage");
@@ -167,7 +167,7 @@ describe("safety", () => {
 
     // A reload in the same tab stays signed in; signing out forgets the token.
     await page.reload();
-    await page.locator("#banner[data-state=live]").waitFor();
+    await page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Your name").waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem("confab.session")), null);
@@ -186,7 +186,7 @@ describe("keyboard and small screens", () => {
     await page.waitForFunction(() => document.activeElement?.id === "dev-name");
     await kb.type("Ann Keys");
     await kb.press("Enter");
-    await page.locator("#banner[data-state=live]").waitFor();
+    await page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
     await tabTo(page, "#new-room-button");
     await kb.press("Enter");
     await tabTo(page, "#new-room-members");

@@ -127,8 +127,8 @@ export async function signIn(browser, server, name, { viewport = { width: 1100, 
   await page.goto(server.url);
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Your name").press("Enter");
-  await page.locator("#chat").waitFor({ state: "visible" });
-  await page.locator("#banner[data-state=live]").waitFor();
+  await page.locator("#chat[data-ready=true]").waitFor();
+  await page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
   return { context, page, errors };
 }
 

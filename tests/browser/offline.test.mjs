@@ -35,7 +35,7 @@ test("offline through a server restart: nothing lost, nothing doubled", async ()
   await ann.context.setOffline(true);
   await server.stop();
   await server.start();
-  await bob.page.locator("#banner[data-state=live]").waitFor();
+  await bob.page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
   await ann.page.locator("#banner[data-state=reconnecting]").waitFor();
   assert.match((await ann.page.locator("#banner-text").textContent()) ?? "", /Reconnecting in \d+ s/);
 
@@ -49,7 +49,7 @@ test("offline through a server restart: nothing lost, nothing doubled", async ()
 
   // Back online: the page reconnects at once (the browser's online event).
   await ann.context.setOffline(false);
-  await ann.page.locator("#banner[data-state=live]").waitFor();
+  await ann.page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
   const all = ["before", "while you were away", "still there?", "typed offline"];
   await waitTexts(ann.page, all);
   await waitTexts(bob.page, all);

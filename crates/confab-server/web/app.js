@@ -109,12 +109,22 @@ async function chat(session) {
     }
   });
   client.on("room_removed", ({ room_id }) => followed.delete(room_id));
+  // A room added while the list is being read may be missing from the
+  // answer, and the answer replaces the list: read it again then.
+  let addedMeanwhile = false;
+  const offAdded = client.on("room_added", () => (addedMeanwhile = true));
   try {
-    await client.rooms();
+    for (let tries = 0; tries < 3; tries++) {
+      addedMeanwhile = false;
+      await client.rooms();
+      if (!addedMeanwhile) break;
+    }
   } catch (error) {
     conversation.showError(`Could not load your rooms: ${/** @type {any} */ (error)?.message ?? error}`);
   }
+  offAdded();
   show();
+  chatEl.dataset.ready = "true";
 
   const signedOut = new Promise((resolve) => {
     byId("sign-out").onclick = () => resolve(null);

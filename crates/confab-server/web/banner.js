@@ -11,6 +11,7 @@ export function connectionBanner(client) {
   const banner = byId("banner");
   const text = byId("banner-text");
   const retry = byId("banner-retry");
+  const dot = byId("presence-self");
   /** @type {any} */
   let countdown = null;
   /** @type {any} */
@@ -31,6 +32,8 @@ export function connectionBanner(client) {
     banner.hidden = false;
     banner.dataset.state = state;
     text.textContent = words;
+    dot.classList.toggle("online", state === "live");
+    dot.title = state === "live" ? "Live" : words;
     retry.hidden = !showRetry;
   };
 
@@ -42,7 +45,8 @@ export function connectionBanner(client) {
         break;
       case "open":
         show("live", "Live");
-        // Stays in the DOM (for tests and screen readers), shrinks to a dot.
+        // Then it steps aside (still in the DOM, its state kept), and the
+        // dot by the user's name says "live".
         fade = setTimeout(() => (banner.dataset.quiet = "true"), 2500);
         banner.dataset.quiet = "false";
         return;
