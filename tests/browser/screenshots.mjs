@@ -24,37 +24,37 @@ try {
     await context.close();
   }
 
-  const ann = await signIn(browser, server, "Ann", { viewport: desktop });
+  const alice = await signIn(browser, server, "Alice", { viewport: desktop });
   const carol = await signIn(browser, server, "Carol", { viewport: desktop });
   const bob = await signIn(browser, server, "Bob", { viewport: desktop });
 
-  // Rooms: Ann and Bob; a group of three; Carol and Bob; Bob and the assistant.
-  await startDirect(ann.page, "bob");
-  const annBob = await currentRoom(ann.page);
-  await group(carol.page, "Trip to Lisbon", "ann, bob");
+  // Rooms: Alice and Bob; a group of three; Carol and Bob; Bob and the assistant.
+  await startDirect(alice.page, "bob");
+  const aliceBob = await currentRoom(alice.page);
+  await group(carol.page, "Trip to Lisbon", "alice, bob");
   const trip = await currentRoom(carol.page);
   await startDirect(carol.page, "bob");
   await send(carol.page, "Did you get the tickets?");
 
   // The conversation Bob will look at, built through the page.
-  await roomEntry(ann.page, "Bob").click();
-  await send(ann.page, "Hi Bob! Here is the floor plan for Saturday 🏠");
-  await ann.page.locator("#file-input").setInputFiles({ name: "floor-plan.png", mimeType: "image/png", buffer: png(320, 180) });
-  await send(ann.page, "Kitchen on the left, the living room faces the garden.");
-  await roomEntry(bob.page, "Ann").click();
+  await roomEntry(alice.page, "Bob").click();
+  await send(alice.page, "Hi Bob! Here is the floor plan for Saturday 🏠");
+  await alice.page.locator("#file-input").setInputFiles({ name: "floor-plan.png", mimeType: "image/png", buffer: png(320, 180) });
+  await send(alice.page, "Kitchen on the left, the living room faces the garden.");
+  await roomEntry(bob.page, "Alice").click();
   await bob.page.locator("#messages figure.image img").waitFor();
   await react(bob.page, "Hi Bob!", "❤️");
   await react(bob.page, "Kitchen on the left", "👍");
   await replyTo(bob.page, "Kitchen on the left", "Looks great. Where do we meet?");
-  await ann.page.getByRole("button", { name: "Share a location" }).click();
-  await ann.page.getByLabel("Latitude").fill("38.71380");
-  await ann.page.getByLabel("Longitude").fill("-9.13940");
-  await ann.page.getByRole("button", { name: "Send location" }).click();
-  await send(ann.page, "At the café on the corner, 10:00?");
+  await alice.page.getByRole("button", { name: "Share a location" }).click();
+  await alice.page.getByLabel("Latitude").fill("38.71380");
+  await alice.page.getByLabel("Longitude").fill("-9.13940");
+  await alice.page.getByRole("button", { name: "Send location" }).click();
+  await send(alice.page, "At the café on the corner, 10:00?");
   await send(bob.page, "Perfect, see you there!");
-  await ann.page.getByRole("textbox", { name: "Message" }).pressSequentially("Bring the", { delay: 15 });
-  await bob.page.locator("#typing", { hasText: "Ann is typing" }).waitFor();
-  await bob.page.locator("#messages li.msg.mine .status", { hasText: "Seen by Ann" }).waitFor();
+  await alice.page.getByRole("textbox", { name: "Message" }).pressSequentially("Bring the", { delay: 15 });
+  await bob.page.locator("#typing", { hasText: "Alice is typing" }).waitFor();
+  await bob.page.locator("#messages li.msg.mine .status", { hasText: "Seen by Alice" }).waitFor();
 
   // Unread messages elsewhere, for the badges of Bob's list.
   await carol.page.evaluate(async (room) => {
@@ -80,13 +80,13 @@ try {
   await bobPhone.page.waitForTimeout(3000);
   await shoot(bobPhone.page, "room-list.png");
   // 4. A room at phone width.
-  await roomEntry(bobPhone.page, "Ann").click();
+  await roomEntry(bobPhone.page, "Alice").click();
   await bobPhone.page.locator("#messages figure.image img").waitFor();
   await bobPhone.page.locator("#scroller").evaluate((s) => (s.scrollTop = s.scrollHeight));
   await bobPhone.page.waitForTimeout(300);
   await bobPhone.page.evaluate(() => /** @type {HTMLElement} */ (document.activeElement)?.blur());
   await shoot(bobPhone.page, "phone.png");
-  void annBob;
+  void aliceBob;
 } catch (error) {
   for (const [i, context] of browser.contexts().entries()) {
     for (const page of context.pages()) await page.screenshot({ path: `/tmp/screenshot-failure-${i}.png` });
