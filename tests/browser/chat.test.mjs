@@ -175,6 +175,25 @@ describe("safety", () => {
   });
 });
 
+describe("sign-in", () => {
+  test("a pasted token the server refuses brings the sign-in back with the reason", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url);
+    const b64 = (/** @type {any} */ value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const forged = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "mallory", exp: Math.floor(Date.now() / 1000) + 600 })}.${b64("not the signature")}`;
+    await page.getByLabel("Token", { exact: true }).fill("not a token");
+    await page.getByRole("button", { name: "Sign in with the token" }).click();
+    await page.getByRole("alert").filter({ hasText: "That is not a token" }).waitFor();
+    await page.getByLabel("Token", { exact: true }).fill(forged);
+    await page.getByRole("button", { name: "Sign in with the token" }).click();
+    await page.getByRole("alert").filter({ hasText: "The token was refused (invalid or expired)." }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("confab.session")), null, "the refused token is forgotten");
+    assert.ok(await page.locator("#chat").isHidden());
+    await context.close();
+  });
+});
+
 describe("keyboard and small screens", () => {
   test("keyboard only: Enter sends, Shift+Enter makes a new line, Esc cancels an edit", async () => {
     const bob = await signIn(browser, server, "Bob Keys");

@@ -709,7 +709,9 @@ export class Conversation {
   #roving() {
     const entries = /** @type {HTMLElement[]} */ ([...this.$list.children]);
     if (!entries.length) return;
-    if (!this.#current || !this.#nodes.has(this.#current)) this.#current = entries[entries.length - 1].dataset.key ?? null;
+    // Tabbing into the list from elsewhere lands on the newest entry.
+    const inside = this.$list.contains(document.activeElement);
+    if (!inside || !this.#current || !this.#nodes.has(this.#current)) this.#current = entries[entries.length - 1].dataset.key ?? null;
     for (const li of entries) {
       const on = li.dataset.key === this.#current;
       li.tabIndex = on ? 0 : -1;

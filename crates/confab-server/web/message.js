@@ -189,7 +189,6 @@ export function renderMessage(m, ctx, status) {
     class: classes.join(" "),
     tabIndex: -1,
     dataset: { id: m.id, seq: String(m.seq), sender: m.sender?.id ?? "" },
-    attrs: { "aria-label": `${who}, ${shortTime(m.timestamp)}` },
   });
   li.append(
     el(
@@ -250,7 +249,6 @@ export function renderPending(p, ctx) {
     class: `msg mine pending${p.state === "failed" ? " failed" : ""}`,
     tabIndex: -1,
     dataset: { pending: p.clientMsgId },
-    attrs: { "aria-label": "You, sending" },
   });
   li.append(el("div", { class: "meta" }, el("span", { class: "sender", text: "You" }), el("time", { dateTime: p.createdAt, text: shortTime(p.createdAt) })));
   if (p.replyTo) li.append(quote(p.replyTo, ctx));
