@@ -7,7 +7,10 @@
 #   2. the end-to-end suites again with the server's tests on PostgreSQL
 #      (CONFAB_TEST_DATABASE=postgres: a fresh database per test server);
 #   3. the JavaScript client's tests (clients/js/test/, Node.js's own test
-#      runner) against the binary step 1 built (CONFAB_BIN overrides it).
+#      runner) against the binary step 1 built (CONFAB_BIN overrides it);
+#   4. the browser client's end-to-end tests (tests/browser/): the page at
+#      GET / in Debian's Chromium, driven by playwright-core from npm (no
+#      browser is downloaded), against the same binary.
 #
 # PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and NATS with JetStream
 # (127.0.0.1:4222) are normally running on this project's machines, and
@@ -99,6 +102,21 @@ ensure_node() {
     command -v node >/dev/null || die "node is still missing after installing nodejs"
 }
 
+# The browser tests: Debian's Chromium (never a browser of Playwright's
+# own) and npm to install playwright-core from the lock file.
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+export CHROMIUM_PATH
+ensure_browser_tools() {
+    if [ ! -x "$CHROMIUM_PATH" ]; then
+        install_packages chromium
+        [ -x "$CHROMIUM_PATH" ] || die "no Chromium at $CHROMIUM_PATH after installing chromium"
+    fi
+    if ! command -v npm >/dev/null; then
+        install_packages npm
+        command -v npm >/dev/null || die "npm is still missing after installing it"
+    fi
+}
+
 # A CI build starts from nothing and is thrown away: incremental state would
 # only double what the target directory holds on a small disk.
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
@@ -107,16 +125,17 @@ ensure_postgres
 ensure_redis
 ensure_nats
 ensure_node
+ensure_browser_tools
 
-say "1/3: the workspace on SQLite (and the store's PostgreSQL tests)"
+say "1/4: the workspace on SQLite (and the store's PostgreSQL tests)"
 cargo test --workspace --locked "$@"
 
-say "2/3: the end-to-end suite on PostgreSQL"
+say "2/4: the end-to-end suite on PostgreSQL"
 # --workspace keeps the feature set of step 1, so nothing is rebuilt; the
 # CLI's process tests come along (they do not read CONFAB_TEST_DATABASE).
 CONFAB_TEST_DATABASE=postgres cargo test --workspace --locked --test '*' "$@"
 
-say "3/3: the JavaScript client (clients/js) against the binary"
+say "3/4: the JavaScript client (clients/js) against the binary"
 export CONFAB_BIN="${CONFAB_BIN:-$PWD/target/debug/confab}"
 [ -x "$CONFAB_BIN" ] || die "no confab binary at $CONFAB_BIN (cargo test builds it)"
 # Node.js 20 has the browser's WebSocket behind a flag; 22 and later by default.
@@ -125,3 +144,8 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
     NODE_WEBSOCKET="--experimental-websocket"
 fi
 node $NODE_WEBSOCKET --test clients/js/test/
+
+say "4/4: the browser client (GET /) in Chromium (tests/browser)"
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error \
+    || die "npm ci in tests/browser failed"
+node --test tests/browser/

@@ -42,8 +42,19 @@ static ASSETS: &[Asset] = &[
         "../../web/index.html",
         "text/html; charset=utf-8"
     ),
-    asset!("app.js", "../../web/app.js", JS),
     asset!("app.css", "../../web/app.css", "text/css; charset=utf-8"),
+    // The page's modules (web/): app.js is the entry point.
+    asset!("app.js", "../../web/app.js", JS),
+    asset!("banner.js", "../../web/banner.js", JS),
+    asset!("composer.js", "../../web/composer.js", JS),
+    asset!("conversation.js", "../../web/conversation.js", JS),
+    asset!("dom.js", "../../web/dom.js", JS),
+    asset!("format.js", "../../web/format.js", JS),
+    asset!("message.js", "../../web/message.js", JS),
+    asset!("rooms.js", "../../web/rooms.js", JS),
+    asset!("session.js", "../../web/session.js", JS),
+    asset!("signin.js", "../../web/signin.js", JS),
+    asset!("store.js", "../../web/store.js", JS),
     // confab-js, as its package ships it: the page imports `confab/confab.js`.
     asset!(
         "confab/confab.js",
