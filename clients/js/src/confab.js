@@ -72,6 +72,8 @@ export class ConfabClient {
   #subs;
   #emitter = new Emitter();
   #rooms = new RoomList();
+  /** @type {Set<any[]>} per `rooms()` under way, the room frames pushed meanwhile */
+  #roomLoads = new Set();
   #typing = new TypingBoard();
   #replies = new ReplyStreams();
   /** @type {Set<string>} */
@@ -428,13 +430,20 @@ export class ConfabClient {
   async rooms() {
     /** @type {any[]} */
     const all = [];
-    let cursor;
-    do {
-      const page = await this.#conn.request(cursor ? { type: "get_room_list", limit: 100, cursor } : { type: "get_room_list", limit: 100 });
-      all.push(...page.rooms);
-      cursor = page.next_cursor;
-    } while (cursor);
-    this.#rooms.replace(all);
+    /** @type {any[]} room frames pushed while the pages are read */
+    const since = [];
+    this.#roomLoads.add(since);
+    try {
+      let cursor;
+      do {
+        const page = await this.#conn.request(cursor ? { type: "get_room_list", limit: 100, cursor } : { type: "get_room_list", limit: 100 });
+        all.push(...page.rooms);
+        cursor = page.next_cursor;
+      } while (cursor);
+    } finally {
+      this.#roomLoads.delete(since);
+    }
+    this.#rooms.replace(all, since);
     this.#emitRooms();
     return this.#rooms.list();
   }
@@ -566,6 +575,9 @@ export class ConfabClient {
    * @param {any} frame
    */
   #push(frame) {
+    if (frame.type === "room_added" || frame.type === "room_removed" || frame.type === "room_updated") {
+      for (const since of this.#roomLoads) since.push(frame);
+    }
     switch (frame.type) {
       case "new_message":
         return this.#subs.message(frame);

@@ -44,12 +44,21 @@ export class RoomList {
   }
 
   /**
-   * Replaces the list with a full `room_list` answer (all pages).
+   * Replaces the list with a full `room_list` answer (all pages), then
+   * applies again the `room_added`, `room_removed` and `room_updated`
+   * frames that arrived while it was being read, in order: the answer may
+   * predate them (a room added meanwhile would otherwise vanish).
    * @param {Room[]} rooms
+   * @param {any[]} [since] those frames
    */
-  replace(rooms) {
+  replace(rooms, since = []) {
     this.#rooms = new Map(rooms.map((room) => [room.id, { ...room }]));
     this.#counted = new Map(rooms.map((room) => [room.id, room.last_seq ?? 0]));
+    for (const frame of since) {
+      if (frame.type === "room_added") this.add(frame.room);
+      else if (frame.type === "room_removed") this.remove(frame.room_id);
+      else if (frame.type === "room_updated") this.update(frame.room_id, frame.updates ?? {});
+    }
   }
 
   /** @param {Room} room (`room_added`, `createRoom`) */

@@ -8,6 +8,7 @@ import { backoffDelay, shouldReconnect } from "../src/policy.js";
 import { RoomStream } from "../src/sequence.js";
 import { jwtExpiry, refreshDelay } from "../src/token.js";
 import { isCommand } from "../src/live.js";
+import { RoomList } from "../src/rooms.js";
 import { mintJwt } from "./helpers.js";
 
 test("backoff grows exponentially to its ceiling, with full jitter below it", () => {
@@ -73,4 +74,19 @@ test("slash commands are told from messages as the server tells them", () => {
     assert.equal(isCommand({ content: text }), false, text);
   }
   assert.equal(isCommand({ content: "/help", message_type: "location" }), false);
+});
+
+test("a room list read while rooms change keeps what changed meanwhile", () => {
+  const list = new RoomList();
+  const room = (id, extra = {}) => ({ id, name: id, last_seq: 0, unread_count: 0, last_message_time: null, ...extra });
+  // The answer lists a and c; meanwhile b was added, a renamed and c removed.
+  list.replace([room("a"), room("c")], [
+    { type: "room_added", room: room("b") },
+    { type: "room_updated", room_id: "a", updates: { name: "A" } },
+    { type: "room_removed", room_id: "c" },
+  ]);
+  assert.deepEqual(list.list().map((r) => [r.id, r.name]), [["a", "A"], ["b", "b"]]);
+  // Without frames it is the answer alone.
+  list.replace([room("z")]);
+  assert.deepEqual(list.list().map((r) => r.id), ["z"]);
 });

@@ -25,10 +25,14 @@ export class RoomList {
     /** @param {string} id */
     get(id: string): Room | undefined;
     /**
-     * Replaces the list with a full `room_list` answer (all pages).
+     * Replaces the list with a full `room_list` answer (all pages), then
+     * applies again the `room_added`, `room_removed` and `room_updated`
+     * frames that arrived while it was being read, in order: the answer may
+     * predate them (a room added meanwhile would otherwise vanish).
      * @param {Room[]} rooms
+     * @param {any[]} [since] those frames
      */
-    replace(rooms: Room[]): void;
+    replace(rooms: Room[], since?: any[]): void;
     /** @param {Room} room (`room_added`, `createRoom`) */
     add(room: Room): void;
     /** @param {string} id (`room_removed`) */
