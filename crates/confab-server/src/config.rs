@@ -8,10 +8,13 @@
 //! (see `config/duration.rs`).
 
 mod commands;
+mod dev_login;
 mod duration;
 mod routes;
 
 pub use commands::{CommandConfig, WebhookConfig};
+pub use dev_login::DevLogin;
+use dev_login::listens_on_loopback;
 pub use routes::{DialectName, RouteConfig};
 
 use figment::Figment;
@@ -111,19 +114,6 @@ pub struct AuthConfig {
     /// production. `auto` turns it on only while confab generated its own
     /// JWT secret and listens on a loopback address.
     pub dev_login: DevLogin,
-}
-
-/// Whether `POST /api/v1/dev/login` exists (see [`AuthConfig::dev_login`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DevLogin {
-    /// On while the JWT secret is generated and the listen address is loopback.
-    #[default]
-    Auto,
-    /// On, whatever the secret and address.
-    On,
-    /// Off.
-    Off,
 }
 
 /// `[rate_limit]`: how fast one user (or one address) may act. Every limit
@@ -699,16 +689,6 @@ impl Config {
         write_private(&path, &secret).map_err(io(&path))?;
         Ok(secret)
     }
-}
-
-/// Whether `listen` (`host:port`) names a loopback address.
-fn listens_on_loopback(listen: &str) -> bool {
-    if let Ok(address) = listen.parse::<std::net::SocketAddr>() {
-        return address.ip().is_loopback();
-    }
-    listen
-        .rsplit_once(':')
-        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// Reads a string key whatever scalar the environment layer made of it:
