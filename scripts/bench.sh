@@ -41,10 +41,10 @@ export CONFAB_API_KEY=bench-key CONFAB_JWT_SECRET=bench-secret RUST_LOG=warn \
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK="$(mktemp -d)"
-PIDS=()
 PG_DB=""
+declare -A URL PID
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PID[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ -n "$PG_DB" ]; then
         psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
@@ -53,35 +53,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts `$BIN $*` in the background; prints its pid and waits for its
-# "listening on" line.
+# Starts `$BIN $*` in the background as `name` (its pid in PID[name]) and
+# waits for its "listening on" line; a port already taken stops the run.
 start() {
     local name="$1"; shift
     "$BIN" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    local pid=$!
-    PIDS+=("$pid")
+    PID[$name]=$!
     for _ in $(seq 1 100); do
         if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-            echo "$pid"
             return 0
         fi
+        kill -0 "${PID[$name]}" 2>/dev/null || break
         sleep 0.1
     done
     die "$name did not start: $(cat "$WORK/$name.err")"
 }
 
-declare -A URL PID
-PID[baseline]=$(start baseline bench baseline-server --listen 127.0.0.1:18090)
+start baseline bench baseline-server --listen 127.0.0.1:18090
 URL[baseline]=http://127.0.0.1:18090
-PID[sqlite]=$(start sqlite serve --data-dir "$WORK/sqlite" --listen 127.0.0.1:18080)
+start sqlite serve --data-dir "$WORK/sqlite" --listen 127.0.0.1:18080
 URL[sqlite]=http://127.0.0.1:18080
 TARGETS=(sqlite)
 if [ -z "${NO_POSTGRES:-}" ]; then
     PG_DB="confab_bench_$$"
     psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null \
         || die "cannot create a PostgreSQL database at $PG_ADMIN_URL (NO_POSTGRES=1 skips it)"
-    PID[postgres]=$(CONFAB_DATABASE_URL="${PG_ADMIN_URL%/*}/$PG_DB" \
-        start postgres serve --data-dir "$WORK/postgres" --listen 127.0.0.1:18081)
+    CONFAB_DATABASE_URL="${PG_ADMIN_URL%/*}/$PG_DB" \
+        start postgres serve --data-dir "$WORK/postgres" --listen 127.0.0.1:18081
     URL[postgres]=http://127.0.0.1:18081
     TARGETS+=(postgres)
 fi
