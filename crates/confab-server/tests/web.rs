@@ -124,6 +124,22 @@ async fn the_dev_sign_in_gives_a_token_for_a_name() {
     assert_eq!(ws.recv_json().await["type"], "pong");
 }
 
+/// `POST /api/v1/dev/login` with `body`, anonymous; asserts it was refused
+/// as `invalid_field`, and returns the message.
+async fn refused_sign_in(server: &TestServer, body: &Value) -> String {
+    let (status, answer) = server
+        .anonymous_api()
+        .post("/api/v1/dev/login", body.clone())
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{body} → {answer}"
+    );
+    assert_eq!(answer["error"]["code"], "invalid_field", "{answer}");
+    answer["error"]["message"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn the_dev_sign_in_refuses_reserved_ids_and_bad_names() {
     let server = TestServer::start().await;
@@ -141,29 +157,11 @@ async fn the_dev_sign_in_refuses_reserved_ids_and_bad_names() {
         (json!({"name": "a".repeat(65)}), "name"),
     ];
     for (body, why) in refused {
-        let (status, answer) = server
-            .anonymous_api()
-            .post("/api/v1/dev/login", body.clone())
-            .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body} → {answer}"
-        );
-        assert_eq!(answer["error"]["code"], "invalid_field", "{answer}");
-        let message = answer["error"]["message"].as_str().unwrap();
+        let message = refused_sign_in(&server, &body).await;
         assert!(message.contains(why), "{body}: {message}");
     }
     for body in [json!({"name": "x", "role": "admin"}), json!({}), json!([1])] {
-        let (status, answer) = server
-            .anonymous_api()
-            .post("/api/v1/dev/login", body.clone())
-            .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body} → {answer}"
-        );
+        refused_sign_in(&server, &body).await;
     }
 }
 

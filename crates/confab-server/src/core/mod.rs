@@ -86,6 +86,9 @@ pub struct Chat {
     app_calls: commands::app::AppCalls,
     /// The app's connect proxy, when `auth.proxy_url` is set.
     proxy: Option<connect_proxy::ConnectProxy>,
+    /// The webhook events written (`webhook.url` and `webhook.events`),
+    /// resolved once: a send asks whether `message.missed` is among them.
+    webhook_events: crate::store::EventSet,
 }
 
 impl Chat {
@@ -103,6 +106,7 @@ impl Chat {
             limits: Limits::new(&config, &metrics.refusals),
             app_calls: commands::app::AppCalls::new(&config, metrics.app_commands.clone()),
             proxy: connect_proxy::ConnectProxy::new(&config),
+            webhook_events: config.webhook.event_set(),
             hub: cluster.hub.clone(),
             store,
             cluster,

@@ -335,12 +335,7 @@ impl Chat {
     /// no connection open on any node. Read only when the store writes
     /// `message.missed`.
     pub(super) async fn missed_by(&self, room_id: &str, sender: &str) -> ChatResult<Vec<String>> {
-        if !self
-            .config
-            .webhook
-            .event_set()
-            .contains(EventKind::MessageMissed)
-        {
+        if !self.webhook_events.contains(EventKind::MessageMissed) {
             return Ok(Vec::new());
         }
         Ok(self
