@@ -27,6 +27,7 @@
 //! attachments, read state, health, assistant sessions, session ratings,
 //! assistant, webhook outbox.
 
+mod append_plan;
 mod backend;
 mod outbox;
 pub mod postgres;

@@ -4,19 +4,28 @@
 //! # How writes work
 //! As in the SQLite backend, every write is a job queued to one writer task
 //! per node. The writer takes the first job and whatever else is already
-//! queued (up to 256) and runs them in one transaction on a pooled
-//! connection, each job inside its own `SAVEPOINT` (one job's failure — a
-//! missing room, a constraint — is rolled back alone), commits once, and only
-//! after the commit answers each job and runs its commit hook, in queue
-//! order. So a burst costs one commit (group commit), an ack never precedes
-//! durability, and commit hooks — where core acks and fans out — run in
-//! commit order per room on this node.
+//! queued (up to 256) and runs them in one transaction on the connection it
+//! keeps, commits once, and only after the commit answers each job and runs
+//! its commit hook, in queue order. So a burst costs one commit (group
+//! commit), an ack never precedes durability, and commit hooks — where core
+//! acks and fans out — run in commit order per room on this node.
+//!
+//! Appends next to each other in the queue are written together
+//! ([`batch_append`]): one look-up of earlier `client_msg_id`s and one
+//! statement that moves the rooms' seqs and inserts every message, whatever
+//! their number. Every other job runs in a `SAVEPOINT` of its own, and so
+//! does a run of appends in a batch that has other jobs too: one job's
+//! failure (a missing room, a constraint) is rolled back alone. A batch of
+//! nothing but appends has no savepoint at all (two round trips fewer, and
+//! no subtransaction); if its run fails on one append, the writer rolls it
+//! back and tries the batch again with savepoints, appending one by one, so
+//! that only the offender fails.
 //!
 //! # Seqs across nodes
-//! The seq is assigned in the job's savepoint with
-//! `UPDATE rooms SET last_seq = last_seq + 1 … RETURNING last_seq`: the row
-//! lock serialises writers of a room on every node until their commit, and a
-//! rollback gives the seq back, so a room's seqs stay 1, 2, 3 … with no gap
+//! Seqs are assigned by moving the room's `last_seq` (`UPDATE rooms SET
+//! last_seq = last_seq + n … RETURNING`): the row lock serialises writers
+//! of a room on every node until their commit, and a rollback gives the
+//! seqs back, so a room's seqs stay 1, 2, 3 … with no gap
 //! and no repeat however many nodes write. `client_msg_id` dedupe looks
 //! before inserting under that same lock; `direct_key` dedupe relies on the
 //! unique index with `ON CONFLICT DO NOTHING` and a second look.
@@ -45,6 +54,7 @@
 //! (`[database] max_connections`); a caller waits at most `acquire_timeout_s`
 //! for a connection and then fails (`internal`, `/readyz` 503).
 
+mod batch_append;
 mod jobs;
 mod rows;
 #[cfg(test)]
@@ -178,14 +188,7 @@ impl StoreBackend for PgStore {
         on_commit: CommitHook,
     ) -> StoreResult<PendingAppend> {
         let events = self.events.get();
-        let answer = self
-            .writer
-            .queue(
-                vec![message.room_id.clone()],
-                Box::new(move |conn| Box::pin(jobs::append_message(conn, message.clone(), events))),
-                Some(on_commit),
-            )
-            .await?;
+        let answer = self.writer.queue_append(message, events, on_commit).await?;
         Ok(Box::pin(answer))
     }
 

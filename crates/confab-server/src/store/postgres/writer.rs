@@ -1,12 +1,14 @@
 //! The PostgreSQL writer task: group commit, room locks in id order, bounded
 //! retries. See the parent module's docs for why it is shaped this way.
 
+use super::batch_append::{self, AppendJob};
 use super::rows::unreachable;
 use crate::store::writer::{Counters, Hook, JobQueue, MAX_BATCH, WriteStats, run_caught};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{AppendOutcome, EventSet, NewMessage, StoreError, StoreResult};
 use futures_util::future::BoxFuture;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{Executor, Postgres, Transaction};
+use sqlx::{Acquire, Executor, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -71,9 +73,26 @@ impl Writer {
         let job: Box<dyn WriteJob> = Box::new(PendingJob {
             rooms,
             work,
-            result: None,
-            reply,
-            hook,
+            answer: Answer::new(reply, hook),
+        });
+        self.jobs.send(job).await?;
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
+    }
+
+    /// Queues an append, which the writer may write together with the
+    /// appends next to it (see [`batch_append`]), and returns the future of
+    /// its answer, as [`Writer::queue`] does.
+    pub(super) async fn queue_append(
+        &self,
+        message: NewMessage,
+        events: EventSet,
+        hook: Hook<AppendOutcome>,
+    ) -> StoreResult<impl Future<Output = StoreResult<AppendOutcome>> + Send + 'static> {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(AppendJob {
+            message,
+            events,
+            answer: Answer::new(reply, Some(hook)),
         });
         self.jobs.send(job).await?;
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
@@ -112,7 +131,7 @@ impl Writer {
 }
 
 /// A job with its result type erased, so that jobs of every type share a queue.
-trait WriteJob: Send {
+pub(super) trait WriteJob: Send {
     /// The rooms whose rows the job writes.
     fn rooms(&self) -> &[String];
 
@@ -129,11 +148,22 @@ trait WriteJob: Send {
     /// work failed anyway, else `batch` (the transaction's error). Runs the
     /// hook when the work's success was committed.
     fn settle(self: Box<Self>, batch: Option<&sqlx::Error>);
+
+    /// Whether the job is an append, which the writer writes together with
+    /// the appends next to it.
+    fn is_append(&self) -> bool {
+        false
+    }
+
+    /// The append this job is (see [`WriteJob::is_append`]).
+    fn as_append(&mut self) -> Option<&mut AppendJob> {
+        None
+    }
 }
 
 /// How a job's run went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     /// Keep its savepoint.
     Succeeded,
     /// Roll its savepoint back; the rest of the batch goes on.
@@ -143,32 +173,28 @@ enum Outcome {
     Retry,
 }
 
-/// A queued job.
-struct PendingJob<T> {
-    rooms: Vec<String>,
-    work: Work<T>,
-    result: Option<StoreResult<T>>,
+/// A job's result, where it goes, and what runs once it is committed.
+pub(super) struct Answer<T> {
+    /// The last try's result; `None` before the job ran in it.
+    pub(super) result: Option<StoreResult<T>>,
+    /// Where the answer goes.
     reply: oneshot::Sender<StoreResult<T>>,
+    /// Runs after the commit, before the next batch.
     hook: Option<Hook<T>>,
 }
 
-impl<T: Send + 'static> WriteJob for PendingJob<T> {
-    fn rooms(&self) -> &[String] {
-        &self.rooms
+impl<T> Answer<T> {
+    /// An answer still to be worked out.
+    fn new(reply: oneshot::Sender<StoreResult<T>>, hook: Option<Hook<T>>) -> Answer<T> {
+        Answer {
+            result: None,
+            reply,
+            hook,
+        }
     }
 
-    fn reset(&mut self) {
-        self.result = None;
-    }
-
-    fn run<'a>(&'a mut self, conn: &'a mut PgConnection) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let result = run_caught((self.work)(conn), "PostgreSQL").await;
-            self.result = Some(result);
-        })
-    }
-
-    fn outcome(&self) -> Outcome {
+    /// How the last run went.
+    pub(super) fn outcome(&self) -> Outcome {
         match &self.result {
             Some(Ok(_)) => Outcome::Succeeded,
             Some(Err(StoreError::Database(e))) if retryable(e) => Outcome::Retry,
@@ -176,7 +202,8 @@ impl<T: Send + 'static> WriteJob for PendingJob<T> {
         }
     }
 
-    fn settle(self: Box<Self>, batch: Option<&sqlx::Error>) {
+    /// See [`WriteJob::settle`].
+    pub(super) fn settle(self, batch: Option<&sqlx::Error>) {
         let answer = match (self.result, batch) {
             (Some(Ok(value)), None) => {
                 if let Some(hook) = self.hook {
@@ -195,6 +222,38 @@ impl<T: Send + 'static> WriteJob for PendingJob<T> {
         };
         // The caller may have given up waiting; nothing to do then.
         let _ = self.reply.send(answer);
+    }
+}
+
+/// A queued job.
+struct PendingJob<T> {
+    rooms: Vec<String>,
+    work: Work<T>,
+    answer: Answer<T>,
+}
+
+impl<T: Send + 'static> WriteJob for PendingJob<T> {
+    fn rooms(&self) -> &[String] {
+        &self.rooms
+    }
+
+    fn reset(&mut self) {
+        self.answer.result = None;
+    }
+
+    fn run<'a>(&'a mut self, conn: &'a mut PgConnection) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let result = run_caught((self.work)(conn), "PostgreSQL").await;
+            self.answer.result = Some(result);
+        })
+    }
+
+    fn outcome(&self) -> Outcome {
+        self.answer.outcome()
+    }
+
+    fn settle(self: Box<Self>, batch: Option<&sqlx::Error>) {
+        self.answer.settle(batch);
     }
 }
 
@@ -230,10 +289,40 @@ async fn run_writer(
     mut receiver: mpsc::Receiver<Box<dyn WriteJob>>,
     counters: Arc<Counters>,
 ) {
+    let mut link = Link { pool, held: None };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Returns 0 only once every sender is gone and the queue is empty.
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        run_batch(&pool, std::mem::take(&mut batch), &counters).await;
+        run_batch(&mut link, std::mem::take(&mut batch), &counters).await;
+    }
+}
+
+/// The writer's connection, kept from batch to batch: taking one from the
+/// pool for each batch costs a round trip (the pool pings a connection
+/// before handing it out) and the pool's bookkeeping. It is given back after
+/// any try that failed, so that a broken one is replaced.
+struct Link {
+    /// Where connections come from.
+    pool: PgPool,
+    /// The connection of the last successful batch.
+    held: Option<PoolConnection<Postgres>>,
+}
+
+impl Link {
+    /// The held connection, or a fresh one from the pool. No retry when
+    /// none comes: the pool already waited its `acquire_timeout`, and the
+    /// callers should hear about it.
+    async fn connection(&mut self) -> Result<&mut PoolConnection<Postgres>, TryError> {
+        if self.held.is_none() {
+            let fresh = self.pool.acquire().await.map_err(|e| match e {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => TryError::Fatal(e),
+                other => try_error(other),
+            })?;
+            self.held = Some(fresh);
+        }
+        self.held
+            .as_mut()
+            .ok_or_else(|| TryError::Fatal(sqlx::Error::PoolClosed))
     }
 }
 
@@ -241,8 +330,24 @@ async fn run_writer(
 enum TryError {
     /// Try again with a fresh transaction (and connection).
     Retry(sqlx::Error),
+    /// A batch of nothing but appends, written as one run with no savepoint,
+    /// failed on one of them: try again at once with savepoints, so that
+    /// only the offender fails.
+    Unbatch(sqlx::Error),
     /// Give up: every job that has no answer of its own gets this.
     Fatal(sqlx::Error),
+}
+
+/// How a try lays out its savepoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// The batch is one run of appends, written with no savepoint at all:
+    /// a failure rolls the transaction back (and the batch is tried again
+    /// [`Framing::Savepoints`]). Two round trips fewer, and no
+    /// subtransaction.
+    OneRun,
+    /// Each run of appends, and each other job, in a savepoint of its own.
+    Savepoints,
 }
 
 /// Classifies a failure of the transaction itself.
@@ -258,11 +363,20 @@ fn try_error(e: sqlx::Error) -> TryError {
 /// and only then answers them and runs their hooks, in queue order. Tries
 /// again (bounded) when the transaction as a whole failed for a reason a
 /// fresh try may not meet.
-async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &Counters) {
+async fn run_batch(link: &mut Link, mut jobs: Vec<Box<dyn WriteJob>>, counters: &Counters) {
     let mut attempt = 1;
+    let mut framing = if jobs.iter().all(|job| job.is_append()) {
+        Framing::OneRun
+    } else {
+        Framing::Savepoints
+    };
     let failure = loop {
         let started = std::time::Instant::now();
-        match try_batch(pool, &mut jobs).await {
+        let tried = try_batch(link, &mut jobs, framing).await;
+        if tried.is_err() {
+            link.held = None;
+        }
+        match tried {
             Ok(()) => {
                 counters.committed(jobs.len(), started);
                 for job in jobs {
@@ -278,7 +392,11 @@ async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &C
                 tokio::time::sleep(base + Duration::from_millis(jitter)).await;
                 attempt += 1;
             }
-            Err(TryError::Retry(e) | TryError::Fatal(e)) => break e,
+            Err(TryError::Unbatch(e)) if framing == Framing::OneRun => {
+                tracing::debug!(error = %e, jobs = jobs.len(), "a run of appends failed; trying again one by one");
+                framing = Framing::Savepoints;
+            }
+            Err(TryError::Retry(e) | TryError::Unbatch(e) | TryError::Fatal(e)) => break e,
         }
     };
     tracing::error!(error = %failure, jobs = jobs.len(), "PostgreSQL write batch failed");
@@ -291,17 +409,17 @@ async fn run_batch(pool: &PgPool, mut jobs: Vec<Box<dyn WriteJob>>, counters: &C
 
 /// One try of a batch. On `Ok` the transaction committed and every job holds
 /// its result; on `Err` nothing of it is stored.
-async fn try_batch(pool: &PgPool, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), TryError> {
+async fn try_batch(
+    link: &mut Link,
+    jobs: &mut [Box<dyn WriteJob>],
+    framing: Framing,
+) -> Result<(), TryError> {
     for job in jobs.iter_mut() {
         job.reset();
     }
-    // No retry when no connection comes: the pool already waited its
-    // `acquire_timeout`, and the callers should hear about it.
-    let mut tx: Transaction<'static, Postgres> = pool.begin().await.map_err(|e| match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => TryError::Fatal(e),
-        other => try_error(other),
-    })?;
-    if let Err(e) = run_jobs(&mut tx, jobs).await {
+    let mut tx: Transaction<'_, Postgres> =
+        link.connection().await?.begin().await.map_err(try_error)?;
+    if let Err(e) = run_jobs(&mut tx, jobs, framing).await {
         // Roll back now, not when the connection is next used: locks taken
         // in released savepoints belong to the transaction and would block
         // the next try (a broken connection has lost them already).
@@ -321,8 +439,13 @@ async fn try_batch(pool: &PgPool, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), 
     })
 }
 
-/// Locks the batch's rooms, then runs each job in its own savepoint.
-async fn run_jobs(conn: &mut PgConnection, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), TryError> {
+/// Locks the batch's rooms, then runs its jobs: each run of appends
+/// together, each other job in its own savepoint.
+async fn run_jobs(
+    conn: &mut PgConnection,
+    jobs: &mut [Box<dyn WriteJob>],
+    framing: Framing,
+) -> Result<(), TryError> {
     // Lock ordering: every room the batch writes, in id order, before any
     // job runs. Two nodes' batches over the same rooms then queue behind one
     // another instead of deadlocking; per-room row locks taken later (the
@@ -341,29 +464,85 @@ async fn run_jobs(conn: &mut PgConnection, jobs: &mut [Box<dyn WriteJob>]) -> Re
             .map_err(try_error)?;
     }
 
-    for job in jobs.iter_mut() {
-        conn.execute("SAVEPOINT job").await.map_err(try_error)?;
-        job.run(conn).await;
-        match job.outcome() {
-            Outcome::Succeeded => {
-                conn.execute("RELEASE SAVEPOINT job")
-                    .await
-                    .map_err(try_error)?;
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let appends = rest.iter().take_while(|job| job.is_append()).count();
+        let (now, later) = rest.split_at_mut(appends.max(1));
+        if appends > 0 {
+            run_appends(conn, now, framing).await?;
+        } else {
+            for job in now.iter_mut() {
+                run_one(conn, job.as_mut()).await?;
             }
-            Outcome::Failed => {
-                conn.execute("ROLLBACK TO SAVEPOINT job")
-                    .await
-                    .map_err(try_error)?;
-                conn.execute("RELEASE SAVEPOINT job")
-                    .await
-                    .map_err(try_error)?;
-            }
-            Outcome::Retry => {
-                return Err(TryError::Retry(sqlx::Error::Protocol(
-                    "a write job met a deadlock, serialization failure or lost connection"
-                        .to_owned(),
-                )));
-            }
+        }
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Writes a run of appends with [`batch_append::append_run`]; if that
+/// fails on one of them, rolls the run back and appends them one by one.
+async fn run_appends(
+    conn: &mut PgConnection,
+    jobs: &mut [Box<dyn WriteJob>],
+    framing: Framing,
+) -> Result<(), TryError> {
+    let mut run: Vec<&mut AppendJob> = jobs.iter_mut().filter_map(|j| j.as_append()).collect();
+    if framing == Framing::OneRun {
+        return batch_append::append_run(conn, &mut run)
+            .await
+            .map_err(|e| match try_error(e) {
+                TryError::Fatal(e) => TryError::Unbatch(e),
+                retry => retry,
+            });
+    }
+    conn.execute("SAVEPOINT run").await.map_err(try_error)?;
+    let error = match batch_append::append_run(conn, &mut run).await {
+        Ok(()) => {
+            conn.execute("RELEASE SAVEPOINT run")
+                .await
+                .map_err(try_error)?;
+            return Ok(());
+        }
+        Err(e) if retryable(&e) => return Err(TryError::Retry(e)),
+        Err(e) => e,
+    };
+    tracing::debug!(error = %error, appends = run.len(), "a run of appends failed; appending one by one");
+    conn.execute("ROLLBACK TO SAVEPOINT run")
+        .await
+        .map_err(try_error)?;
+    conn.execute("RELEASE SAVEPOINT run")
+        .await
+        .map_err(try_error)?;
+    for job in run {
+        job.reset();
+        run_one(conn, job).await?;
+    }
+    Ok(())
+}
+
+/// Runs one job in its own savepoint.
+async fn run_one(conn: &mut PgConnection, job: &mut dyn WriteJob) -> Result<(), TryError> {
+    conn.execute("SAVEPOINT job").await.map_err(try_error)?;
+    job.run(conn).await;
+    match job.outcome() {
+        Outcome::Succeeded => {
+            conn.execute("RELEASE SAVEPOINT job")
+                .await
+                .map_err(try_error)?;
+        }
+        Outcome::Failed => {
+            conn.execute("ROLLBACK TO SAVEPOINT job")
+                .await
+                .map_err(try_error)?;
+            conn.execute("RELEASE SAVEPOINT job")
+                .await
+                .map_err(try_error)?;
+        }
+        Outcome::Retry => {
+            return Err(TryError::Retry(sqlx::Error::Protocol(
+                "a write job met a deadlock, serialization failure or lost connection".to_owned(),
+            )));
         }
     }
     Ok(())

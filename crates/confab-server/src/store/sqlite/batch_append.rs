@@ -23,8 +23,9 @@
 
 use super::rows::{json_text, message_select};
 use super::writer::{Finished, Settle};
+use crate::store::append_plan::{Key, Slot, asked_key, outcomes, repeats};
 use crate::store::outbox::{NewEvent, append_events, event_id};
-use crate::store::rows::{message_from_row, on_constraint, stored_record};
+use crate::store::rows::{message_from_row, on_constraint};
 use crate::store::writer::Hook;
 use crate::store::{
     AppendOutcome, CommitHook, EventSet, MessageRecord, NewMessage, StoreError, StoreResult,
@@ -64,18 +65,6 @@ pub(super) struct Broken {
     pub(super) ran: Vec<Box<dyn Settle>>,
     /// Appends that did not run.
     pub(super) unrun: Vec<AppendJob>,
-}
-
-/// What the plan decided for one append of the run.
-enum Slot {
-    /// Inserted with this seq, by this sender (username, display name).
-    Stored(i64, String, Option<String>),
-    /// Its `client_msg_id` was stored before the run: the original.
-    Duplicate(Box<MessageRecord>),
-    /// Its `client_msg_id` was stored earlier in this run, by this append.
-    DuplicateOf(usize),
-    /// Refused before anything was written.
-    Failed(StoreError),
 }
 
 /// A whole batch of appends as its own transaction, begun with the look-ups
@@ -205,22 +194,10 @@ async fn plan_and_write(
     } = look_up(conn, run, framing).await?;
 
     let mut slots = Vec::with_capacity(run.len());
-    // (room, sender, client_msg_id) → index of the append that stores it.
-    let mut first_of: HashMap<(&str, &str, &str), usize> = HashMap::new();
-    for (i, m) in run.iter().enumerate() {
-        let key = m
-            .client_msg_id
-            .as_deref()
-            .map(|id| (m.room_id.as_str(), m.sender_id.as_str(), id));
-        if let Some(key) = key {
-            if let Some(original) = originals.get(&key) {
-                slots.push(Slot::Duplicate(Box::new(original.clone())));
-                continue;
-            }
-            if let Some(&first) = first_of.get(&key) {
-                slots.push(Slot::DuplicateOf(first));
-                continue;
-            }
+    for (m, repeat) in run.iter().zip(repeats(run, &originals)) {
+        if let Some(repeat) = repeat {
+            slots.push(repeat);
+            continue;
         }
         let Some((username, name)) = senders.get(m.sender_id.as_str()) else {
             slots.push(Slot::Failed(StoreError::NotFound));
@@ -232,9 +209,6 @@ async fn plan_and_write(
         };
         *last_seq += 1;
         slots.push(Slot::Stored(*last_seq, username.clone(), name.clone()));
-        if let Some(key) = key {
-            first_of.insert(key, i);
-        }
     }
 
     let stored: Vec<(&NewMessage, i64)> = run
@@ -288,7 +262,7 @@ impl Framing {
 /// What [`look_up`] found, keyed by the run's own strings.
 struct LookedUp<'r> {
     /// Messages already stored under a `client_msg_id` of the run.
-    originals: HashMap<(&'r str, &'r str, &'r str), MessageRecord>,
+    originals: HashMap<Key<'r>, MessageRecord>,
     /// The run's senders that exist: id → (username, display name).
     senders: HashMap<&'r str, (String, Option<String>)>,
     /// The run's rooms that exist: id → `last_seq`.
@@ -382,14 +356,7 @@ async fn look_up<'r>(
             }
             _ => {
                 let original = message_from_row(&row, "")?;
-                let key = keyed.iter().find_map(|m| {
-                    let id = m.client_msg_id.as_deref()?;
-                    let same = m.room_id == original.room_id
-                        && m.sender_id == original.sender_id
-                        && original.client_msg_id.as_deref() == Some(id);
-                    same.then_some((m.room_id.as_str(), m.sender_id.as_str(), id))
-                });
-                if let Some(key) = key {
+                if let Some(key) = asked_key(&keyed, &original) {
                     found.originals.insert(key, original);
                 }
             }
@@ -502,44 +469,30 @@ async fn write(
 
 /// Turns the run and its slots into answers that wait for the commit.
 fn finish(run: Vec<AppendJob>, slots: Vec<Slot>) -> Vec<Box<dyn Settle>> {
-    // The records that a later append of the run repeats, kept for it.
-    let repeated: Vec<usize> = slots
-        .iter()
-        .filter_map(|slot| match slot {
-            Slot::DuplicateOf(first) => Some(*first),
-            _ => None,
+    let mut waiting = Vec::with_capacity(run.len());
+    let messages: Vec<NewMessage> = run
+        .into_iter()
+        .map(|job| {
+            let AppendJob {
+                message,
+                reply,
+                hook,
+                events: _,
+            } = job;
+            waiting.push((reply, hook));
+            message
         })
         .collect();
-    let mut records: Vec<Option<MessageRecord>> = Vec::with_capacity(run.len());
-    let mut finished: Vec<Box<dyn Settle>> = Vec::with_capacity(run.len());
-    for (i, (job, slot)) in run.into_iter().zip(slots).enumerate() {
-        let AppendJob {
-            message,
-            reply,
-            hook,
-            events: _,
-        } = job;
-        let (result, record) = match slot {
-            Slot::Stored(seq, username, name) => {
-                let record = stored_record(message, seq, username, name);
-                let kept = repeated.contains(&i).then(|| record.clone());
-                (Ok(AppendOutcome::Stored(record)), kept)
-            }
-            Slot::Duplicate(original) => (Ok(AppendOutcome::Duplicate(*original)), None),
-            Slot::DuplicateOf(first) => match records.get(first).cloned().flatten() {
-                Some(original) => (Ok(AppendOutcome::Duplicate(original)), None),
-                // Cannot happen: `first` was planned as stored.
-                None => (Err(StoreError::NotFound), None),
-            },
-            Slot::Failed(error) => (Err(error), None),
-        };
-        records.push(record);
-        let hook: Hook<AppendOutcome> = hook;
-        finished.push(Box::new(Finished {
-            result,
-            reply,
-            hook: Some(hook),
-        }));
-    }
-    finished
+    outcomes(messages, slots)
+        .into_iter()
+        .zip(waiting)
+        .map(|(result, (reply, hook))| {
+            let hook: Hook<AppendOutcome> = hook;
+            Box::new(Finished {
+                result,
+                reply,
+                hook: Some(hook),
+            }) as Box<dyn Settle>
+        })
+        .collect()
 }
