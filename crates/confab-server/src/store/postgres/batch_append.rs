@@ -84,7 +84,9 @@ impl WriteJob for AppendJob {
 }
 
 /// Messages already stored under any of the keys given as three arrays
-/// (senders, rooms, `client_msg_id`s).
+/// (senders, rooms, `client_msg_id`s): a probe of the unique index per key,
+/// as the writer's connection plans each statement for its arguments (see
+/// the writer's `Link`).
 const ORIGINALS: &str = concat!(
     message_select!(),
     "WHERE m.client_msg_id IS NOT NULL \

@@ -80,7 +80,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Pool settings (`[database]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgPoolSettings {
-    /// Most connections this node opens (the writer uses one at a time).
+    /// Most connections this node opens: one is the writer's own, the
+    /// others serve reads.
     pub max_connections: u32,
     /// How long a caller waits for a free connection before failing.
     pub acquire_timeout: Duration,
@@ -133,7 +134,9 @@ impl PgStore {
             options = options.application_name("confab");
         }
         let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(2))
+            // The writer takes one from the pool and detaches it (see its
+            // `Link`): the pool keeps the others for reads.
+            .max_connections(settings.max_connections.max(2) - 1)
             .min_connections(1)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)

@@ -6,9 +6,8 @@ use super::rows::unreachable;
 use crate::store::writer::{Counters, Hook, JobQueue, MAX_BATCH, WriteStats, run_caught};
 use crate::store::{AppendOutcome, EventSet, NewMessage, StoreError, StoreResult};
 use futures_util::future::BoxFuture;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{Acquire, Executor, Postgres, Transaction};
+use sqlx::{Connection, Executor, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -295,34 +294,64 @@ async fn run_writer(
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         run_batch(&mut link, std::mem::take(&mut batch), &counters).await;
     }
+    link.close().await;
 }
 
-/// The writer's connection, kept from batch to batch: taking one from the
-/// pool for each batch costs a round trip (the pool pings a connection
-/// before handing it out) and the pool's bookkeeping. It is given back after
-/// any try that failed, so that a broken one is replaced.
+/// The writer's own connection, kept from batch to batch: taking one from
+/// the pool for each batch cost a round trip (the pool pings a connection
+/// before handing it out). It is taken from the pool once and detached from
+/// it (the pool opens another for readers), set up for the writer's
+/// statements, and closed after any try that failed, so that a broken one
+/// is replaced.
+///
+/// The set-up: `plan_cache_mode = force_custom_plan`. The writer's
+/// statements take arrays (`UNNEST`), and a generic plan, made once for any
+/// argument, was made while the tables were small: it joined the keys of
+/// a batch to a scan of the whole messages table, whose cost then grew with
+/// every message stored. A plan made for each execution sees the arrays'
+/// lengths and the tables' current sizes, and probes the indexes; the
+/// statements are still parsed once per connection.
 struct Link {
     /// Where connections come from.
     pool: PgPool,
     /// The connection of the last successful batch.
-    held: Option<PoolConnection<Postgres>>,
+    held: Option<PgConnection>,
 }
 
 impl Link {
-    /// The held connection, or a fresh one from the pool. No retry when
-    /// none comes: the pool already waited its `acquire_timeout`, and the
-    /// callers should hear about it.
-    async fn connection(&mut self) -> Result<&mut PoolConnection<Postgres>, TryError> {
+    /// The held connection, or a fresh one. No retry when none comes: the
+    /// pool already waited its `acquire_timeout`, and the callers should
+    /// hear about it.
+    async fn connection(&mut self) -> Result<&mut PgConnection, TryError> {
         if self.held.is_none() {
-            let fresh = self.pool.acquire().await.map_err(|e| match e {
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => TryError::Fatal(e),
-                other => try_error(other),
-            })?;
+            let mut fresh = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => TryError::Fatal(e),
+                    other => try_error(other),
+                })?
+                .detach();
+            fresh
+                .execute("SET plan_cache_mode = force_custom_plan")
+                .await
+                .map_err(try_error)?;
             self.held = Some(fresh);
         }
         self.held
             .as_mut()
             .ok_or_else(|| TryError::Fatal(sqlx::Error::PoolClosed))
+    }
+
+    /// Closes the held connection, if any (after a failed try, and when the
+    /// writer stops).
+    async fn close(&mut self) {
+        if let Some(conn) = self.held.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::debug!(error = %e, "closing the writer's PostgreSQL connection");
+        }
     }
 }
 
@@ -374,7 +403,7 @@ async fn run_batch(link: &mut Link, mut jobs: Vec<Box<dyn WriteJob>>, counters: 
         let started = std::time::Instant::now();
         let tried = try_batch(link, &mut jobs, framing).await;
         if tried.is_err() {
-            link.held = None;
+            link.close().await;
         }
         match tried {
             Ok(()) => {
