@@ -369,6 +369,14 @@ fn data_reads_are_right_at_both_sizes() {
     let report = confab.bench("data", &DATA_ARGS);
     assert_data_right(&report, 3);
     assert_eq!(int(&report["large"]["size"], "messages"), 260, "{report}");
+    assert_eq!(report["seeded"], true, "{report}");
+    // Seeded once under a name, timed again without seeding.
+    let named = [&DATA_ARGS[..], &["--run", "smoke"]].concat();
+    assert_data_right(&confab.bench("data", &named), 3);
+    let again = confab.bench("data", &[&named[..], &["--no-seed"]].concat());
+    assert_data_right(&again, 3);
+    assert_eq!(again["seeded"], false, "{again}");
+    assert_eq!(again["run"], "smoke", "{again}");
 }
 
 #[test]

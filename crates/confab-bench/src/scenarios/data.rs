@@ -55,6 +55,15 @@ pub struct DataArgs {
     /// Seconds the seeding of one size may take before the run fails.
     #[arg(long, default_value_t = 3600.0)]
     pub seed_timeout: f64,
+    /// Name the run's rooms and users `RUN-small-…` and `RUN-large-…`
+    /// instead of fresh ids.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Seed nothing: time the data an earlier run seeded with the same
+    /// `--run` and sizes (say, on the same database served by another
+    /// build, so that two builds are compared on the very same rows).
+    #[arg(long, requires = "run")]
+    pub no_seed: bool,
 }
 
 /// One size of data.
@@ -102,6 +111,10 @@ pub struct SizeReport {
 pub struct DataReport {
     /// Always `data`.
     pub scenario: &'static str,
+    /// The prefix of the run's rooms and users (`--run`).
+    pub run: String,
+    /// Whether this run seeded the data (else an earlier run did).
+    pub seeded: bool,
     /// Timed requests per operation and size.
     pub repeats: usize,
     /// Walks through each room list.
@@ -449,7 +462,7 @@ pub async fn data(
             )));
         }
     }
-    let run = run_id("d");
+    let run = args.run.clone().unwrap_or_else(|| run_id("d"));
     let stored = Arc::new(AtomicU64::new(0));
     let phase = Arc::new(std::sync::Mutex::new(String::from("seeding")));
     let _progress = show_progress.then(|| {
@@ -467,10 +480,22 @@ pub async fn data(
             *p = text;
         }
     };
-    let mut subjects = Vec::with_capacity(sizes.len());
+    let mut seeded = Vec::with_capacity(sizes.len());
     for (label, size) in sizes {
-        set_phase(format!("seeding {label}"));
-        let seeded = seed(target, &format!("{run}-{label}"), &size, args, &stored).await?;
+        let prefix = format!("{run}-{label}");
+        let made = match args.no_seed {
+            true => Seeded::named(&prefix),
+            false => {
+                set_phase(format!("seeding {label}"));
+                seed(target, &prefix, &size, args, &stored).await?
+            }
+        };
+        seeded.push((size, made));
+    }
+    // Connected only now: a connection that sat unread through a long
+    // seeding would have missed the server's pings and been closed.
+    let mut subjects = Vec::with_capacity(seeded.len());
+    for (size, seeded) in seeded {
         subjects.push(Subject {
             history: Asker::open(target, &seeded.history_user).await?,
             lister: Asker::open(target, &seeded.lister).await?,
@@ -513,6 +538,8 @@ pub async fn data(
     };
     Ok(DataReport {
         scenario: "data",
+        run,
+        seeded: !args.no_seed,
         repeats: args.repeats,
         walks: args.walks,
         wrong: checks.wrong,

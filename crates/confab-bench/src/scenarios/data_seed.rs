@@ -8,7 +8,8 @@ use futures_util::stream;
 /// Rooms created at once while seeding.
 const CREATE_CONCURRENCY: usize = 32;
 
-/// What the seeding of one size made: where each measured read looks.
+/// What the seeding of one size made (or, with `--no-seed`, what an earlier
+/// seeding under the same name made): where each measured read looks.
 pub(super) struct Seeded {
     /// The long room.
     pub history_room: String,
@@ -22,8 +23,24 @@ pub(super) struct Seeded {
     pub reader: String,
     /// The user who is a member of every room of the list.
     pub lister: String,
-    /// Messages stored per second while seeding this size.
+    /// Messages stored per second while seeding this size (0 when the data
+    /// was seeded by an earlier run).
     pub stored_per_s: f64,
+}
+
+impl Seeded {
+    /// The rooms and users of one size seeded under `prefix`.
+    pub(super) fn named(prefix: &str) -> Seeded {
+        Seeded {
+            history_room: format!("{prefix}-history"),
+            history_user: format!("{prefix}-s0"),
+            unread_room: format!("{prefix}-unread"),
+            writer: format!("{prefix}-writer"),
+            reader: format!("{prefix}-reader"),
+            lister: format!("{prefix}-lister"),
+            stored_per_s: 0.0,
+        }
+    }
 }
 
 /// One `send_message` of seeding; the content has the length of a short
@@ -140,7 +157,8 @@ pub(super) async fn seed(
     let start = Instant::now();
     let before = stored.load(Relaxed);
 
-    let history_room = format!("{prefix}-history");
+    let mut seeded = Seeded::named(prefix);
+    let history_room = seeded.history_room.clone();
     let senders: Vec<String> = (0..args.senders.max(1))
         .map(|s| format!("{prefix}-s{s}"))
         .collect();
@@ -156,8 +174,8 @@ pub(super) async fn seed(
     )
     .await?;
 
-    let unread_room = format!("{prefix}-unread");
-    let (writer, reader) = (format!("{prefix}-writer"), format!("{prefix}-reader"));
+    let unread_room = seeded.unread_room.clone();
+    let (writer, reader) = (seeded.writer.clone(), seeded.reader.clone());
     target
         .create_room(&unread_room, &[writer.clone(), reader.clone()])
         .await?;
@@ -173,7 +191,7 @@ pub(super) async fn seed(
     )
     .await?;
 
-    let (lister, peer) = (format!("{prefix}-lister"), format!("{prefix}-peer"));
+    let (lister, peer) = (seeded.lister.clone(), format!("{prefix}-peer"));
     let rooms: Vec<String> = (0..size.rooms).map(|r| format!("{prefix}-l{r}")).collect();
     let members = [lister.clone(), peer.clone()];
     let created: Vec<Result<(), BenchError>> = stream::iter(rooms.iter())
@@ -190,14 +208,7 @@ pub(super) async fn seed(
         .collect();
     send_all(ws, frames, args.window, deadline, stored.clone()).await?;
 
-    let seeded = stored.load(Relaxed) - before;
-    Ok(Seeded {
-        history_room,
-        history_user: senders[0].clone(),
-        unread_room,
-        writer,
-        reader,
-        lister,
-        stored_per_s: seeded as f64 / start.elapsed().as_secs_f64().max(1e-9),
-    })
+    let count = stored.load(Relaxed) - before;
+    seeded.stored_per_s = count as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    Ok(seeded)
 }
