@@ -65,6 +65,14 @@ enum BenchCommand {
         #[command(flatten)]
         args: scenarios::ResumeArgs,
     },
+    /// History, room list and unread at a small and a large size of data,
+    /// seeded through the API, each answer checked.
+    Data {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        args: scenarios::DataArgs,
+    },
     /// A zero-storage broadcast server speaking the same frames.
     BaselineServer {
         /// `host:port` (port 0 picks one; the first stdout line says which).
@@ -134,6 +142,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
         BenchCommand::Resume { target, args } => {
             let report = scenarios::resume(&target.target()?, &args, !target.json).await?;
+            emit(&report, target.json)
+        }
+        BenchCommand::Data { target, args } => {
+            let report = scenarios::data(&target.target()?, &args, !target.json).await?;
             emit(&report, target.json)
         }
     }

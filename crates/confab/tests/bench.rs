@@ -316,3 +316,75 @@ fn resume_loses_and_repeats_nothing() {
         assert_eq!(int(&report, key), 0, "{key}: {report}");
     }
 }
+
+/// Every timed answer of `data` was right, at both sizes, and each
+/// operation was timed the number of times asked.
+fn assert_data_right(report: &Value, repeats: u64) {
+    assert_eq!(int(report, "wrong"), 0, "{report}");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    for size in ["small", "large"] {
+        let size = &report[size];
+        for op in [
+            "history_latest",
+            "history_before",
+            "history_start",
+            "room_list",
+            "unread",
+            "unread_own",
+        ] {
+            assert!(size[op]["max_ms"].as_f64().unwrap() > 0.0, "{op}: {report}");
+        }
+        assert!(size["room_list_page"]["max_ms"].as_f64().unwrap() > 0.0);
+    }
+    // 130 rooms at 100 a page; 20 at 100 a page.
+    assert_eq!(int(&report["large"], "room_list_pages"), 2, "{report}");
+    assert_eq!(int(&report["small"], "room_list_pages"), 1, "{report}");
+    assert_eq!(int(report, "repeats"), repeats, "{report}");
+}
+
+const DATA_ARGS: [&str; 18] = [
+    "--messages",
+    "260",
+    "--rooms",
+    "130",
+    "--unread",
+    "70",
+    "--small-messages",
+    "30",
+    "--small-rooms",
+    "20",
+    "--small-unread",
+    "5",
+    "--repeats",
+    "3",
+    "--walks",
+    "1",
+    "--senders",
+    "3",
+];
+
+#[test]
+fn data_reads_are_right_at_both_sizes() {
+    let confab = Server::confab();
+    let report = confab.bench("data", &DATA_ARGS);
+    assert_data_right(&report, 3);
+    assert_eq!(int(&report["large"]["size"], "messages"), 260, "{report}");
+    assert_eq!(report["seeded"], true, "{report}");
+    // Seeded once under a name, timed again without seeding.
+    let named = [&DATA_ARGS[..], &["--run", "smoke"]].concat();
+    assert_data_right(&confab.bench("data", &named), 3);
+    let again = confab.bench("data", &[&named[..], &["--no-seed"]].concat());
+    assert_data_right(&again, 3);
+    assert_eq!(again["seeded"], false, "{again}");
+    assert_eq!(again["run"], "smoke", "{again}");
+}
+
+#[test]
+fn data_reads_are_right_at_both_sizes_on_postgres() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(postgres::TestDatabase::create());
+    let confab = Server::confab_on(database.url());
+    assert_data_right(&confab.bench("data", &DATA_ARGS), 3);
+    drop(confab);
+    drop(database);
+}

@@ -1,4 +1,5 @@
-//! The load scenarios: fanout, ingest, connections, resume.
+//! The load scenarios: fanout, ingest, connections, resume, and data (reads
+//! at scale).
 //!
 //! Every loop is bounded twice, by a count and by a deadline, so a server that
 //! stops answering ends the run with a report rather than a hang.
@@ -259,11 +260,14 @@ fn progress(name: &'static str, counters: Arc<Counters>, on: bool) -> Option<Pro
 }
 
 mod connections;
+mod data;
+mod data_seed;
 mod fanout;
 mod ingest;
 mod resume;
 
 pub use connections::*;
+pub use data::*;
 pub use fanout::*;
 pub use ingest::*;
 pub use resume::*;

@@ -476,17 +476,21 @@ macro_rules! unread_count_sql {
 }
 pub(crate) use unread_count_sql;
 
-/// A page of a user's rooms. The inner query picks the page first (the
-/// arguments: the SQL of the user's id and of the keyset filter, and the
-/// page size), so the unread count (the last argument) and the last message
-/// are looked up for that page only.
+/// A page of a user's rooms. `keys` picks the page first (the arguments:
+/// the SQL of the user's id and of the keyset filter, and the page size),
+/// so the unread count (the last argument) and the last message are looked
+/// up for that page only. Picking the page is the one part that grows with
+/// the user's rooms: the order is by `rooms.last_activity`, which every
+/// append moves, so no index of the user's memberships can hold it (keeping
+/// one would cost every append a write per member of the room). The sort
+/// therefore carries only `(id, last_activity)` per membership, and the
+/// page's full rows are read once it is known: on SQLite the wide sort
+/// cost twice as much per room (docs/performance.md, "Scale of data").
 macro_rules! list_user_rooms_sql {
     ($user:literal, $after:literal, $limit:literal, $($unread:tt)+) => {
         concat!(
-            "WITH page AS ( \
-                SELECT r.id, r.name, r.room_type, r.metadata, r.closed, r.last_seq, r.last_activity, \
-                       r.created_at, r.direct_key, mb.user_id AS mb_user_id, mb.role AS mb_role, \
-                       mb.last_read_seq AS mb_last_read_seq, mb.joined_at AS mb_joined_at \
+            "WITH keys AS ( \
+                SELECT r.id, r.last_activity \
                 FROM members mb JOIN rooms r ON r.id = mb.room_id \
                 WHERE mb.user_id = ",
             $user,
@@ -497,6 +501,14 @@ macro_rules! list_user_rooms_sql {
                 ORDER BY r.last_activity DESC, r.id ASC \
                 LIMIT ",
             $limit,
+            " \
+             ), page AS ( \
+                SELECT r.id, r.name, r.room_type, r.metadata, r.closed, r.last_seq, r.last_activity, \
+                       r.created_at, r.direct_key, mb.user_id AS mb_user_id, mb.role AS mb_role, \
+                       mb.last_read_seq AS mb_last_read_seq, mb.joined_at AS mb_joined_at \
+                FROM keys JOIN rooms r ON r.id = keys.id \
+                JOIN members mb ON mb.room_id = keys.id AND mb.user_id = ",
+            $user,
             " \
              ) \
              SELECT page.*, ",

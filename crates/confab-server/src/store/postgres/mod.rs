@@ -133,6 +133,17 @@ impl PgStore {
         if options.get_application_name().is_none() {
             options = options.application_name("confab");
         }
+        // No JIT compilation, unless the URL's `options` ask for it. Every
+        // confab statement is a short indexed read or write, which JIT only
+        // slows down: PostgreSQL compiles a statement whose *estimated*
+        // cost passes `jit_above_cost`, and an estimate grows with the data
+        // (a room list sorts all of a user's rooms) or is inflated where
+        // statistics are missing, so past some size a 20 ms room list took
+        // 300 ms of compiling, on every call (docs/performance.md, "Scale
+        // of data").
+        if !options.get_options().is_some_and(|o| o.contains("jit")) {
+            options = options.options([("jit", "off")]);
+        }
         let pool = PgPoolOptions::new()
             // The writer takes one from the pool and detaches it (see its
             // `Link`): the pool keeps the others for reads.

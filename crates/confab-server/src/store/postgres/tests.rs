@@ -723,3 +723,26 @@ async fn a_run_writes_the_events_of_what_it_stored() {
     assert_eq!(sorted(events), sorted(want));
     store.close().await;
 }
+
+/// confab's connections never JIT-compile (a cost estimate that grows with
+/// the data would otherwise buy a compile on every call), unless the URL's
+/// `options` say otherwise.
+#[tokio::test]
+async fn statements_run_without_jit_unless_the_url_asks_for_it() {
+    let db = TestDatabase::create().await;
+    let jit = |store: PgStore| async move {
+        let jit: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        jit
+    };
+    assert_eq!(jit(open(&db).await).await, "off");
+    let separator = if db.url().contains('?') { '&' } else { '?' };
+    let asked = format!("{}{separator}options=-c%20jit%3Don", db.url());
+    let store = PgStore::open(&asked, PgPoolSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(jit(store).await, "on");
+}
