@@ -122,7 +122,7 @@ impl AssistantSession {
     }
 
     /// Answers a refused or failed frame; the connection stays open.
-    fn refuse(session: &mut Session<'_>, error: &ChatError, req_id: Option<ReqId>) {
+    fn refuse(session: &mut Session, error: &ChatError, req_id: Option<ReqId>) {
         session.outbox().send(&error_frame(error, req_id, None));
     }
 
@@ -132,7 +132,7 @@ impl AssistantSession {
     /// answers `session_started` again.
     async fn enter(
         &mut self,
-        session: &mut Session<'_>,
+        session: &mut Session,
         named: Option<&str>,
         trusted: bool,
     ) -> ChatResult<()> {
@@ -182,7 +182,7 @@ impl AssistantSession {
 
     /// Queues `session_started` for `id` (with a fresh visitor token for
     /// an anonymous visitor).
-    fn started(&self, session: &mut Session<'_>, id: &str, resumed: bool) {
+    fn started(&self, session: &mut Session, id: &str, resumed: bool) {
         let token = session.chat().visitor_token(session.caller(), id);
         let frame = SessionStarted {
             kind: "session_started",
@@ -196,7 +196,7 @@ impl AssistantSession {
     }
 
     /// Subscribes the connection to its session's room.
-    async fn join(&self, session: &mut Session<'_>, id: &str, replay: Replay) -> ChatResult<()> {
+    async fn join(&self, session: &mut Session, id: &str, replay: Replay) -> ChatResult<()> {
         let join = Join {
             replay,
             reads: ReadRule::Viewer,
@@ -210,7 +210,7 @@ impl AssistantSession {
 
     /// The open session a message goes to: a new session is stored first
     /// (with its welcome) and joined.
-    async fn open(&mut self, session: &mut Session<'_>) -> ChatResult<String> {
+    async fn open(&mut self, session: &mut Session) -> ChatResult<String> {
         let (id, welcome) = match &self.current {
             Current::Open(id) => return Ok(id.clone()),
             Current::Ended { .. } | Current::Nowhere => {
@@ -249,7 +249,7 @@ impl AssistantSession {
     /// command runs in it, anything else is sent in it.
     async fn message(
         &mut self,
-        session: &mut Session<'_>,
+        session: &mut Session,
         request: SendMessage,
         req_id: Option<ReqId>,
     ) {
@@ -296,7 +296,7 @@ impl AssistantSession {
     /// Ends the current session (`session_close`, `/clear`). A stored one
     /// is closed, and its connections are told by its `room_updated`; a
     /// new one was never stored and ends here.
-    async fn end(&mut self, session: &mut Session<'_>) -> ChatResult<()> {
+    async fn end(&mut self, session: &mut Session) -> ChatResult<()> {
         match self.current.clone() {
             Current::Open(id) => {
                 session.chat().end_session(session.caller(), &id).await?;
@@ -318,7 +318,7 @@ impl AssistantSession {
     /// leaves the session open; then the end.
     async fn close(
         &mut self,
-        session: &mut Session<'_>,
+        session: &mut Session,
         rating: Option<i64>,
         feedback: Option<String>,
     ) -> ChatResult<()> {
@@ -348,7 +348,7 @@ impl AssistantSession {
     /// caller's own, or a new one) is entered.
     async fn init(
         &mut self,
-        session: &mut Session<'_>,
+        session: &mut Session,
         session_id: Option<String>,
         visitor_token: Option<String>,
     ) -> ChatResult<()> {
@@ -388,7 +388,7 @@ impl AssistantSession {
     }
 
     /// One decoded frame → core calls.
-    async fn dispatch(&mut self, session: &mut Session<'_>, envelope: AssistantEnvelope) {
+    async fn dispatch(&mut self, session: &mut Session, envelope: AssistantEnvelope) {
         let AssistantEnvelope { req_id, frame } = envelope;
         let done = match frame {
             AssistantFrame::Room(ScopedFrame::Send(request)) => {
@@ -514,13 +514,13 @@ impl Dialect for AssistantSession {
     }
 
     /// Enters the caller's session.
-    async fn opened(&mut self, session: &mut Session<'_>) -> ChatResult<()> {
+    async fn opened(&mut self, session: &mut Session) -> ChatResult<()> {
         let named = self.named.take();
         let trusted = named.is_some();
         self.enter(session, named.as_deref(), trusted).await
     }
 
-    async fn on_text(&mut self, session: &mut Session<'_>, text: &str) {
+    async fn on_text(&mut self, session: &mut Session, text: &str) {
         let max_depth = session.chat().config().limits.max_json_depth;
         match assistant::decode(text, max_depth) {
             Err(DecodeError {
@@ -543,7 +543,7 @@ impl Dialect for AssistantSession {
         }
     }
 
-    fn on_binary(&mut self, session: &mut Session<'_>) {
+    fn on_binary(&mut self, session: &mut Session) {
         session.outbox().send(&ServerFrame::Error {
             code: ErrorCode::InvalidJson,
             message: "binary frames are not supported; send JSON text".into(),

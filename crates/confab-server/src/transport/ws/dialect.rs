@@ -120,20 +120,16 @@ pub trait Dialect: Send + Sync + 'static {
     /// Runs once the connection is live, before its first frame is read (a
     /// room-scoped endpoint joins its room here). A refusal closes the
     /// connection with the error's close code.
-    fn opened(
-        &mut self,
-        _session: &mut Session<'_>,
-    ) -> impl Future<Output = ChatResult<()>> + Send {
+    fn opened(&mut self, _session: &mut Session) -> impl Future<Output = ChatResult<()>> + Send {
         async { Ok(()) }
     }
 
     /// Handles one text frame from the client: decodes it and calls core
     /// through the session. A bad frame is answered, never a disconnect.
-    fn on_text(&mut self, session: &mut Session<'_>, text: &str)
-    -> impl Future<Output = ()> + Send;
+    fn on_text(&mut self, session: &mut Session, text: &str) -> impl Future<Output = ()> + Send;
 
     /// Handles a binary frame (no dialect speaks binary: an error answer).
-    fn on_binary(&mut self, session: &mut Session<'_>);
+    fn on_binary(&mut self, session: &mut Session);
 
     /// The renderer the connection's writer applies to every queued frame.
     fn render(&self) -> Self::Render;

@@ -35,14 +35,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use confab_protocol::{CloseCode, ErrorCode};
+use confab_protocol::ErrorCode;
 use dialect::Dialect;
 use scoped::{ChatShape, RoomScoped, SessionsShape, Shape};
 use serde::Deserialize;
 use session::Handshake;
 use std::net::IpAddr;
 use unified::Unified;
-use writer::close_message;
 
 use super::client_addr::ClientAddr;
 use super::error::{ApiError, ErrorBody};
@@ -254,31 +253,16 @@ impl Upgrade {
         // close codes but not HTTP statuses (protocol.md §7). Checked before any token
         // work, so a flood costs no signature checks and no storage reads.
         let addr_slot = state.chat.admit_address(client);
-        let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
-        ws.on_upgrade(move |mut socket| {
-            tracker.track_future(async move {
-                let refusal = match addr_slot {
-                    _ if shutdown.is_cancelled() => Err(CloseCode::Restarting),
-                    None => Err(CloseCode::TooManyConnections),
-                    Some(addr_slot) => Ok(addr_slot),
-                };
-                let addr_slot = match refusal {
-                    Ok(addr_slot) => addr_slot,
-                    Err(code) => {
-                        let _ = socket.send(close_message(code.code(), code.reason())).await;
-                        return;
-                    }
-                };
-                let handshake = Handshake {
-                    token,
-                    act_as,
-                    cookie,
-                    client,
-                    addr_slot,
-                };
-                session::run(state, socket, dialect, handshake).await;
-            })
+        ws.on_upgrade(move |socket| {
+            let handshake = Handshake {
+                token,
+                act_as,
+                cookie,
+                client,
+                addr_slot,
+            };
+            tracker.track_future(session::run(state, socket, dialect, handshake))
         })
     }
 }

@@ -107,14 +107,14 @@ impl<S: Shape> RoomScoped<S> {
     }
 
     /// Answers a refused or failed frame; the connection stays open.
-    fn refuse(&self, session: &Session<'_>, error: &ChatError, req_id: Option<ReqId>) {
+    fn refuse(&self, session: &Session, error: &ChatError, req_id: Option<ReqId>) {
         session
             .outbox()
             .send(&error_frame(error, req_id, Some(self.room_id.clone())));
     }
 
     /// One decoded frame → one core call.
-    async fn dispatch(&self, session: &mut Session<'_>, envelope: ScopedEnvelope) {
+    async fn dispatch(&self, session: &mut Session, envelope: ScopedEnvelope) {
         let ScopedEnvelope { req_id, frame } = envelope;
         let room_id = &self.room_id;
         let done = match frame {
@@ -199,7 +199,7 @@ impl<S: Shape> Dialect for RoomScoped<S> {
     }
 
     /// Joins the room, replaying what `?history=` or `?since_seq=` asked for.
-    async fn opened(&mut self, session: &mut Session<'_>) -> ChatResult<()> {
+    async fn opened(&mut self, session: &mut Session) -> ChatResult<()> {
         let join = Join {
             replay: self.replay,
             reads: S::READS,
@@ -217,7 +217,7 @@ impl<S: Shape> Dialect for RoomScoped<S> {
             .await
     }
 
-    async fn on_text(&mut self, session: &mut Session<'_>, text: &str) {
+    async fn on_text(&mut self, session: &mut Session, text: &str) {
         let max_depth = session.chat().config().limits.max_json_depth;
         match S::decode(text, max_depth) {
             Err(DecodeError {
@@ -246,7 +246,7 @@ impl<S: Shape> Dialect for RoomScoped<S> {
         }
     }
 
-    fn on_binary(&mut self, session: &mut Session<'_>) {
+    fn on_binary(&mut self, session: &mut Session) {
         session.outbox().send(&ServerFrame::Error {
             code: ErrorCode::InvalidJson,
             message: "binary frames are not supported; send JSON text".into(),

@@ -54,17 +54,87 @@ pub(super) struct Handshake {
     /// proxy's `remote_addr`, the connection's log span): the peer's, or
     /// what a trusted proxy says it is.
     pub client: IpAddr,
-    /// The address's slot under its connection cap, held for the connection's life.
-    pub addr_slot: ConnSlot<IpAddr>,
+    /// The address's slot under its connection cap, held for the connection's
+    /// life; `None` when the address is at its cap (the socket is refused).
+    pub addr_slot: Option<ConnSlot<IpAddr>>,
 }
 
 /// Runs one connection from authentication to close.
-pub(super) async fn run<D: Dialect>(
+///
+/// In two phases, so that an idle connection's task stays small: signing
+/// in, admission and registration ([`open`]) await token checks and storage
+/// reads whose futures are several KiB, so they run boxed and are freed once
+/// the connection is open; what stays for the connection's life is the
+/// reader loop's state (issue 21: memory per connection).
+pub(super) fn run<D: Dialect>(
     state: AppState,
     socket: WebSocket,
+    dialect: D,
+    handshake: Handshake,
+) -> impl Future<Output = ()> + Send + 'static {
+    let opening = Box::pin(open(state, socket, dialect, handshake));
+    async move {
+        // Bound once and used in place: moving it into another future
+        // would keep a copy of it in each.
+        let Some(mut opened) = opening.await else {
+            return;
+        };
+        opened.serve().await;
+        let grace = Duration::from_secs(opened.session.state.chat.config().server.shutdown_grace_s);
+        // Dropping the session drops its handle on the outbox: the writer
+        // ends once the queue is drained.
+        drop(opened.session);
+        // The writer's every write is bounded, so this wait is too; the
+        // abort is the backstop that keeps a writer from outliving its
+        // session (a dropped JoinHandle would leave it running, holding the
+        // socket).
+        if tokio::time::timeout(grace, &mut opened.writer)
+            .await
+            .is_err()
+        {
+            opened.writer.abort();
+        }
+    }
+}
+
+/// A connection signed in, admitted and registered: what its reader loop
+/// needs, and nothing of the handshake.
+struct Opened<D> {
+    /// Who is connected, where their frames go, and the engine's services.
+    session: Session,
+    dialect: D,
+    stream: SplitStream<WebSocket>,
+    /// The writer task.
+    writer: tokio::task::JoinHandle<()>,
+    span: tracing::Span,
+    /// Held for the connection's life (given back before it is announced
+    /// gone).
+    addr_slot: Option<ConnSlot<IpAddr>>,
+    /// Counts the connection in its endpoint's gauge while it lives.
+    _open: OpenSession,
+}
+
+/// Signs the connection in, admits and registers it, and starts its
+/// writer; `None` once it was refused (the close code is sent).
+async fn open<D: Dialect>(
+    state: AppState,
+    mut socket: WebSocket,
     mut dialect: D,
     handshake: Handshake,
-) {
+) -> Option<Opened<D>> {
+    // Refused after the upgrade, with a close code, because browsers see
+    // close codes but not HTTP statuses (protocol.md §7).
+    let refusal = if state.shutdown.is_cancelled() {
+        Some(CloseCode::Restarting)
+    } else if handshake.addr_slot.is_none() {
+        Some(CloseCode::TooManyConnections)
+    } else {
+        None
+    };
+    if let Some(code) = refusal {
+        let _ = socket.send(close_message(code.code(), code.reason())).await;
+        return None;
+    }
     let (mut sink, mut stream) = socket.split();
     let Handshake {
         token,
@@ -73,6 +143,7 @@ pub(super) async fn run<D: Dialect>(
         client,
         addr_slot,
     } = handshake;
+    let addr_slot = addr_slot?;
     let without_token = dialect.without_token(state.chat.config());
     let signed_in = match (token, cookie) {
         (Some(token), _) => {
@@ -111,7 +182,7 @@ pub(super) async fn run<D: Dialect>(
                 signed_in = first_frame_auth(&state, &dialect, &mut stream) => signed_in,
                 () = state.shutdown.cancelled() => {
                     refuse(&mut sink, CloseCode::Restarting).await;
-                    return;
+                    return None;
                 }
             },
         },
@@ -131,7 +202,7 @@ pub(super) async fn run<D: Dialect>(
         Err(error) => {
             tracing::debug!(%error, endpoint = dialect.endpoint(), %client, "websocket refused");
             refuse(&mut sink, error.close_code()).await;
-            return;
+            return None;
         }
     };
     let config = &state.chat.config();
@@ -149,7 +220,7 @@ pub(super) async fn run<D: Dialect>(
         })
         .await;
     let endpoint = dialect.endpoint();
-    let _open = OpenSession::new(state.chat.metrics().connections(endpoint));
+    let open_guard = OpenSession::new(state.chat.metrics().connections(endpoint));
     let span = tracing::info_span!("conn", conn, user = %caller.id(), %client);
     span.in_scope(|| tracing::debug!(endpoint, "session opened"));
     let liveness = Liveness::default();
@@ -162,11 +233,11 @@ pub(super) async fn run<D: Dialect>(
         liveness: liveness.clone(),
         metrics: state.chat.metrics().clone(),
     };
-    let mut writer = state.tracker.spawn(
+    let writer = state.tracker.spawn(
         writer::write_loop(sink, receiver, dialect.render(), context).instrument(span.clone()),
     );
     let mut session = Session {
-        state: &state,
+        state,
         caller,
         conn,
         outbox,
@@ -177,39 +248,56 @@ pub(super) async fn run<D: Dialect>(
         notifications,
     };
     session.expires = session.expiry_deadline();
-    match dialect.opened(&mut session).instrument(span.clone()).await {
-        Ok(()) => {
-            session
-                .read_loop(&mut dialect, &mut stream)
-                .instrument(span.clone())
-                .await;
+    Some(Opened {
+        session,
+        dialect,
+        stream,
+        writer,
+        span,
+        addr_slot: Some(addr_slot),
+        _open: open_guard,
+    })
+}
+
+impl<D: Dialect> Opened<D> {
+    /// Reads the connection until it ends, then unregisters it and queues
+    /// its close.
+    async fn serve(&mut self) {
+        let Opened {
+            session,
+            dialect,
+            stream,
+            span,
+            addr_slot,
+            ..
+        } = self;
+        let endpoint = dialect.endpoint();
+        match Box::pin(dialect.opened(session).instrument(span.clone())).await {
+            Ok(()) => {
+                session
+                    .read_loop(dialect, stream)
+                    .instrument(span.clone())
+                    .await;
+            }
+            Err(error) => {
+                span.in_scope(|| tracing::debug!(%error, endpoint, "websocket closed on opening"));
+                session.outbox.kill_with(error.close_code());
+            }
         }
-        Err(error) => {
-            span.in_scope(|| tracing::debug!(%error, endpoint, "websocket closed on opening"));
-            session.outbox.kill_with(error.close_code());
-        }
-    }
-    span.in_scope(|| tracing::debug!("session closed"));
-    // The slots go back before the departure is announced, so whoever sees
-    // `user_offline` can connect again at once.
-    drop(std::mem::take(&mut session.admission));
-    drop(addr_slot);
-    state.chat.disconnect(&session.caller, session.conn).await;
-    // Closing our own handle ends the writer once the queue is drained. On
-    // shutdown the close must say 1012, whichever task notices first.
-    let code = if state.shutdown.is_cancelled() {
-        CloseCode::Restarting
-    } else {
-        CloseCode::Normal
-    };
-    session.outbox.close(code);
-    drop(session);
-    // The writer's every write is bounded, so this wait is too; the abort
-    // is the backstop that keeps a writer from outliving its session (a
-    // dropped JoinHandle would leave it running, holding the socket).
-    let grace = Duration::from_secs(state.chat.config().server.shutdown_grace_s);
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
+        span.in_scope(|| tracing::debug!("session closed"));
+        // The slots go back before the departure is announced, so whoever
+        // sees `user_offline` can connect again at once.
+        drop(std::mem::take(&mut session.admission));
+        drop(addr_slot.take());
+        Box::pin(session.state.chat.disconnect(&session.caller, session.conn)).await;
+        // Closing our own handle ends the writer once the queue is drained.
+        // On shutdown the close must say 1012, whichever task notices first.
+        let code = if session.state.shutdown.is_cancelled() {
+            CloseCode::Restarting
+        } else {
+            CloseCode::Normal
+        };
+        session.outbox.close(code);
     }
 }
 
@@ -289,8 +377,8 @@ fn read_error_close(error: &axum::Error) -> Option<CloseCode> {
 /// One live connection, as its dialect sees it while handling a frame: who
 /// is connected, where its frames go, and the engine's services (sends in
 /// flight, token refresh, late identification).
-pub struct Session<'a> {
-    state: &'a AppState,
+pub struct Session {
+    state: AppState,
     caller: Caller,
     conn: ConnId,
     outbox: Outbox,
@@ -307,7 +395,7 @@ pub struct Session<'a> {
     notifications: bool,
 }
 
-impl Session<'_> {
+impl Session {
     /// The chat service.
     pub fn chat(&self) -> &Chat {
         &self.state.chat
@@ -379,14 +467,17 @@ impl Session<'_> {
                     }
                 }
                 message = stream.next(), if self.in_flight.len() < MAX_SENDS_IN_FLIGHT => match message {
-                    Some(Ok(Message::Text(text))) => dialect.on_text(self, &text).await,
+                    // Boxed: what a frame sets off (any core call) is far
+                    // larger than an idle connection's state, and would
+                    // otherwise be part of every connection's task.
+                    Some(Ok(Message::Text(text))) => Box::pin(dialect.on_text(self, &text)).await,
                     Some(Ok(Message::Binary(_))) => dialect.on_binary(self),
                     Some(Ok(Message::Pong(_))) => self.liveness.pong(),
                     Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None => {
                         // A client that sent and then closed still gets its
                         // acks (or refusals) before the close.
-                        self.settle_in_flight().await;
+                        Box::pin(self.settle_in_flight()).await;
                         return;
                     }
                     Some(Err(error)) => {

@@ -90,7 +90,7 @@ impl Dialect for Unified {
         Some(Unified::established(config, caller, conn))
     }
 
-    async fn on_text(&mut self, session: &mut Session<'_>, text: &str) {
+    async fn on_text(&mut self, session: &mut Session, text: &str) {
         let max_depth = session.chat().config().limits.max_json_depth;
         let decoded = decode_client_frame_limited(text, max_depth);
         let fresh = std::mem::replace(&mut self.fresh, false);
@@ -129,7 +129,7 @@ impl Dialect for Unified {
         }
     }
 
-    fn on_binary(&mut self, session: &mut Session<'_>) {
+    fn on_binary(&mut self, session: &mut Session) {
         reply_error(
             session,
             ErrorCode::InvalidJson,
@@ -146,7 +146,7 @@ impl Dialect for Unified {
 }
 
 fn reply_error(
-    session: &Session<'_>,
+    session: &Session,
     code: ErrorCode,
     message: String,
     req_id: Option<ReqId>,
@@ -165,7 +165,7 @@ fn reply_error(
 
 /// Requests whose answer goes to the whole room get an `ack` of their own
 /// only when they carried a `req_id` to match it with.
-fn ack_if_asked(session: &Session<'_>, req_id: Option<ReqId>) -> Result<(), ChatError> {
+fn ack_if_asked(session: &Session, req_id: Option<ReqId>) -> Result<(), ChatError> {
     if req_id.is_some() {
         session.outbox().send(&ServerFrame::Ack {
             req_id,
@@ -177,7 +177,7 @@ fn ack_if_asked(session: &Session<'_>, req_id: Option<ReqId>) -> Result<(), Chat
 
 /// One request → one core call → its direct answer.
 async fn dispatch(
-    session: &mut Session<'_>,
+    session: &mut Session,
     endpoint: &'static str,
     frame: ClientFrame,
     req_id: Option<ReqId>,
