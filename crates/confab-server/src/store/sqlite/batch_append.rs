@@ -242,14 +242,6 @@ enum Framing {
 }
 
 impl Framing {
-    /// What the look-ups start with.
-    fn opening(self) -> &'static str {
-        match self {
-            Framing::InTransaction => "SAVEPOINT run; ",
-            Framing::OwnTransaction => "BEGIN IMMEDIATE; ",
-        }
-    }
-
     /// What the writes end with.
     fn closing(self) -> &'static str {
         match self {
@@ -257,6 +249,37 @@ impl Framing {
             Framing::OwnTransaction => "COMMIT",
         }
     }
+}
+
+/// [`look_up`]'s statements: after `$opening`, the run's senders and rooms
+/// (each bound as a JSON array of ids), then `$originals`.
+macro_rules! look_up_sql {
+    ($opening:expr, $originals:expr) => {
+        concat!(
+            $opening,
+            "SELECT 'u' AS kind, id, username, name FROM users \
+             WHERE id IN (SELECT value FROM json_each(?)); \
+             SELECT 'r' AS kind, id, last_seq FROM rooms \
+             WHERE id IN (SELECT value FROM json_each(?))",
+            $originals
+        )
+    };
+}
+
+/// The messages already stored under the run's keys, bound as one JSON
+/// array of `[sender, room, client_msg_id]`: a probe of the unique index per
+/// key.
+macro_rules! originals_sql {
+    () => {
+        concat!(
+            "; SELECT 'o' AS kind, o.* FROM (",
+            message_select!(),
+            "WHERE m.client_msg_id IS NOT NULL \
+               AND (m.sender_id, m.room_id, m.client_msg_id) IN \
+                   (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                           json_extract(value, '$[2]') FROM json_each(?))) AS o"
+        )
+    };
 }
 
 /// What [`look_up`] found, keyed by the run's own strings.
@@ -286,52 +309,31 @@ async fn look_up<'r>(
         .filter(|m| m.client_msg_id.is_some())
         .collect();
 
-    let mut query = QueryBuilder::<Sqlite>::new(framing.opening());
-    query.push("SELECT 'u' AS kind, id, username, name FROM users WHERE id IN (");
-    push_list(&mut query, &sender_ids);
-    query.push("; SELECT 'r' AS kind, id, last_seq FROM rooms WHERE id IN (");
-    push_list(&mut query, &room_ids);
+    // Fixed text whatever the run (the lists go in as JSON arrays), so
+    // each of the four variants is compiled once and cached: compiling a
+    // statement whose `IN` lists changed length was paid on every batch
+    // (docs/performance.md).
+    let sql = match (framing, keyed.is_empty()) {
+        (Framing::InTransaction, true) => look_up_sql!("SAVEPOINT run; ", ""),
+        (Framing::OwnTransaction, true) => look_up_sql!("BEGIN IMMEDIATE; ", ""),
+        (Framing::InTransaction, false) => look_up_sql!("SAVEPOINT run; ", originals_sql!()),
+        (Framing::OwnTransaction, false) => look_up_sql!("BEGIN IMMEDIATE; ", originals_sql!()),
+    };
+    let json = |values: &[&str]| serde_json::to_string(values).unwrap_or_default();
+    let mut query = sqlx::query(sql)
+        .bind(json(&sender_ids))
+        .bind(json(&room_ids));
     if !keyed.is_empty() {
-        // One term per (sender, room), its keys an IN list: index searches
-        // all the same (SQLite's OR optimization, one probe per key), but a
-        // statement that compiles in a fraction of the time of one term per
-        // key, and compiling it is paid on every batch (docs/performance.md).
-        let mut groups: Vec<((&'r str, &'r str), Vec<&'r str>)> = Vec::new();
-        for m in &keyed {
-            let Some(key) = m.client_msg_id.as_deref() else {
-                continue;
-            };
-            let pair = (m.sender_id.as_str(), m.room_id.as_str());
-            match groups.iter_mut().find(|(seen, _)| *seen == pair) {
-                Some((_, keys)) => keys.push(key),
-                None => groups.push((pair, vec![key])),
-            }
-        }
-        query.push(concat!(
-            "; SELECT 'o' AS kind, o.* FROM (",
-            message_select!(),
-            "WHERE "
-        ));
-        for (n, ((sender, room), keys)) in groups.into_iter().enumerate() {
-            if n > 0 {
-                query.push(" OR ");
-            }
-            query
-                .push("(m.sender_id = ")
-                .push_bind(sender)
-                .push(" AND m.room_id = ")
-                .push_bind(room)
-                .push(" AND m.client_msg_id IN (");
-            push_list(&mut query, &keys);
-            query.push(")");
-        }
-        query.push(") AS o");
+        let keys: Vec<[&str; 3]> = keyed
+            .iter()
+            .filter_map(|m| {
+                let key = m.client_msg_id.as_deref()?;
+                Some([m.sender_id.as_str(), m.room_id.as_str(), key])
+            })
+            .collect();
+        query = query.bind(serde_json::to_string(&keys).unwrap_or_default());
     }
-    let rows = query
-        .build()
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = query.fetch_all(&mut *conn).await?;
 
     let mut found = LookedUp {
         originals: HashMap::new(),
@@ -363,15 +365,6 @@ async fn look_up<'r>(
         }
     }
     Ok(found)
-}
-
-/// Binds `ids` as a comma-separated list and closes the parenthesis.
-fn push_list<'a>(query: &mut QueryBuilder<'a, Sqlite>, ids: &[&'a str]) {
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    list.push_unseparated(")");
 }
 
 /// The values in first-seen order, each once.
