@@ -144,22 +144,24 @@ fn assert_fanout_complete(report: &Value) {
     );
 }
 
+/// A fan-out small enough for a test: 3 rooms × 3 members, 2 senders, half a second.
+const SMALL_FANOUT: [&str; 8] = [
+    "--rooms",
+    "3",
+    "--members",
+    "3",
+    "--senders",
+    "2",
+    "--duration",
+    "0.5",
+];
+
 #[test]
 fn fanout_on_confab_and_on_the_baseline_delivers_everything() {
-    let args = [
-        "--rooms",
-        "3",
-        "--members",
-        "3",
-        "--senders",
-        "2",
-        "--duration",
-        "0.5",
-    ];
     let confab = Server::confab();
-    assert_fanout_complete(&confab.bench("fanout", &args));
+    assert_fanout_complete(&confab.bench("fanout", &SMALL_FANOUT));
     let baseline = Server::baseline();
-    assert_fanout_complete(&baseline.bench("fanout", &args));
+    assert_fanout_complete(&baseline.bench("fanout", &SMALL_FANOUT));
 }
 
 #[test]
@@ -241,19 +243,7 @@ fn keyed_sends_on_postgres_are_stored_once_and_fanned_out_to_all() {
         "ingest",
         &["--senders", "4", "--rooms", "2", "--duration", "0.5"],
     ));
-    assert_fanout_complete(&confab.bench(
-        "fanout",
-        &[
-            "--rooms",
-            "3",
-            "--members",
-            "3",
-            "--senders",
-            "2",
-            "--duration",
-            "0.5",
-        ],
-    ));
+    assert_fanout_complete(&confab.bench("fanout", &SMALL_FANOUT));
     drop(confab);
     drop(database);
 }

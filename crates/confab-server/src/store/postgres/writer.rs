@@ -537,12 +537,7 @@ async fn run_appends(
         Err(e) => e,
     };
     tracing::debug!(error = %error, appends = run.len(), "a run of appends failed; appending one by one");
-    conn.execute("ROLLBACK TO SAVEPOINT run")
-        .await
-        .map_err(try_error)?;
-    conn.execute("RELEASE SAVEPOINT run")
-        .await
-        .map_err(try_error)?;
+    undo(conn, "ROLLBACK TO SAVEPOINT run; RELEASE SAVEPOINT run").await?;
     for job in run {
         job.reset();
         run_one(conn, job).await?;
@@ -561,12 +556,7 @@ async fn run_one(conn: &mut PgConnection, job: &mut dyn WriteJob) -> Result<(), 
                 .map_err(try_error)?;
         }
         Outcome::Failed => {
-            conn.execute("ROLLBACK TO SAVEPOINT job")
-                .await
-                .map_err(try_error)?;
-            conn.execute("RELEASE SAVEPOINT job")
-                .await
-                .map_err(try_error)?;
+            undo(conn, "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job").await?;
         }
         Outcome::Retry => {
             return Err(TryError::Retry(sqlx::Error::Protocol(
@@ -575,4 +565,14 @@ async fn run_one(conn: &mut PgConnection, job: &mut dyn WriteJob) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Rolls a savepoint back and releases it, the transaction going on: both
+/// statements in one round trip (a query without arguments goes as one
+/// simple-protocol message, which may hold several statements).
+async fn undo(conn: &mut PgConnection, rollback_and_release: &str) -> Result<(), TryError> {
+    conn.execute(rollback_and_release)
+        .await
+        .map(drop)
+        .map_err(try_error)
 }
