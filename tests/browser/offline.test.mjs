@@ -32,11 +32,17 @@ test("offline through a server restart: nothing lost, nothing doubled", async ()
   await waitTexts(ann.page, ["before"]);
 
   // Ann's network goes; the server stops and comes back on the same port.
+  await recordStates(ann.page);
   await ann.context.setOffline(true);
   await server.stop();
   await server.start();
   await bob.page.locator("#banner[data-state=live]").waitFor({ state: "attached" });
-  await ann.page.locator("#banner[data-state=reconnecting]").waitFor();
+  // Ann learns of the drop from the server's close, or at the latest from
+  // her unanswered pings (twice the 20 s ping interval).
+  await ann.page
+    .locator("#banner[data-state=reconnecting]")
+    .waitFor({ timeout: 60_000 })
+    .catch(async (e) => assert.fail(`${e.message}\nAnn's connection: ${await states(ann.page)}\nserver: ${server.stderr}`));
   assert.match((await ann.page.locator("#banner-text").textContent()) ?? "", /Reconnecting in \d+ s/);
 
   // Bob goes on; Ann, offline, writes one too: it waits, shown as pending.
@@ -70,6 +76,29 @@ test("offline through a server restart: nothing lost, nothing doubled", async ()
   assert.deepEqual(await texts(bob.page), all);
   assert.deepEqual([...ann.errors, ...bob.errors], []);
 });
+
+/**
+ * Keeps the page's connection states from now on, for {@link states}: when
+ * a wait fails, they say what the connection did instead.
+ * @param {import("playwright-core").Page} page
+ */
+async function recordStates(page) {
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.connectionStates = [];
+    w.confab.on("state", (/** @type {any} */ e) =>
+      w.connectionStates.push([e.state, e.code, e.reason, e.delay].filter((x) => x !== undefined).join(" ")),
+    );
+  });
+}
+
+/**
+ * The states {@link recordStates} kept, oldest first.
+ * @param {import("playwright-core").Page} page
+ */
+async function states(page) {
+  return page.evaluate(() => JSON.stringify(/** @type {any} */ (window).connectionStates));
+}
 
 /**
  * Waits until the stored messages on screen are exactly `expected`.
