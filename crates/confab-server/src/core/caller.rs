@@ -187,7 +187,7 @@ impl Chat {
             disabled: None,
         };
         let found = if with_rooms {
-            self.store
+            self.sign_ins
                 .user_with_rooms(&upsert.id)
                 .await?
                 .map(|(user, rooms)| (user, Some(rooms)))
@@ -199,12 +199,12 @@ impl Chat {
         };
         let (user, rooms) = match found {
             Some((user, rooms)) if upsert.changes_nothing(&user) => (user, rooms),
-            Some((_, rooms)) => (self.store.put_user(upsert).await?, rooms),
+            Some((_, rooms)) => (self.sign_ins.put_user(upsert).await?, rooms),
             None if self.config.auth.require_existing_users => {
                 return Err(ChatError::UserRefused);
             }
             None => (
-                self.store.put_user(upsert).await?,
+                self.sign_ins.put_user(upsert).await?,
                 with_rooms.then(Vec::new),
             ),
         };

@@ -44,6 +44,7 @@ pub mod ratings;
 pub mod receipts;
 pub mod rooms;
 pub mod sessions;
+mod sign_ins;
 pub mod stats;
 pub mod webhooks;
 pub mod wire;
@@ -86,6 +87,8 @@ pub struct Chat {
     app_calls: commands::app::AppCalls,
     /// The app's connect proxy, when `auth.proxy_url` is set.
     proxy: Option<connect_proxy::ConnectProxy>,
+    /// Sign-ins' user reads and writes, batched across handshakes.
+    sign_ins: sign_ins::SignIns,
     /// The webhook events written (`webhook.url` and `webhook.events`),
     /// resolved once: a send asks whether `message.missed` is among them.
     webhook_events: crate::store::EventSet,
@@ -93,7 +96,8 @@ pub struct Chat {
 
 impl Chat {
     /// Assembles the service from its parts (built by [`crate::app`]); the
-    /// limits are made here, from the configuration.
+    /// limits are made here, from the configuration. Starts tasks: call it
+    /// in the Tokio runtime.
     pub fn new(
         store: DynStore,
         cluster: Arc<cluster::Cluster>,
@@ -108,6 +112,7 @@ impl Chat {
             proxy: connect_proxy::ConnectProxy::new(&config),
             webhook_events: config.webhook.event_set(),
             hub: cluster.hub.clone(),
+            sign_ins: sign_ins::SignIns::start(&store),
             store,
             cluster,
             auth,

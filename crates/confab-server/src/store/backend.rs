@@ -62,6 +62,21 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         room: NewRoom,
     ) -> BoxFuture<'_, StoreResult<CreateOutcome>>;
 
+    /// [`Store::users_with_rooms`]: each backend binds the list of ids its
+    /// own way (a JSON array on SQLite, an array on PostgreSQL).
+    fn users_with_rooms_read(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<(UserRecord, Vec<String>)>>> + Send;
+
+    /// The write job of [`Store::put_users`]: one statement, its users bound
+    /// the backend's way.
+    fn put_users_job(
+        conn: &mut Connection<Self>,
+        users: Vec<UserUpsert>,
+        now: i64,
+    ) -> BoxFuture<'_, StoreResult<Vec<UserRecord>>>;
+
     /// [`Store::queue_append`]: each backend's writer runs appends its own
     /// way (SQLite writes consecutive ones together, PostgreSQL bumps the
     /// seq under the room's lock).
@@ -119,6 +134,18 @@ where
         .await
     }
 
+    async fn put_users(&self, users: Vec<UserUpsert>) -> StoreResult<Vec<UserRecord>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now().millis();
+        self.write(
+            Vec::new(),
+            Box::new(move |conn| B::put_users_job(conn, users.clone(), now)),
+        )
+        .await
+    }
+
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         Sql::<B::Db>::fetch_user(self.readers(), id)
             .await
@@ -127,6 +154,16 @@ where
 
     async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>> {
         Sql::<B::Db>::user_with_rooms(self.readers(), id).await
+    }
+
+    async fn users_with_rooms(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<(UserRecord, Vec<String>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.users_with_rooms_read(ids).await
     }
 
     // ---- rooms ----

@@ -72,6 +72,27 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// This error again, for each caller of a batch that failed as a whole
+    /// (sqlx's errors are not `Clone`): the kind is kept, a database error's
+    /// detail becomes its message.
+    pub(crate) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::AlreadyExists => StoreError::AlreadyExists,
+            StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+            StoreError::Closed => StoreError::Closed,
+            StoreError::Database(sqlx::Error::Io(io)) => StoreError::Database(sqlx::Error::Io(
+                std::io::Error::new(io.kind(), io.to_string()),
+            )),
+            StoreError::Database(other) => {
+                StoreError::Database(sqlx::Error::Protocol(other.to_string()))
+            }
+            StoreError::Migrate(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),
+        }
+    }
+}
+
 /// Result of every storage call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -507,12 +528,22 @@ pub trait Store: Send + Sync + 'static {
     /// the user itself.
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord>;
 
+    /// [`Store::put_user`] for many users (distinct ids) in one statement
+    /// of one write job: the sign-ins of concurrent handshakes
+    /// (`core::sign_ins`). Answers the stored rows, in no particular order.
+    async fn put_users(&self, users: Vec<UserUpsert>) -> StoreResult<Vec<UserRecord>>;
+
     /// The user, if stored.
     async fn get_user(&self, id: &str) -> StoreResult<Option<UserRecord>>;
 
     /// The user and the ids of its rooms (ascending), in one read: what a
     /// connecting user needs (its record, and where to say it is online).
     async fn user_with_rooms(&self, id: &str) -> StoreResult<Option<(UserRecord, Vec<String>)>>;
+
+    /// [`Store::user_with_rooms`] for many users in one read: those stored,
+    /// in no particular order.
+    async fn users_with_rooms(&self, ids: &[String])
+    -> StoreResult<Vec<(UserRecord, Vec<String>)>>;
 
     // ---- rooms ----
 

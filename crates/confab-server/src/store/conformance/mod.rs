@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
         $crate::store::conformance::conformance_tests!(@each $backend:
             upsert_user_creates_then_changes_only_given_fields,
             user_with_rooms_reads_the_user_and_its_rooms_at_once,
+            users_are_read_and_written_many_at_once,
             rooms_create_update_close_and_refuse_taken_ids,
             direct_rooms_are_deduplicated_even_when_created_at_once,
             members_are_added_changed_and_removed,

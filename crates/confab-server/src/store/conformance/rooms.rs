@@ -94,6 +94,86 @@ pub(crate) async fn user_with_rooms_reads_the_user_and_its_rooms_at_once<B: Back
     store.close().await;
 }
 
+pub(crate) async fn users_are_read_and_written_many_at_once<B: Backend>() {
+    let (_backend, store) = B::fresh().await;
+    assert_eq!(store.users_with_rooms(&[]).await.unwrap(), []);
+    assert_eq!(store.put_users(Vec::new()).await.unwrap(), []);
+    let ada = store
+        .put_user(UserUpsert {
+            id: "ada".into(),
+            username: Some("ada_l".into()),
+            name: Some("Ada".into()),
+            role: Some(GlobalRole::Admin),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    room(&*store, "r-2", &["ada"]).await;
+    room(&*store, "r-1", &["ada"]).await;
+
+    // New users get the defaults; an existing one changes only what is
+    // given (None keeps the stored value, as with put_user).
+    let mut stored = store
+        .put_users(vec![
+            UserUpsert {
+                id: "ada".into(),
+                name: Some("Ada L.".into()),
+                ..Default::default()
+            },
+            UserUpsert {
+                id: "bob".into(),
+                ..Default::default()
+            },
+            UserUpsert {
+                id: "cy".into(),
+                username: Some("cyrus".into()),
+                name: Some("Cy".into()),
+                role: GlobalRole::parse("analyst"),
+                disabled: Some(true),
+            },
+        ])
+        .await
+        .unwrap();
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    let [ada2, bob, cy] = &stored[..] else {
+        panic!("three rows, got {stored:?}");
+    };
+    assert_eq!(ada2.username, "ada_l", "None keeps the handle");
+    assert_eq!(ada2.name.as_deref(), Some("Ada L."));
+    assert_eq!(ada2.role, GlobalRole::Admin, "None keeps the role");
+    assert!(!ada2.disabled, "None keeps the flag");
+    assert_eq!(ada2.created_at, ada.created_at, "creation time is kept");
+    assert_eq!(bob.username, "bob", "the handle defaults to the id");
+    assert_eq!(
+        (bob.name.as_deref(), &bob.role),
+        (None, &GlobalRole::Member)
+    );
+    assert!(!bob.disabled);
+    assert_eq!(cy.username, "cyrus");
+    assert_eq!(cy.role.as_str(), "analyst");
+    assert!(cy.disabled);
+
+    // One read: each stored user with its rooms, ascending; unknown ids
+    // are left out, an id asked twice comes once.
+    let ids = ["cy", "nobody", "ada", "bob", "ada"].map(String::from);
+    let mut found = store.users_with_rooms(&ids).await.unwrap();
+    found.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    assert_eq!(
+        found,
+        [
+            (ada2.clone(), vec!["r-1".to_owned(), "r-2".to_owned()]),
+            (bob.clone(), Vec::new()),
+            (cy.clone(), Vec::new()),
+        ]
+    );
+    // What the one-user read says, too.
+    assert_eq!(
+        store.user_with_rooms("ada").await.unwrap(),
+        Some(found[0].clone())
+    );
+    store.close().await;
+}
+
 pub(crate) async fn rooms_create_update_close_and_refuse_taken_ids<B: Backend>() {
     let (_backend, store) = B::fresh().await;
     user(&*store, "a").await;

@@ -59,6 +59,7 @@ mod jobs;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod users;
 mod writer;
 
 pub use crate::store::writer::WriteStats;
@@ -66,6 +67,7 @@ pub use crate::store::writer::WriteStats;
 use super::backend::StoreBackend;
 use super::{
     CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
+    UserRecord, UserUpsert,
 };
 use crate::store::outbox::RecordedEvents;
 use futures_util::future::BoxFuture;
@@ -187,6 +189,21 @@ impl StoreBackend for PgStore {
 
     async fn write<T: Send + 'static>(&self, rooms: Vec<String>, work: Work<T>) -> StoreResult<T> {
         self.writer.submit(rooms, work, None).await
+    }
+
+    async fn users_with_rooms_read(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<(UserRecord, Vec<String>)>> {
+        self.read_users_with_rooms(ids).await
+    }
+
+    fn put_users_job(
+        conn: &mut PgConnection,
+        users: Vec<UserUpsert>,
+        now: i64,
+    ) -> BoxFuture<'_, StoreResult<Vec<UserRecord>>> {
+        Box::pin(users::upsert_users(conn, users, now))
     }
 
     fn create_room_job(

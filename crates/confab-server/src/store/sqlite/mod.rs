@@ -37,6 +37,7 @@ mod jobs;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod users;
 mod writer;
 
 pub use crate::store::writer::WriteStats;
@@ -44,6 +45,7 @@ pub use crate::store::writer::WriteStats;
 use super::backend::{StoreBackend, Work};
 use super::{
     CommitHook, CreateOutcome, NewMessage, NewRoom, PendingAppend, StoreError, StoreResult,
+    UserRecord, UserUpsert,
 };
 use crate::store::outbox::RecordedEvents;
 use crate::store::writer::{Counters, Hook, JobQueue};
@@ -305,6 +307,21 @@ impl StoreBackend for SqliteStore {
         work: Work<SqliteConnection, T>,
     ) -> StoreResult<T> {
         self.submit(Mode::Batched, work).await
+    }
+
+    async fn users_with_rooms_read(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<(UserRecord, Vec<String>)>> {
+        self.read_users_with_rooms(ids).await
+    }
+
+    fn put_users_job(
+        conn: &mut SqliteConnection,
+        users: Vec<UserUpsert>,
+        now: i64,
+    ) -> BoxFuture<'_, StoreResult<Vec<UserRecord>>> {
+        Box::pin(users::upsert_users(conn, users, now))
     }
 
     fn create_room_job(
