@@ -171,6 +171,20 @@ pub(crate) async fn users_are_read_and_written_many_at_once<B: Backend>() {
         store.user_with_rooms("ada").await.unwrap(),
         Some(found[0].clone())
     );
+
+    // Ids are bound, never spliced: quotes, backslashes, JSON and SQL.
+    let odd = ["o'd\"d\\ü", "[\"x\"]", "x') OR 1=1 --", "\u{1F600}"].map(String::from);
+    let users = odd.iter().map(|id| UserUpsert {
+        id: id.clone(),
+        ..Default::default()
+    });
+    let stored = store.put_users(users.collect()).await.unwrap();
+    assert_eq!(stored.len(), odd.len());
+    for user in &stored {
+        assert!(odd.contains(&user.id) && user.username == user.id, "{user:?}");
+    }
+    let found = store.users_with_rooms(&odd).await.unwrap();
+    assert_eq!(found.len(), odd.len(), "each read back, nothing else");
     store.close().await;
 }
 
