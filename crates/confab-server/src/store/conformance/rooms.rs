@@ -181,7 +181,10 @@ pub(crate) async fn users_are_read_and_written_many_at_once<B: Backend>() {
     let stored = store.put_users(users.collect()).await.unwrap();
     assert_eq!(stored.len(), odd.len());
     for user in &stored {
-        assert!(odd.contains(&user.id) && user.username == user.id, "{user:?}");
+        assert!(
+            odd.contains(&user.id) && user.username == user.id,
+            "{user:?}"
+        );
     }
     let found = store.users_with_rooms(&odd).await.unwrap();
     assert_eq!(found.len(), odd.len(), "each read back, nothing else");

@@ -178,6 +178,63 @@ async fn a_run_of_appends_is_one_commit_with_single_append_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_appends_of_new_keys_and_a_repeat_of_a_stored_one_answer_like_single_ones() {
+    let (_dir, store, _) = fresh().await;
+    let store = Arc::new(store);
+    user(&*store, "a").await;
+    room(&*store, "r", &["a"]).await;
+    let keyed = |key: &str| {
+        let mut m = msg("r", "a", key);
+        m.client_msg_id = Some(key.to_owned());
+        m
+    };
+    let AppendOutcome::Stored(stored) = store.append_message(keyed("k0"), no_hook()).await.unwrap()
+    else {
+        panic!("k0 is new");
+    };
+    // New keys only, then new keys with a retry of k0 and a repeat within
+    // the batch: one commit each, every answer as if appended alone.
+    for (batch, want) in [
+        (
+            vec!["k1", "k2", "k3"],
+            vec![(2, false), (3, false), (4, false)],
+        ),
+        (
+            vec!["k4", "k0", "k5", "k4"],
+            vec![(5, false), (1, true), (6, false), (5, true)],
+        ),
+    ] {
+        let (release, blocker) = block_writer(&store).await;
+        let mut pending = Vec::new();
+        for key in &batch {
+            pending.push(store.queue_append(keyed(key), no_hook()).await.unwrap());
+        }
+        queued(&store, batch.len()).await;
+        let before = store.write_stats();
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        let mut shapes = Vec::new();
+        for (key, answer) in batch.iter().zip(pending) {
+            let answer = answer.await;
+            if let (&"k0", Ok(AppendOutcome::Duplicate(original))) = (key, &answer) {
+                assert_eq!(original.id, stored.id, "the original itself");
+            }
+            shapes.push(answer_shape(&answer).unwrap());
+        }
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|(seq, dup)| ("r".to_owned(), seq, dup))
+            .collect();
+        assert_eq!(shapes, want, "{batch:?}");
+        let after = store.write_stats();
+        assert_eq!(after.commits - before.commits, 1, "{batch:?}: one commit");
+    }
+    assert_eq!(last_seq(&*store, "r").await, 6);
+    assert_eq!(message_count(&store, "r").await, 6, "nothing stored twice");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_cannot_be_inserted_whole_is_appended_one_by_one() {
     let (_dir, store, _) = fresh().await;
     let store = Arc::new(store);
