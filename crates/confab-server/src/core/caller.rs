@@ -171,7 +171,8 @@ impl Chat {
     /// The stored user for a verified token: created on first sight, updated
     /// when the token carries a changed name, handle or role, refused when
     /// disabled (or unknown with `auth.require_existing_users`). One read,
-    /// and a write only for a new or changed user. With `with_rooms` the
+    /// and a write only for a new or changed user, each made together with
+    /// those of concurrent sign-ins (`sign_ins`). With `with_rooms` the
     /// read also brings the ids of the user's rooms (a new user is a member
     /// of nothing yet: memberships need the user's row).
     pub(super) async fn user_from_identity(

@@ -138,6 +138,7 @@ where
         if users.is_empty() {
             return Ok(Vec::new());
         }
+        let users = merge_repeats(users);
         let now = Timestamp::now().millis();
         self.write(
             Vec::new(),
@@ -692,4 +693,27 @@ fn closed_events(room: &RoomRecord) -> Vec<NewEvent> {
         events.push(NewEvent::room(EventKind::SessionClosed, &room.id));
     }
     events
+}
+
+/// One upsert per user, as applying them in order would leave it (a later
+/// field overrides, an absent one keeps): one statement may not write a
+/// row twice (PostgreSQL refuses, SQLite would pick either).
+fn merge_repeats(users: Vec<UserUpsert>) -> Vec<UserUpsert> {
+    let mut merged: Vec<UserUpsert> = Vec::with_capacity(users.len());
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for user in users {
+        match at.get(&user.id).and_then(|&i| merged.get_mut(i)) {
+            Some(kept) => {
+                kept.username = user.username.or(kept.username.take());
+                kept.name = user.name.or(kept.name.take());
+                kept.role = user.role.or(kept.role.take());
+                kept.disabled = user.disabled.or(kept.disabled);
+            }
+            None => {
+                at.insert(user.id.clone(), merged.len());
+                merged.push(user);
+            }
+        }
+    }
+    merged
 }

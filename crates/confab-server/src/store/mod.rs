@@ -528,9 +528,10 @@ pub trait Store: Send + Sync + 'static {
     /// the user itself.
     async fn put_user(&self, user: UserUpsert) -> StoreResult<UserRecord>;
 
-    /// [`Store::put_user`] for many users (distinct ids) in one statement
-    /// of one write job: the sign-ins of concurrent handshakes
-    /// (`core::sign_ins`). Answers the stored rows, in no particular order.
+    /// [`Store::put_user`] for many users in one statement of one write
+    /// job: the sign-ins of concurrent handshakes (`core::sign_ins`). A user
+    /// named twice gets both upserts in order. Answers one stored row per
+    /// user, in no particular order.
     async fn put_users(&self, users: Vec<UserUpsert>) -> StoreResult<Vec<UserRecord>>;
 
     /// The user, if stored.

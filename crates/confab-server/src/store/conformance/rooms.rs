@@ -172,6 +172,27 @@ pub(crate) async fn users_are_read_and_written_many_at_once<B: Backend>() {
         Some(found[0].clone())
     );
 
+    // A user named twice in one call: both upserts, in order.
+    let twice = store
+        .put_users(vec![
+            UserUpsert {
+                id: "dee".into(),
+                name: Some("Dee".into()),
+                role: Some(GlobalRole::Admin),
+                ..Default::default()
+            },
+            UserUpsert {
+                id: "dee".into(),
+                name: Some("D.".into()),
+                ..Default::default()
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(twice.len(), 1, "one row: {twice:?}");
+    assert_eq!(twice[0].name.as_deref(), Some("D."), "the later name");
+    assert_eq!(twice[0].role, GlobalRole::Admin, "the earlier role kept");
+
     // Ids are bound, never spliced: quotes, backslashes, JSON and SQL.
     let odd = ["o'd\"d\\ü", "[\"x\"]", "x') OR 1=1 --", "\u{1F600}"].map(String::from);
     let users = odd.iter().map(|id| UserUpsert {
