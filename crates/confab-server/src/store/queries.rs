@@ -12,7 +12,7 @@
 use crate::store::rows::{
     Dialect, StoreRow, attachment_record, member_from_row, message_from_row, on_constraint,
     rating_from_row, room_from_row, room_list_entry_from_row, unanswered_question_from_row,
-    user_from_row,
+    user_from_row, user_with_rooms_from_row,
 };
 use crate::store::statements::{
     ATTACHMENT_BY_ID, DELETE_REACTION, DELETE_REACTIONS, INSERT_ATTACHMENT, INSERT_REACTION,
@@ -120,11 +120,10 @@ where
             .fetch_optional(pool)
             .await
             .map_err(DB::read_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let rooms = DB::room_ids(&row)?;
-        Ok(Some((user_from_row(&row)?, rooms)))
+        Ok(row
+            .as_ref()
+            .map(user_with_rooms_from_row::<DB>)
+            .transpose()?)
     }
 
     /// The room, if stored.

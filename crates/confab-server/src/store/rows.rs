@@ -212,6 +212,17 @@ macro_rules! user_columns {
 }
 pub(crate) use user_columns;
 
+/// A row of [`Dialect::USER_WITH_ROOMS`] (or of a backend's many-users
+/// form of it): the user and the ids of its rooms.
+pub(crate) fn user_with_rooms_from_row<D: Dialect>(
+    row: &D::Row,
+) -> sqlx::Result<(UserRecord, Vec<String>)>
+where
+    D::Row: StoreRow,
+{
+    Ok((user_from_row(row)?, D::room_ids(row)?))
+}
+
 /// A `users` row.
 pub(crate) fn user_from_row(row: &impl StoreRow) -> sqlx::Result<UserRecord> {
     Ok(UserRecord {

@@ -318,6 +318,13 @@ async fn a_deadlocked_batch_is_tried_again() {
         .await
         .unwrap();
     let mut user_holder = outsider(&db).await;
+    // The writer must be the side PostgreSQL aborts: it checks for a
+    // deadlock after its own `deadlock_timeout` (1 s), the outsider only
+    // after 30, however late a loaded machine runs the writer's check.
+    user_holder
+        .execute("SET deadlock_timeout = '30s'")
+        .await
+        .unwrap();
     user_holder.execute("BEGIN").await.unwrap();
     user_holder
         .execute("SELECT id FROM users WHERE id = 'u2' FOR UPDATE")

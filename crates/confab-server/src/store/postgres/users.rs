@@ -3,7 +3,7 @@
 //! statement has a fixed text, prepared once whatever the number of users.
 
 use super::PgStore;
-use crate::store::rows::{Dialect, user_columns, user_from_row};
+use crate::store::rows::{Dialect, user_columns, user_from_row, user_with_rooms_from_row};
 use crate::store::{GlobalRole, StoreResult, UserRecord, UserUpsert};
 use sqlx::postgres::{PgConnection, Postgres};
 
@@ -47,11 +47,8 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(Postgres::read_error)?;
-        let found = rows
-            .iter()
-            .map(|row| Ok((user_from_row(row)?, Postgres::room_ids(row)?)))
-            .collect::<sqlx::Result<_>>()?;
-        Ok(found)
+        let found = rows.iter().map(user_with_rooms_from_row::<Postgres>);
+        Ok(found.collect::<sqlx::Result<_>>()?)
     }
 }
 

@@ -4,7 +4,7 @@
 //! number of users.
 
 use super::SqliteStore;
-use crate::store::rows::{Dialect, user_columns, user_from_row};
+use crate::store::rows::{Dialect, user_columns, user_from_row, user_with_rooms_from_row};
 use crate::store::{GlobalRole, StoreError, StoreResult, UserRecord, UserUpsert};
 use sqlx::Sqlite;
 use sqlx::sqlite::SqliteConnection;
@@ -55,11 +55,8 @@ impl SqliteStore {
             .fetch_all(&self.readers)
             .await
             .map_err(Sqlite::read_error)?;
-        let found = rows
-            .iter()
-            .map(|row| Ok((user_from_row(row)?, Sqlite::room_ids(row)?)))
-            .collect::<sqlx::Result<_>>()?;
-        Ok(found)
+        let found = rows.iter().map(user_with_rooms_from_row::<Sqlite>);
+        Ok(found.collect::<sqlx::Result<_>>()?)
     }
 }
 
