@@ -74,7 +74,7 @@ use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
-use writer::{Work, Writer};
+use writer::{LANES, Work, Writer};
 
 /// The schema, embedded in the binary so that it needs no files beside it.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -82,7 +82,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Pool settings (`[database]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgPoolSettings {
-    /// Most connections this node opens: one is the writer's own, the
+    /// Most connections this node opens: one for each writer lane, the
     /// others serve reads.
     pub max_connections: u32,
     /// How long a caller waits for a free connection before failing.
@@ -146,16 +146,18 @@ impl PgStore {
         if !options.get_options().is_some_and(|o| o.contains("jit")) {
             options = options.options([("jit", "off")]);
         }
+        // Each writer lane takes a connection from the pool and detaches it
+        // (see its `Link`): the pool keeps at least one for reads.
+        let max = settings.max_connections.max(2);
+        let lanes = LANES.min(max as usize - 1);
         let pool = PgPoolOptions::new()
-            // The writer takes one from the pool and detaches it (see its
-            // `Link`): the pool keeps the others for reads.
-            .max_connections(settings.max_connections.max(2) - 1)
+            .max_connections(max - lanes as u32)
             .min_connections(1)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(PgStore {
-            writer: Writer::start(pool.clone()),
+            writer: Writer::start(pool.clone(), lanes),
             pool,
             events: RecordedEvents::default(),
         })

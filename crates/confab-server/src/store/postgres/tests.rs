@@ -45,11 +45,71 @@ impl Backend for PgDatabase {
 
 conformance_tests!(PgDatabase);
 
-/// A migrated store on `db`: one node.
-async fn open(db: &TestDatabase) -> PgStore {
-    let store = PgStore::open(db.url(), PgPoolSettings::default())
+/// Rooms whose writes go to different writer lanes run side by side: one
+/// held by another program's lock does not hold up the other, and each
+/// room's seqs stay gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_lanes_write_rooms_side_by_side() {
+    let db = TestDatabase::create().await;
+    let store = Arc::new(open(&db).await);
+    let lane = |room: &str| store.writer.lane_index(Some(room));
+    let held = "held";
+    let free = (0..100)
+        .map(|n| format!("free-{n}"))
+        .find(|room| lane(room) != lane(held))
+        .expect("some room on another lane");
+    user(&*store, "a").await;
+    room(&*store, held, &["a"]).await;
+    room(&*store, &free, &["a"]).await;
+
+    let mut holder = outsider(&db).await;
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT id FROM rooms WHERE id = 'held' FOR UPDATE")
         .await
         .unwrap();
+    let waiting = store
+        .queue_append(msg(held, "a", "waits"), no_hook())
+        .await
+        .unwrap();
+    lock_waiters(&db, 1).await;
+    // The other lane goes on while the first waits.
+    for n in 1..=3 {
+        let stored = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(&*store, &free, "a", &format!("{n}")),
+        )
+        .await
+        .expect("the other lane is not held up");
+        assert_eq!(stored.seq, n);
+    }
+    holder.execute("COMMIT").await.unwrap();
+    match waiting.await {
+        Ok(AppendOutcome::Stored(m)) => assert_eq!((m.room_id.as_str(), m.seq), (held, 1)),
+        other => panic!("the held room's append: {other:?}"),
+    }
+    assert_eq!(send(&*store, held, "a", "next").await.seq, 2);
+    store.close().await;
+}
+
+/// A migrated store on `db`: one node.
+async fn open(db: &TestDatabase) -> PgStore {
+    open_with(db, PgPoolSettings::default()).await
+}
+
+/// A node whose writer has a single lane (two connections leave room for
+/// no more): the tests that hold the writer with a locked room and queue
+/// jobs of other rooms behind it, to watch one batch form.
+async fn open_one_lane(db: &TestDatabase) -> PgStore {
+    let settings = PgPoolSettings {
+        max_connections: 2,
+        ..PgPoolSettings::default()
+    };
+    open_with(db, settings).await
+}
+
+async fn open_with(db: &TestDatabase, settings: PgPoolSettings) -> PgStore {
+    let store = PgStore::open(db.url(), settings).await.unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -246,7 +306,7 @@ async fn two_nodes_creating_one_direct_room_store_it_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_does_not_roll_back_its_batch() {
     let db = TestDatabase::create().await;
-    let store = Arc::new(open(&db).await);
+    let store = Arc::new(open_one_lane(&db).await);
     user(&*store, "a").await;
     room(&*store, "r", &["a"]).await;
 
@@ -304,7 +364,7 @@ async fn a_failing_job_does_not_roll_back_its_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadlocked_batch_is_tried_again() {
     let db = TestDatabase::create().await;
-    let store = Arc::new(open(&db).await);
+    let store = Arc::new(open_one_lane(&db).await);
     user(&*store, "u1").await;
     user(&*store, "u2").await;
     room(&*store, "hold", &[]).await;
@@ -638,7 +698,7 @@ fn owned(expected: &[Expected]) -> Vec<Result<(String, i64, bool), &'static str>
 async fn a_batch_of_appends_answers_like_single_appends() {
     for upsert_after in [None, Some(3)] {
         let db = TestDatabase::create().await;
-        let store = Arc::new(open(&db).await);
+        let store = Arc::new(open_one_lane(&db).await);
         mixed_appends_setup(&*store).await;
         let (mut appends, mut expected) = mixed_appends();
         // The unknown sender is the next test's: it fails the run.
@@ -664,7 +724,7 @@ async fn a_batch_of_appends_answers_like_single_appends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_fails_on_one_append_is_appended_one_by_one() {
     let db = TestDatabase::create().await;
-    let store = Arc::new(open(&db).await);
+    let store = Arc::new(open_one_lane(&db).await);
     mixed_appends_setup(&*store).await;
     let (appends, expected) = mixed_appends();
     let (answers, commits) = in_one_batch(&db, &store, appends, None).await;
@@ -688,7 +748,7 @@ async fn a_run_that_fails_on_one_append_is_appended_one_by_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_writes_the_events_of_what_it_stored() {
     let db = TestDatabase::create().await;
-    let store = Arc::new(open(&db).await);
+    let store = Arc::new(open_one_lane(&db).await);
     store.record_events(EventSet::all());
     mixed_appends_setup(&*store).await;
     let (mut appends, mut expected) = mixed_appends();

@@ -24,27 +24,65 @@ const RETRY_BASE: Duration = Duration::from_millis(10);
 /// A job's work: run again from scratch on every try of its batch.
 pub(super) type Work<T> = crate::store::backend::Work<PgConnection, T>;
 
-/// The handle store methods use to queue writes; owns the writer task.
+/// Writer tasks per node (fewer when `max_connections` leaves no room for
+/// them and a reader), each with its own queue and connection; a room's
+/// writes all go to one of them. While one waits for its commit to be
+/// flushed, another writes: a lone writer spent most of its time waiting on
+/// the database, round trip by round trip (docs/performance.md). Lanes
+/// write the same rows as several nodes do, under the same room locks and
+/// retries, so seqs stay gap-free and a room's writes stay in queue order.
+pub(super) const LANES: usize = 2;
+
+/// The handle store methods use to queue writes; owns the writer tasks.
 pub(super) struct Writer {
-    /// The writer's queue, closed by [`Writer::close`].
-    jobs: JobQueue<Box<dyn WriteJob>>,
-    /// The writer task, awaited by [`Writer::close`].
-    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-    /// What the writer has done.
+    /// One per lane; never empty.
+    lanes: Vec<Lane>,
+    /// What the lanes have done, together.
     counters: Arc<Counters>,
 }
 
+/// One writer task and its queue.
+struct Lane {
+    /// The lane's queue, closed by [`Writer::close`].
+    jobs: JobQueue<Box<dyn WriteJob>>,
+    /// The writer task, awaited by [`Writer::close`].
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
 impl Writer {
-    /// Starts the writer task on `pool`.
-    pub(super) fn start(pool: PgPool) -> Writer {
+    /// Starts `lanes` writer tasks (at least one) on `pool`, each taking a
+    /// connection of its own from it.
+    pub(super) fn start(pool: PgPool, lanes: usize) -> Writer {
         let counters = Arc::new(Counters::default());
-        let (jobs, receiver) = JobQueue::new();
-        let task = tokio::spawn(run_writer(pool, receiver, counters.clone()));
-        Writer {
-            jobs,
-            task: tokio::sync::Mutex::new(Some(task)),
-            counters,
-        }
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                let (jobs, receiver) = JobQueue::new();
+                let task = tokio::spawn(run_writer(pool.clone(), receiver, counters.clone()));
+                Lane {
+                    jobs,
+                    task: tokio::sync::Mutex::new(Some(task)),
+                }
+            })
+            .collect();
+        Writer { lanes, counters }
+    }
+
+    /// The lane of a job that writes `room`'s rows (every job of one room
+    /// goes to the same lane, in queue order); jobs of no room go to the
+    /// first.
+    fn lane(&self, room: Option<&str>) -> &JobQueue<Box<dyn WriteJob>> {
+        // In range: the lanes are never empty.
+        &self.lanes[self.lane_index(room)].jobs
+    }
+
+    /// Which lane [`Writer::lane`] picks.
+    pub(super) fn lane_index(&self, room: Option<&str>) -> usize {
+        use std::hash::{Hash, Hasher};
+        room.map_or(0, |room| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            room.hash(&mut hasher);
+            (hasher.finish() % self.lanes.len() as u64) as usize
+        })
     }
 
     /// Queues `work`, which writes the rows of `rooms` (locked in id order at
@@ -69,12 +107,13 @@ impl Writer {
         hook: Option<Hook<T>>,
     ) -> StoreResult<impl Future<Output = StoreResult<T>> + Send + 'static + use<T>> {
         let (reply, answer) = oneshot::channel();
+        let lane = self.lane(rooms.first().map(String::as_str));
         let job: Box<dyn WriteJob> = Box::new(PendingJob {
             rooms,
             work,
             answer: Answer::new(reply, hook),
         });
-        self.jobs.send(job).await?;
+        lane.send(job).await?;
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
@@ -88,24 +127,25 @@ impl Writer {
         hook: Hook<AppendOutcome>,
     ) -> StoreResult<impl Future<Output = StoreResult<AppendOutcome>> + Send + 'static> {
         let (reply, answer) = oneshot::channel();
+        let lane = self.lane(Some(&message.room_id));
         let job: Box<dyn WriteJob> = Box::new(AppendJob {
             message,
             events,
             answer: Answer::new(reply, Some(hook)),
         });
-        self.jobs.send(job).await?;
+        lane.send(job).await?;
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
-    /// Whether the writer still takes jobs.
+    /// Whether every lane still takes jobs.
     pub(super) fn is_open(&self) -> bool {
-        self.jobs.is_open()
+        self.lanes.iter().all(|lane| lane.jobs.is_open())
     }
 
-    /// Jobs waiting in the queue (tests use it to form batches).
+    /// Jobs waiting in the queues (tests use it to form batches).
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
-        self.jobs.queued()
+        self.lanes.iter().map(|lane| lane.jobs.queued()).sum()
     }
 
     /// The writer's histograms, shared with the server's metrics registry.
@@ -118,13 +158,17 @@ impl Writer {
         self.counters.stats()
     }
 
-    /// Refuses new jobs, lets the queued ones finish and waits for the task.
+    /// Refuses new jobs, lets the queued ones finish and waits for the tasks.
     pub(super) async fn close(&self) {
-        self.jobs.close();
-        if let Some(task) = self.task.lock().await.take()
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "the PostgreSQL writer task failed");
+        for lane in &self.lanes {
+            lane.jobs.close();
+        }
+        for lane in &self.lanes {
+            if let Some(task) = lane.task.lock().await.take()
+                && let Err(e) = task.await
+            {
+                tracing::error!(error = %e, "a PostgreSQL writer task failed");
+            }
         }
     }
 }
