@@ -1,9 +1,12 @@
-//! The PostgreSQL backend: one pool, one writer task per node, reads through
-//! the pool. Several confab nodes may share one database.
+//! The PostgreSQL backend: one pool, two writer lanes per node, reads
+//! through the pool. Several confab nodes may share one database.
 //!
 //! # How writes work
-//! As in the SQLite backend, every write is a job queued to one writer task
-//! per node. The writer takes the first job and whatever else is already
+//! As in the SQLite backend, every write is a job queued to a writer task:
+//! here one of two lanes per node, each with its connection, a room's jobs
+//! always on the same lane (`writer::LANES`: rooms are written side by side
+//! while a lane waits for its commit; lanes write as two nodes would, under
+//! the same room locks). A lane takes the first job and whatever else is already
 //! queued (up to 256) and runs them in one transaction on the connection it
 //! keeps, commits once, and only after the commit answers each job and runs
 //! its commit hook, in queue order. So a burst costs one commit (group

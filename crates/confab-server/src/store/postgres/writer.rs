@@ -348,13 +348,19 @@ async fn run_writer(
 /// statements, and closed after any try that failed, so that a broken one
 /// is replaced.
 ///
-/// The set-up: `plan_cache_mode = force_custom_plan`. The writer's
-/// statements take arrays (`UNNEST`), and a generic plan, made once for any
-/// argument, was made while the tables were small: it joined the keys of
-/// a batch to a scan of the whole messages table, whose cost then grew with
-/// every message stored. A plan made for each execution sees the arrays'
-/// lengths and the tables' current sizes, and probes the indexes; the
-/// statements are still parsed once per connection.
+/// The set-up: every statement of the writer finds its rows by key (ids,
+/// `(sender, room, client_msg_id)`), so the right plan is always an index
+/// probe per key, whatever the tables hold. A generic plan made while the
+/// tables were small had instead joined a batch's keys to a scan of the
+/// whole messages table, whose cost grew with every message stored; planning
+/// each execution afresh (`force_custom_plan`) cured that but cost 40% of
+/// the database's CPU for the writer (docs/performance.md). So the
+/// connection plans each statement once (`force_generic_plan`) with scans,
+/// hash joins and merge joins priced out (`enable_seqscan`,
+/// `enable_hashjoin`, `enable_mergejoin` off): the one plan made is the
+/// index-driven one, on an empty database as on a full one. A statement
+/// with no index to use still runs (the settings price plans, they forbid
+/// nothing).
 struct Link {
     /// Where connections come from.
     pool: PgPool,
@@ -378,7 +384,10 @@ impl Link {
                 })?
                 .detach();
             fresh
-                .execute("SET plan_cache_mode = force_custom_plan")
+                .execute(
+                    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+                     SET enable_hashjoin = off; SET enable_mergejoin = off",
+                )
                 .await
                 .map_err(try_error)?;
             self.held = Some(fresh);
