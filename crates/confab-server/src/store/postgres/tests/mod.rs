@@ -16,7 +16,7 @@ use crate::store::conformance::{
     mixed_appends, mixed_appends_setup, msg, no_hook, room, send, stored_seqs,
     unread_counts_in_a_seeded_room, user,
 };
-use crate::store::{AppendOutcome, EventSet, Store, UserUpsert};
+use crate::store::{AppendOutcome, EventSet, PendingAppend, Store, UserUpsert};
 use async_trait::async_trait;
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::BTreeSet;
@@ -65,17 +65,8 @@ async fn writer_lanes_write_rooms_side_by_side() {
     room(&*store, held, &["a"]).await;
     room(&*store, &free, &["a"]).await;
 
-    let mut holder = outsider(&db).await;
-    holder.execute("BEGIN").await.unwrap();
-    holder
-        .execute("SELECT id FROM rooms WHERE id = 'held' FOR UPDATE")
-        .await
-        .unwrap();
-    let waiting = store
-        .queue_append(msg(held, "a", "waits"), no_hook())
-        .await
-        .unwrap();
-    lock_waiters(&db, 1).await;
+    let mut holder = holding_room(&db, held).await;
+    let waiting = append_held_up(&db, &store, held).await;
     // The other lane goes on while the first waits.
     for n in 1..=3 {
         let stored = tokio::time::timeout(
@@ -120,6 +111,30 @@ async fn open_with(db: &TestDatabase, settings: PgPoolSettings) -> PgStore {
 /// A plain connection to `db`, as another program would have.
 async fn outsider(db: &TestDatabase) -> PgConnection {
     PgConnection::connect(db.url()).await.unwrap()
+}
+
+/// Another program's transaction holding `room`'s row lock until it is
+/// committed: the writer's next batch on that room waits for it.
+async fn holding_room(db: &TestDatabase, room: &str) -> PgConnection {
+    let mut holder = outsider(db).await;
+    holder.execute("BEGIN").await.unwrap();
+    sqlx::query("SELECT id FROM rooms WHERE id = $1 FOR UPDATE")
+        .bind(room)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
+/// Queues an append by `a` to the room `holder` holds and waits until the
+/// writer's batch blocks on it: what is queued next waits behind it.
+async fn append_held_up(db: &TestDatabase, store: &PgStore, room: &str) -> PendingAppend {
+    let waiting = store
+        .queue_append(msg(room, "a", "waits"), no_hook())
+        .await
+        .unwrap();
+    lock_waiters(db, 1).await;
+    waiting
 }
 
 /// Waits until `n` backends of `db` wait for a lock.
@@ -313,12 +328,7 @@ async fn a_failing_job_does_not_roll_back_its_batch() {
     user(&*store, "a").await;
     room(&*store, "r", &["a"]).await;
 
-    let mut holder = outsider(&db).await;
-    holder.execute("BEGIN").await.unwrap();
-    holder
-        .execute("SELECT id FROM rooms WHERE id = 'r' FOR UPDATE")
-        .await
-        .unwrap();
+    let mut holder = holding_room(&db, "r").await;
     let before = store.write_stats();
     let mut tasks = Vec::new();
     for n in 0..41 {
@@ -374,12 +384,7 @@ async fn a_deadlocked_batch_is_tried_again() {
 
     // One outsider keeps the writer busy on a room, so that the two
     // upserts queue into one batch; another holds u2.
-    let mut room_holder = outsider(&db).await;
-    room_holder.execute("BEGIN").await.unwrap();
-    room_holder
-        .execute("SELECT id FROM rooms WHERE id = 'hold' FOR UPDATE")
-        .await
-        .unwrap();
+    let mut room_holder = holding_room(&db, "hold").await;
     let mut user_holder = outsider(&db).await;
     // The writer must be the side PostgreSQL aborts: it checks for a
     // deadlock after its own `deadlock_timeout` (1 s), the outsider only

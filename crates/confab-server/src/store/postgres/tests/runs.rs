@@ -17,17 +17,8 @@ async fn in_one_batch(
     if store.get_room("held").await.unwrap().is_none() {
         room(&**store, "held", &["a"]).await;
     }
-    let mut holder = outsider(db).await;
-    holder.execute("BEGIN").await.unwrap();
-    holder
-        .execute("SELECT id FROM rooms WHERE id = 'held' FOR UPDATE")
-        .await
-        .unwrap();
-    let waiting = store
-        .queue_append(msg("held", "a", "waits"), no_hook())
-        .await
-        .unwrap();
-    lock_waiters(db, 1).await;
+    let mut holder = holding_room(db, "held").await;
+    let waiting = append_held_up(db, store, "held").await;
     let before = store.write_stats();
     let mut pending = Vec::new();
     let mut upsert = None;
